@@ -1,0 +1,132 @@
+//! Time: a clock trait so throttles, token caches and expiry are testable
+//! without sleeping, and RFC 3339 timestamps as in the seed's records.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A source of wall-clock and monotonic time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Wall-clock time.
+    fn now(&self) -> SystemTime;
+    /// Monotonic time.
+    fn instant(&self) -> Instant;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// Seconds since the UNIX epoch (0 for times before it).
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the UNIX epoch (0 for times before it).
+pub fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `2017-03-18T04:07:44Z` for a time (whole seconds, UTC).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = unix_secs(t);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Parses the form written by [`rfc3339`] (and fractional seconds or a
+/// numeric offset of zero). `None` when malformed.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let tail = &s[19..];
+    let tail = match tail.strip_prefix('.') {
+        Some(t) => t.trim_start_matches(|c: char| c.is_ascii_digit()),
+        None => tail,
+    };
+    if !matches!(tail, "Z" | "+00:00" | "-00:00") {
+        return None;
+    }
+    let days = days_from_civil(y as i64, mo, d);
+    if days < 0 {
+        return None;
+    }
+    let secs = days as u64 * 86_400 + u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(se);
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+// Howard Hinnant's civil calendar algorithms.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_seed_timestamps() {
+        let t = parse_rfc3339("2017-03-18T04:07:44Z").unwrap();
+        assert_eq!(unix_secs(t), 1_489_810_064);
+        assert_eq!(rfc3339(t), "2017-03-18T04:07:44Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            parse_rfc3339("2024-02-29T23:59:59.123Z")
+                .map(rfc3339)
+                .as_deref(),
+            Some("2024-02-29T23:59:59Z")
+        );
+        assert!(parse_rfc3339("2017-13-18T04:07:44Z").is_none());
+        assert!(parse_rfc3339("yesterday").is_none());
+    }
+}

@@ -1,0 +1,418 @@
+//! Configuration: the TOML file is deserialized into raw structs, then
+//! validated into typed [`Settings`]. Everything else takes `Settings`.
+//!
+//! Option names follow mod_push_appserver's without the `push_appserver_`
+//! prefix (`debugging`, `rate_limit`, `apns_push_ttl` becomes
+//! `[app.<type>] push_ttl`, ...).
+
+mod error;
+mod show;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use error::{ConfigContext, ConfigError, Secret};
+
+use crate::providers::ProviderSettings;
+
+/// Environment variable holding the component secret for the embedded defaults.
+pub const SECRET_ENV: &str = "PUSH_APPSERVER_COMPONENT_SECRET";
+
+/// Validated settings of the whole server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Folder of the registration store and the server key.
+    pub data_dir: PathBuf,
+    /// Enables `/settings` and the HTML forms.
+    pub debugging: bool,
+    /// Pushes per second per device; 0 turns throttling off.
+    pub rate_limit: u32,
+    /// Log verbosity.
+    pub log_level: log::LevelFilter,
+    /// HTTP API settings.
+    pub http: HttpSettings,
+    /// One entry per component link.
+    pub components: Vec<ComponentSettings>,
+    /// App profiles by push type name.
+    pub apps: BTreeMap<String, ProviderSettings>,
+    /// Store sizing.
+    pub store: StoreSettings,
+    /// Work bounds.
+    pub limits: Limits,
+    /// True when no config file was given.
+    pub from_defaults: bool,
+}
+
+/// HTTP API settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Plain HTTP listen address; `None` disables the API.
+    pub listen: Option<SocketAddr>,
+    /// Worker threads serving requests.
+    pub threads: usize,
+    /// Requests per second allowed per client address (burst of twice that).
+    pub requests_per_second: u32,
+}
+
+/// One XEP-0114 component link.
+#[derive(Debug, Clone)]
+pub struct ComponentSettings {
+    /// The component's JID (a domain).
+    pub jid: String,
+    /// `host:port` of the XMPP server's component listener.
+    pub server: String,
+    /// Shared handshake secret.
+    pub secret: Secret,
+    /// Push types this component accepts; each names an app profile.
+    pub types: Vec<String>,
+}
+
+/// Store sizing for small hosts.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Block cache in bytes.
+    pub cache_bytes: u64,
+}
+
+/// Bounds on work in flight.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest stanza accepted from the XMPP server, in bytes.
+    pub max_stanza_bytes: usize,
+    /// Pushes handled at once per component before reading pauses.
+    pub max_in_flight: usize,
+    /// Seconds a provider may take before the push is answered with a timeout.
+    pub push_timeout_secs: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    debugging: Option<bool>,
+    rate_limit: Option<i64>,
+    log_level: Option<String>,
+    http: Option<RawHttp>,
+    component: Option<Vec<RawComponent>>,
+    app: Option<BTreeMap<String, toml::Table>>,
+    store: Option<RawStore>,
+    limits: Option<RawLimits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+    threads: Option<i64>,
+    requests_per_second: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    jid: String,
+    server: String,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    types: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    cache_mb: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_stanza_bytes: Option<i64>,
+    max_in_flight: Option<i64>,
+    push_timeout_secs: Option<i64>,
+}
+
+impl Settings {
+    /// Reads and validates a configuration file.
+    pub fn load(file: &Path) -> Result<Settings, ConfigError> {
+        let ctx = ConfigContext::for_file(file);
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ctx.error("", format!("cannot read the file: {e}")))?;
+        Self::parse(&text, &ctx)
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str, ctx: &ConfigContext) -> Result<Settings, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (key, at) = match e.span() {
+                Some(s) => {
+                    let (key, line) = key_at(text, s.start);
+                    (key, format!(" (line {line})"))
+                }
+                None => (String::new(), String::new()),
+            };
+            ctx.error(key, format!("{}{at}", e.message().trim()))
+        })?;
+        validate(raw, ctx, false)
+    }
+
+    /// The embedded defaults: HTTP on 127.0.0.1:5280, store in
+    /// `./push-appserver-data`, component `push.localhost` at 127.0.0.1:5347
+    /// with the secret from [`SECRET_ENV`], and the `log` provider for
+    /// `apns` and `fcm`.
+    pub fn defaults() -> Settings {
+        let secret = std::env::var(SECRET_ENV).unwrap_or_default();
+        let text = format!(
+            "data_dir = \"push-appserver-data\"\n\
+             [http]\nlisten = \"127.0.0.1:5280\"\n\
+             [[component]]\njid = \"push.localhost\"\nserver = \"127.0.0.1:5347\"\n\
+             secret = {}\ntypes = [\"apns\", \"fcm\"]\n\
+             [app.apns]\nprovider = \"log\"\n[app.fcm]\nprovider = \"log\"\n",
+            toml::Value::String(secret)
+        );
+        let ctx = ConfigContext::defaults();
+        let raw: RawConfig = toml::from_str(&text).expect("embedded defaults parse");
+        validate(raw, &ctx, true).expect("embedded defaults are valid")
+    }
+
+    /// The component with this JID.
+    pub fn component(&self, jid: &str) -> Option<&ComponentSettings> {
+        self.components.iter().find(|c| c.jid == jid)
+    }
+}
+
+/// The dotted key and line number at byte `offset`, found from the nearest
+/// `key =` and `[table]` lines, since toml's errors carry only a span.
+fn key_at(text: &str, offset: usize) -> (String, usize) {
+    let offset = offset.min(text.len());
+    let line_no = text[..offset].matches('\n').count() + 1;
+    let lines: Vec<&str> = text.lines().collect();
+    let line = lines.get(line_no - 1).copied().unwrap_or("");
+    let key = line.split_once('=').map(|(k, _)| k.trim()).unwrap_or("");
+    let table = lines[..(line_no - 1).min(lines.len())]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    let full = match (table, key.is_empty()) {
+        (Some(t), false) => format!("{t}.{key}"),
+        (Some(t), true) => t.to_owned(),
+        (None, _) => key.to_owned(),
+    };
+    (full, line_no)
+}
+
+fn int_in(
+    ctx: &ConfigContext,
+    key: &str,
+    v: Option<i64>,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v < min || v > max {
+        return Err(ctx.error(key, format!("{v} is out of range ({min} to {max})")));
+    }
+    Ok(v)
+}
+
+fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Settings, ConfigError> {
+    let data_dir = ctx.path(
+        &raw.data_dir
+            .unwrap_or_else(|| PathBuf::from("push-appserver-data")),
+    );
+    if data_dir.as_os_str().is_empty() {
+        return Err(ctx.error("data_dir", "must not be empty"));
+    }
+    let rate_limit = int_in(ctx, "rate_limit", raw.rate_limit, 5, 0, 1000)? as u32;
+    let log_level = match raw.log_level.as_deref().unwrap_or("info") {
+        "error" => log::LevelFilter::Error,
+        "warn" => log::LevelFilter::Warn,
+        "info" => log::LevelFilter::Info,
+        "debug" => log::LevelFilter::Debug,
+        "trace" => log::LevelFilter::Trace,
+        other => {
+            return Err(ctx.error(
+                "log_level",
+                format!("unknown level {other:?} (error, warn, info, debug, trace)"),
+            ))
+        }
+    };
+
+    let raw_http = raw.http.unwrap_or(RawHttp {
+        listen: None,
+        threads: None,
+        requests_per_second: None,
+    });
+    let listen = match raw_http.listen.as_deref() {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 5280))),
+        Some("") | Some("off") => None,
+        Some(s) => Some(s.parse().map_err(|_| {
+            ctx.error(
+                "http.listen",
+                format!("{s:?} is not an address like 127.0.0.1:5280"),
+            )
+        })?),
+    };
+    let http = HttpSettings {
+        listen,
+        threads: int_in(ctx, "http.threads", raw_http.threads, 2, 1, 64)? as usize,
+        requests_per_second: int_in(
+            ctx,
+            "http.requests_per_second",
+            raw_http.requests_per_second,
+            20,
+            1,
+            100_000,
+        )? as u32,
+    };
+
+    let mut apps = BTreeMap::new();
+    for (name, table) in raw.app.unwrap_or_default() {
+        let key = format!("app.{name}");
+        if !valid_type_name(&name) {
+            return Err(ctx.error(&key, "push type names use a-z, 0-9, '-', '_' and '.'"));
+        }
+        apps.insert(
+            name.clone(),
+            ProviderSettings::from_table(&name, table, ctx)?,
+        );
+    }
+
+    let raw_components = raw.component.unwrap_or_default();
+    if raw_components.is_empty() {
+        return Err(ctx.error("component", "at least one [[component]] is required"));
+    }
+    let mut components: Vec<ComponentSettings> = Vec::new();
+    for (i, c) in raw_components.into_iter().enumerate() {
+        let key = |k: &str| format!("component[{i}].{k}");
+        if !valid_domain(&c.jid) {
+            return Err(ctx.error(key("jid"), format!("{:?} is not a domain JID", c.jid)));
+        }
+        if components.iter().any(|o| o.jid == c.jid) {
+            return Err(ctx.error(key("jid"), format!("{} is configured twice", c.jid)));
+        }
+        valid_host_port(&c.server).map_err(|r| ctx.error(key("server"), r))?;
+        let secret = match (c.secret, c.secret_file) {
+            (Some(s), None) => s,
+            (None, Some(f)) => {
+                let p = ctx.existing_file(&key("secret_file"), &f)?;
+                std::fs::read_to_string(&p)
+                    .map_err(|e| ctx.error(key("secret_file"), e.to_string()))?
+                    .trim()
+                    .to_owned()
+            }
+            (Some(_), Some(_)) => {
+                return Err(ctx.error(key("secret"), "set either secret or secret_file, not both"))
+            }
+            (None, None) => return Err(ctx.error(key("secret"), "missing (or use secret_file)")),
+        };
+        if secret.is_empty() && !defaults {
+            return Err(ctx.error(key("secret"), "must not be empty"));
+        }
+        if c.types.is_empty() {
+            return Err(ctx.error(key("types"), "list at least one push type"));
+        }
+        for t in &c.types {
+            if !apps.contains_key(t) {
+                return Err(ctx.error(
+                    key("types"),
+                    format!("push type {t:?} has no [app.{t}] section"),
+                ));
+            }
+        }
+        components.push(ComponentSettings {
+            jid: c.jid,
+            server: c.server,
+            secret: Secret::new(secret),
+            types: c.types,
+        });
+    }
+
+    let raw_store = raw.store.unwrap_or(RawStore { cache_mb: None });
+    let store = StoreSettings {
+        cache_bytes: int_in(ctx, "store.cache_mb", raw_store.cache_mb, 4, 1, 4096)? as u64
+            * 1024
+            * 1024,
+    };
+    let raw_limits = raw.limits.unwrap_or(RawLimits {
+        max_stanza_bytes: None,
+        max_in_flight: None,
+        push_timeout_secs: None,
+    });
+    let limits = Limits {
+        max_stanza_bytes: int_in(
+            ctx,
+            "limits.max_stanza_bytes",
+            raw_limits.max_stanza_bytes,
+            65536,
+            4096,
+            1 << 20,
+        )? as usize,
+        max_in_flight: int_in(
+            ctx,
+            "limits.max_in_flight",
+            raw_limits.max_in_flight,
+            4096,
+            1,
+            1 << 20,
+        )? as usize,
+        push_timeout_secs: int_in(
+            ctx,
+            "limits.push_timeout_secs",
+            raw_limits.push_timeout_secs,
+            30,
+            1,
+            600,
+        )? as u64,
+    };
+
+    Ok(Settings {
+        data_dir,
+        debugging: raw.debugging.unwrap_or(false),
+        rate_limit,
+        log_level,
+        http,
+        components,
+        apps,
+        store,
+        limits,
+        from_defaults: defaults,
+    })
+}
+
+fn valid_type_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+fn valid_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 1023
+        && !s.contains(['@', '/', ' ', '\'', '"', '<', '>', '&'])
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+}
+
+fn valid_host_port(s: &str) -> Result<(), String> {
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!("{s:?} lacks a port (host:port)"));
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{s:?} lacks a host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("{port:?} is not a port number")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

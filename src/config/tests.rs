@@ -1,0 +1,85 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Settings, ConfigError> {
+    Settings::parse(text, &ConfigContext::for_file(Path::new("/etc/push.toml")))
+}
+
+const MINIMAL: &str = r#"
+[[component]]
+jid = "push.example.org"
+server = "127.0.0.1:5347"
+secret = "s3cret"
+types = ["fcm"]
+[app.fcm]
+provider = "log"
+"#;
+
+#[test]
+fn minimal_file_gets_seed_defaults() {
+    let s = parse(MINIMAL).unwrap();
+    assert!(!s.debugging);
+    assert_eq!(s.rate_limit, 5);
+    assert_eq!(s.http.listen, Some("127.0.0.1:5280".parse().unwrap()));
+    assert_eq!(s.components[0].types, vec!["fcm".to_owned()]);
+    assert_eq!(s.limits.max_stanza_bytes, 65536);
+}
+
+#[test]
+fn unknown_key_names_file_and_key() {
+    let e = parse(&format!("debuging = true\n{MINIMAL}")).unwrap_err();
+    assert_eq!(e.file, Path::new("/etc/push.toml"));
+    assert!(e.reason.contains("debuging"), "{e}");
+    assert!(e.to_string().contains("line 1"), "{e}");
+}
+
+#[test]
+fn wrong_type_is_refused() {
+    let e = parse(&format!("rate_limit = \"fast\"\n{MINIMAL}")).unwrap_err();
+    assert_eq!(e.key, "rate_limit", "{e}");
+    assert!(e.reason.contains("expected"), "{e}");
+    let e = parse(&format!("{MINIMAL}\n[http]\nthreads = true\n")).unwrap_err();
+    assert_eq!(e.key, "http.threads", "{e}");
+}
+
+#[test]
+fn type_without_app_section_is_refused() {
+    let e =
+        parse(&MINIMAL.replace("types = [\"fcm\"]", "types = [\"fcm\", \"apns\"]")).unwrap_err();
+    assert_eq!(e.key, "component[0].types");
+    assert!(e.reason.contains("[app.apns]"), "{e}");
+}
+
+#[test]
+fn impossible_values_are_refused() {
+    let e = parse(&format!("rate_limit = -1\n{MINIMAL}")).unwrap_err();
+    assert_eq!(e.key, "rate_limit");
+    let e = parse(&MINIMAL.replace("127.0.0.1:5347", "127.0.0.1")).unwrap_err();
+    assert_eq!(e.key, "component[0].server");
+    let e = parse(&MINIMAL.replace("push.example.org", "user@example.org")).unwrap_err();
+    assert_eq!(e.key, "component[0].jid");
+    let e = parse(&format!("{MINIMAL}\n[http]\nlisten = \"nowhere\"\n")).unwrap_err();
+    assert_eq!(e.key, "http.listen");
+}
+
+#[test]
+fn unknown_provider_and_provider_keys_are_refused() {
+    let e = parse(&MINIMAL.replace("provider = \"log\"", "provider = \"pigeon\"")).unwrap_err();
+    assert_eq!(e.key, "app.fcm.provider");
+    let e = parse(&format!("{MINIMAL}colour = 3\n")).unwrap_err();
+    assert_eq!(e.key, "app.fcm");
+    assert!(e.reason.contains("colour"), "{e}");
+}
+
+#[test]
+fn display_masks_secrets() {
+    let shown = parse(MINIMAL).unwrap().to_string();
+    assert!(!shown.contains("s3cret"));
+    assert!(shown.contains("********"));
+}
+
+#[test]
+fn defaults_are_valid() {
+    let d = Settings::defaults();
+    assert_eq!(d.components[0].jid, "push.localhost");
+    assert!(d.apps.contains_key("apns") && d.apps.contains_key("fcm"));
+}

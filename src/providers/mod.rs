@@ -1,0 +1,121 @@
+//! Push providers behind one interface. A provider takes a [`Push`] and
+//! answers an [`Outcome`]; retries, connection pools and auth tokens live
+//! inside the provider. Adding one is a module plus a [`ProviderSettings`]
+//! variant.
+
+pub mod log;
+mod push;
+
+pub use push::{Encrypted, Failure, FailureKind, Outcome, Priority, PriorityPolicy, Push, Summary};
+
+use crate::config::{ConfigContext, ConfigError};
+
+/// Validated settings of one app profile (`[app.<type>]`).
+#[derive(Debug, Clone)]
+pub enum ProviderSettings {
+    /// Records pushes instead of sending them.
+    Log(log::LogSettings),
+}
+
+impl ProviderSettings {
+    /// Builds settings from an `[app.<type>]` table; `provider` picks the variant.
+    pub fn from_table(
+        type_name: &str,
+        mut table: toml::Table,
+        ctx: &ConfigContext,
+    ) -> Result<Self, ConfigError> {
+        let key = format!("app.{type_name}");
+        let provider = match table.remove("provider") {
+            Some(toml::Value::String(s)) => s,
+            Some(_) => return Err(ctx.error(format!("{key}.provider"), "must be a string")),
+            None => {
+                return Err(ctx.error(
+                    format!("{key}.provider"),
+                    "missing (one of \"log\", \"apns\", \"fcm\")",
+                ))
+            }
+        };
+        match provider.as_str() {
+            "log" => Ok(ProviderSettings::Log(log::LogSettings::from_table(
+                &key, table, ctx,
+            )?)),
+            other => Err(ctx.error(
+                format!("{key}.provider"),
+                format!("unknown provider {other:?} (one of \"log\", \"apns\", \"fcm\")"),
+            )),
+        }
+    }
+
+    /// How the priority of each push is chosen.
+    pub fn priority_policy(&self) -> PriorityPolicy {
+        match self {
+            ProviderSettings::Log(s) => s.push_priority,
+        }
+    }
+
+    /// Effective options as `(key, TOML value)` pairs, secrets masked.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        match self {
+            ProviderSettings::Log(s) => s.describe(),
+        }
+    }
+}
+
+/// A running provider.
+#[derive(Debug)]
+pub enum Provider {
+    /// See [`log::LogProvider`].
+    Log(log::LogProvider),
+}
+
+/// A provider that could not be started.
+#[derive(Debug)]
+pub enum StartError {
+    /// A file the provider needs could not be opened.
+    Io {
+        /// Which file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl Provider {
+    /// Starts the provider described by `settings`.
+    pub fn start(settings: &ProviderSettings) -> Result<Provider, StartError> {
+        match settings {
+            ProviderSettings::Log(s) => Ok(Provider::Log(log::LogProvider::new(s)?)),
+        }
+    }
+
+    /// Sends one push.
+    pub async fn send(&self, push: &Push) -> Outcome {
+        match self {
+            Provider::Log(p) => p.send(push).await,
+        }
+    }
+
+    /// Provider name, as in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Provider::Log(_) => "log",
+        }
+    }
+
+    /// One line of state for the health page.
+    pub fn health(&self) -> String {
+        match self {
+            Provider::Log(p) => p.health(),
+        }
+    }
+}
