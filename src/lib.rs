@@ -8,4 +8,6 @@
 pub mod clock;
 pub mod config;
 pub mod providers;
+pub mod registrations;
+pub mod stanza;
 pub mod xml;

@@ -1,0 +1,379 @@
+//! Device registrations: the only owner of the store. Register, renew,
+//! unregister, look up by node or by (type, token), remove dead tokens with
+//! the timestamp rule, derive and verify secrets.
+//!
+//! Writes that change registrations are synced to disk before they return,
+//! so an acknowledged registration survives `kill -9`. Push outcomes are
+//! written without a sync: losing the latest timestamp in a crash is fine.
+
+mod record;
+mod secret;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+use crate::clock::unix_millis;
+pub use record::{PushStats, Registration, SCHEMA_VERSION};
+pub use secret::{hex, KeyError, ServerKey};
+
+/// Longest accepted node, token and type, in bytes.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// Why a registration operation failed.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The storage engine failed (disk full, I/O error, corruption).
+    Engine(fjall::Error),
+    /// A stored record could not be decoded.
+    Corrupt(String),
+    /// The store was written by a newer release.
+    SchemaTooNew(u32),
+    /// The server key could not be loaded.
+    Key(KeyError),
+    /// Creating the data dir failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Engine(e) => write!(f, "store: {e}"),
+            StoreError::Corrupt(r) => write!(f, "store: undecodable record: {r}"),
+            StoreError::SchemaTooNew(v) => write!(
+                f,
+                "store schema version {v} is newer than this release supports ({SCHEMA_VERSION})"
+            ),
+            StoreError::Key(e) => write!(f, "{e}"),
+            StoreError::Io(e) => write!(f, "data dir: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<fjall::Error> for StoreError {
+    fn from(e: fjall::Error) -> Self {
+        StoreError::Engine(e)
+    }
+}
+
+/// Why a registration request is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InputError {
+    /// A required field is missing or empty.
+    Missing(&'static str),
+    /// A field is too long or has control characters.
+    Invalid(&'static str),
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputError::Missing(field) => write!(f, "missing field '{field}'"),
+            InputError::Invalid(field) => write!(f, "invalid value for '{field}'"),
+        }
+    }
+}
+
+/// Checks a node, token or type value.
+pub fn check_field(name: &'static str, value: &str) -> Result<(), InputError> {
+    if value.is_empty() {
+        return Err(InputError::Missing(name));
+    }
+    if value.len() > MAX_FIELD_BYTES || value.chars().any(char::is_control) {
+        return Err(InputError::Invalid(name));
+    }
+    Ok(())
+}
+
+/// The registration store.
+pub struct Registrations {
+    db: Database,
+    regs: Keyspace,
+    tokens: Keyspace,
+    stats: Keyspace,
+    key: ServerKey,
+    /// Serializes read-modify-write of registrations.
+    write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Registrations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrations").finish_non_exhaustive()
+    }
+}
+
+/// A registration together with its secret, as answered to the device.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The stored record.
+    pub registration: Registration,
+    /// The XEP-0357 secret.
+    pub secret: String,
+}
+
+impl Registrations {
+    /// Opens (or creates) the store in `dir` with a block cache of
+    /// `cache_bytes`, sized for small hosts.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Registrations, StoreError> {
+        std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
+        let key = ServerKey::load_or_create(&dir.join("server.key")).map_err(StoreError::Key)?;
+        let db = Database::builder(dir.join("store"))
+            .cache_size(cache_bytes)
+            .worker_threads(1)
+            .max_journaling_size(64 * 1024 * 1024)
+            .open()?;
+        let opts = || KeyspaceCreateOptions::default().max_memtable_size(4 * 1024 * 1024);
+        let meta = db.keyspace("meta", opts)?;
+        match meta.get("schema_version")? {
+            Some(v) => {
+                let v = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .ok_or_else(|| StoreError::Corrupt("schema_version".into()))?;
+                if v > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew(v));
+                }
+            }
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION.to_string())?;
+                db.persist(PersistMode::SyncAll)?;
+            }
+        }
+        Ok(Registrations {
+            regs: db.keyspace("registrations", opts)?,
+            tokens: db.keyspace("token_index", opts)?,
+            stats: db.keyspace("push_stats", opts)?,
+            db,
+            key,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Registration, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    fn encode(r: &Registration) -> Vec<u8> {
+        serde_json::to_vec(r).expect("registration serializes")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The secret of a registration.
+    pub fn secret_of(&self, r: &Registration) -> String {
+        self.key.secret(&r.component, &r.node, &r.salt)
+    }
+
+    /// Whether `given` is the registration's secret (constant time).
+    pub fn verify_secret(&self, r: &Registration, given: &str) -> bool {
+        self.key.verify(&r.component, &r.node, &r.salt, given)
+    }
+
+    /// Registers a device, or renews it: re-registering a node keeps its
+    /// secret and updates token and `renewed`. Synced before returning.
+    pub fn register(
+        &self,
+        component: &str,
+        push_type: &str,
+        node: &str,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<Registered, StoreError> {
+        let now_ms = unix_millis(now);
+        let key = record::reg_key(component, node);
+        let _guard = self.lock();
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        let registration = match self.regs.get(&key)? {
+            Some(bytes) => {
+                let mut r = Self::decode(&bytes)?;
+                if r.token != token || r.push_type != push_type {
+                    batch.remove(
+                        &self.tokens,
+                        record::token_key(&r.push_type, &r.token, component, node),
+                    );
+                }
+                r.token = token.to_owned();
+                r.push_type = push_type.to_owned();
+                r.renewed_ms = now_ms;
+                r
+            }
+            None => Registration {
+                v: SCHEMA_VERSION,
+                component: component.to_owned(),
+                push_type: push_type.to_owned(),
+                node: node.to_owned(),
+                token: token.to_owned(),
+                registered_ms: now_ms,
+                renewed_ms: now_ms,
+                salt: hex(&secret::random_bytes().map_err(StoreError::Key)?),
+            },
+        };
+        batch.insert(&self.regs, key, Self::encode(&registration));
+        batch.insert(
+            &self.tokens,
+            record::token_key(push_type, token, component, node),
+            "",
+        );
+        batch.commit()?;
+        let secret = self.secret_of(&registration);
+        Ok(Registered {
+            registration,
+            secret,
+        })
+    }
+
+    /// Removes a registration if it exists with this type. Synced.
+    pub fn unregister(
+        &self,
+        component: &str,
+        push_type: &str,
+        node: &str,
+    ) -> Result<Option<Registered>, StoreError> {
+        let _guard = self.lock();
+        let Some(bytes) = self.regs.get(record::reg_key(component, node))? else {
+            return Ok(None);
+        };
+        let r = Self::decode(&bytes)?;
+        if r.push_type != push_type {
+            return Ok(None);
+        }
+        self.remove_locked(&r)?;
+        let secret = self.secret_of(&r);
+        Ok(Some(Registered {
+            registration: r,
+            secret,
+        }))
+    }
+
+    fn remove_locked(&self, r: &Registration) -> Result<(), StoreError> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        batch.remove(&self.regs, record::reg_key(&r.component, &r.node));
+        batch.remove(
+            &self.tokens,
+            record::token_key(&r.push_type, &r.token, &r.component, &r.node),
+        );
+        batch.remove(&self.stats, record::stats_key(&r.component, &r.node));
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// The registration of `node` at `component`.
+    pub fn lookup(&self, component: &str, node: &str) -> Result<Option<Registration>, StoreError> {
+        match self.regs.get(record::reg_key(component, node))? {
+            Some(bytes) => Ok(Some(Self::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every registration using this (type, token), through the index.
+    pub fn lookup_token(
+        &self,
+        push_type: &str,
+        token: &str,
+    ) -> Result<Vec<Registration>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.tokens.prefix(record::token_prefix(push_type, token)) {
+            let k = kv.key()?;
+            let parts = record::split_key(&k);
+            if let [_, _, component, node] = parts.as_slice() {
+                if let Some(r) = self.lookup(component, node)? {
+                    if r.token == token && r.push_type == push_type {
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Dead-token removal (the seed's `unregister-push-token` event):
+    /// removes every registration with this (type, token) unless the device
+    /// registered again after `since`. Returns the nodes removed.
+    pub fn remove_dead_token(
+        &self,
+        push_type: &str,
+        token: &str,
+        since: SystemTime,
+    ) -> Result<Vec<Registration>, StoreError> {
+        let since_ms = unix_millis(since);
+        let _guard = self.lock();
+        let mut removed = Vec::new();
+        for r in self.lookup_token(push_type, token)? {
+            if r.renewed_ms <= since_ms {
+                self.remove_locked(&r)?;
+                removed.push(r);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Records the outcome of a push (not synced; see the module docs).
+    pub fn record_push(
+        &self,
+        component: &str,
+        node: &str,
+        now: SystemTime,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let key = record::stats_key(component, node);
+        let mut stats = match self.stats.get(&key)? {
+            Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            None => PushStats::default(),
+        };
+        let ms = Some(unix_millis(now));
+        match error {
+            None => stats.last_successful_push_ms = ms,
+            Some(reason) => {
+                stats.last_push_error_ms = ms;
+                stats.last_push_error_reason = Some(reason.chars().take(300).collect());
+            }
+        }
+        let bytes = serde_json::to_vec(&stats).expect("stats serialize");
+        self.stats.insert(key, bytes)?;
+        Ok(())
+    }
+
+    /// Push outcomes of a device.
+    pub fn push_stats(&self, component: &str, node: &str) -> Result<PushStats, StoreError> {
+        Ok(match self.stats.get(record::stats_key(component, node))? {
+            Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            None => PushStats::default(),
+        })
+    }
+
+    /// Nodes registered at `component`, in key order, at most `limit`.
+    pub fn nodes(&self, component: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self
+            .regs
+            .prefix(record::component_prefix(component))
+            .take(limit)
+        {
+            let k = kv.key()?;
+            if let Some(node) = record::split_key(&k).into_iter().nth(1) {
+                out.push(node);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Approximate number of registrations (all components).
+    pub fn approximate_count(&self) -> usize {
+        self.regs.approximate_len()
+    }
+
+    /// Flushes the journal to disk.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! The stored registration record and the store's key layout.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the record format and key layout; written to the store's
+/// `meta` keyspace so later releases can migrate.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One registered device, as stored (JSON). The secret itself is never
+/// stored: it is derived from `salt` under the server key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// Record format version.
+    pub v: u32,
+    /// Component JID the device registered with.
+    pub component: String,
+    /// Push type (app profile), e.g. `apns`.
+    #[serde(rename = "type")]
+    pub push_type: String,
+    /// XEP-0357 node (device id).
+    pub node: String,
+    /// Provider token of the device.
+    pub token: String,
+    /// First registration, ms since the epoch.
+    pub registered_ms: u64,
+    /// Latest (re-)registration, ms since the epoch.
+    pub renewed_ms: u64,
+    /// Random per-registration salt (hex) the secret is derived from.
+    pub salt: String,
+}
+
+/// Outcome of the latest pushes to a device, kept apart from the record so
+/// pushes never rewrite (or race with) registrations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushStats {
+    /// Latest delivered push, ms since the epoch.
+    pub last_successful_push_ms: Option<u64>,
+    /// Latest failed push, ms since the epoch.
+    pub last_push_error_ms: Option<u64>,
+    /// Why the latest push failed.
+    pub last_push_error_reason: Option<String>,
+}
+
+/// Key of a registration: `component \0 node`.
+pub fn reg_key(component: &str, node: &str) -> Vec<u8> {
+    join(&[component, node])
+}
+
+/// Key in the token index: `type \0 token \0 component \0 node`.
+pub fn token_key(push_type: &str, token: &str, component: &str, node: &str) -> Vec<u8> {
+    join(&[push_type, token, component, node])
+}
+
+/// Prefix of every index entry for one (type, token).
+pub fn token_prefix(push_type: &str, token: &str) -> Vec<u8> {
+    let mut k = join(&[push_type, token]);
+    k.push(0);
+    k
+}
+
+/// Prefix of every registration of one component.
+pub fn component_prefix(component: &str) -> Vec<u8> {
+    let mut k = component.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+/// Key of a push-stats entry.
+pub fn stats_key(component: &str, node: &str) -> Vec<u8> {
+    reg_key(component, node)
+}
+
+/// Splits `component \0 node` (or longer) keys back into parts.
+pub fn split_key(key: &[u8]) -> Vec<String> {
+    key.split(|&b| b == 0)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect()
+}
+
+fn join(parts: &[&str]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_prefix_does_not_match_longer_tokens() {
+        let k = token_key("apns", "abc", "push.example", "n1");
+        assert!(k.starts_with(&token_prefix("apns", "abc")));
+        assert!(!k.starts_with(&token_prefix("apns", "ab")));
+        assert_eq!(split_key(&k), ["apns", "abc", "push.example", "n1"]);
+    }
+}

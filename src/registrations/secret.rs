@@ -1,0 +1,174 @@
+//! Push secrets: `hex(HMAC-SHA256(server key, component, node, salt))`.
+//!
+//! The salt is 256 bits from the OS CSPRNG per registration and is stored;
+//! the server key lives in its own file in the data dir (mode 0600), so a
+//! copy of the store alone reveals no secret. Verification is constant time.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// The key secrets are derived under.
+pub struct ServerKey(hmac::Key);
+
+impl std::fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerKey(********)")
+    }
+}
+
+/// Why the server key could not be loaded or created.
+#[derive(Debug)]
+pub enum KeyError {
+    /// Reading or writing the key file failed.
+    Io(PathBuf, std::io::Error),
+    /// The key file is not 32 bytes.
+    BadLength(PathBuf, usize),
+    /// The OS random generator failed.
+    Random,
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::Io(p, e) => write!(f, "server key {}: {e}", p.display()),
+            KeyError::BadLength(p, n) => {
+                write!(f, "server key {} has {n} bytes, expected 32", p.display())
+            }
+            KeyError::Random => f.write_str("the OS random generator failed"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// 32 random bytes from the OS CSPRNG.
+pub fn random_bytes() -> Result<[u8; 32], KeyError> {
+    let mut b = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| KeyError::Random)?;
+    Ok(b)
+}
+
+impl ServerKey {
+    /// Loads `path`, or creates it with a fresh random key (mode 0600).
+    pub fn load_or_create(path: &Path) -> Result<ServerKey, KeyError> {
+        match std::fs::read(path) {
+            Ok(bytes) if bytes.len() == 32 => Ok(ServerKey::from_bytes(&bytes)),
+            Ok(bytes) => Err(KeyError::BadLength(path.to_path_buf(), bytes.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = random_bytes()?;
+                let io = |e| KeyError::Io(path.to_path_buf(), e);
+                let tmp = path.with_extension("tmp");
+                let mut opts = std::fs::OpenOptions::new();
+                opts.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+                let mut f = opts.open(&tmp).map_err(io)?;
+                f.write_all(&key).map_err(io)?;
+                f.sync_all().map_err(io)?;
+                std::fs::rename(&tmp, path).map_err(io)?;
+                Ok(ServerKey::from_bytes(&key))
+            }
+            Err(e) => Err(KeyError::Io(path.to_path_buf(), e)),
+        }
+    }
+
+    /// A key from raw bytes (tests).
+    pub fn from_bytes(bytes: &[u8]) -> ServerKey {
+        ServerKey(hmac::Key::new(hmac::HMAC_SHA256, bytes))
+    }
+
+    fn message(component: &str, node: &str, salt: &str) -> Vec<u8> {
+        let mut m = Vec::with_capacity(component.len() + node.len() + salt.len() + 6);
+        m.extend_from_slice(b"v1\0");
+        for part in [component, node, salt] {
+            m.extend_from_slice(part.as_bytes());
+            m.push(0);
+        }
+        m
+    }
+
+    /// The secret of a registration, as 64 hex digits.
+    pub fn secret(&self, component: &str, node: &str, salt: &str) -> String {
+        let tag = hmac::sign(&self.0, &Self::message(component, node, salt));
+        hex(tag.as_ref())
+    }
+
+    /// Whether `given` is the secret, in constant time.
+    pub fn verify(&self, component: &str, node: &str, salt: &str, given: &str) -> bool {
+        let Some(tag) = unhex(given.trim()) else {
+            return false;
+        };
+        hmac::verify(&self.0, &Self::message(component, node, salt), &tag).is_ok()
+    }
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Decodes hex (either case); `None` if malformed.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_verifies_and_depends_on_every_input() {
+        let k = ServerKey::from_bytes(&[7; 32]);
+        let s = k.secret("push.a", "node1", "00ff");
+        assert_eq!(s.len(), 64);
+        assert!(k.verify("push.a", "node1", "00ff", &s));
+        assert!(k.verify("push.a", "node1", "00ff", &s.to_uppercase()));
+        assert!(!k.verify("push.b", "node1", "00ff", &s));
+        assert!(!k.verify("push.a", "node2", "00ff", &s));
+        assert!(!k.verify("push.a", "node1", "00fe", &s));
+        assert!(!k.verify("push.a", "node1", "00ff", "zz"));
+        assert_ne!(
+            ServerKey::from_bytes(&[8; 32]).secret("push.a", "node1", "00ff"),
+            s
+        );
+    }
+
+    #[test]
+    fn key_file_is_created_once_and_reused() {
+        let dir = std::env::temp_dir().join(format!("pa-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("server.key");
+        let _ = std::fs::remove_file(&path);
+        let a = ServerKey::load_or_create(&path)
+            .unwrap()
+            .secret("c", "n", "s");
+        let b = ServerKey::load_or_create(&path)
+            .unwrap()
+            .secret("c", "n", "s");
+        assert_eq!(a, b);
+        std::fs::write(&path, b"short").unwrap();
+        assert!(matches!(
+            ServerKey::load_or_create(&path),
+            Err(KeyError::BadLength(_, 5))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
