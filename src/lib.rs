@@ -6,8 +6,16 @@
 //! [`providers`]. [`http`] serves the same services over HTTP.
 
 pub mod clock;
+pub mod component;
 pub mod config;
+pub mod core;
+pub mod http;
+pub mod link;
+pub mod logging;
 pub mod providers;
+pub mod pushes;
 pub mod registrations;
+pub mod router;
+pub mod server;
 pub mod stanza;
 pub mod xml;

@@ -1,1 +1,120 @@
-fn main() {}
+//! The `push-appserver` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use argh::FromArgs;
+use push_appserver::config::{Settings, SECRET_ENV};
+use push_appserver::providers::ProviderSettings;
+
+/// XEP-0357 push app server for XMPP: answers pushes from Prosody, ejabberd
+/// and others as an external component (XEP-0114) and sends them to Apple
+/// APNS and Google FCM.
+#[derive(FromArgs)]
+struct Cli {
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Run(Run),
+    CheckConfig(CheckConfig),
+}
+
+/// Run the server (embedded defaults without --config).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "run")]
+struct Run {
+    /// configuration file (TOML)
+    #[argh(option)]
+    config: Option<PathBuf>,
+}
+
+/// Validate a configuration file and print the effective settings (secrets masked).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "check-config")]
+struct CheckConfig {
+    /// configuration file (TOML)
+    #[argh(option)]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = argh::from_env();
+    if cli.version {
+        println!("push-appserver {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    match cli.command {
+        None => {
+            eprintln!("push-appserver: a command is required; see `push-appserver --help`");
+            ExitCode::from(2)
+        }
+        Some(Command::CheckConfig(c)) => match Settings::load(&c.config) {
+            Ok(s) => {
+                print!("{s}");
+                println!("\n# {}: configuration is valid", c.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("push-appserver: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Run(r)) => {
+            let settings = match &r.config {
+                Some(path) => match Settings::load(path) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("push-appserver: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                None => Settings::defaults(),
+            };
+            push_appserver::logging::init(settings.log_level);
+            warn_about(&settings);
+            let running = match push_appserver::server::start(settings) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            smol::block_on(running.wait());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn warn_about(settings: &Settings) {
+    if settings.from_defaults {
+        log::warn!("no --config given: running on embedded defaults");
+        if settings
+            .components
+            .iter()
+            .any(|c| c.secret.expose().is_empty())
+        {
+            log::warn!(
+                "{SECRET_ENV} is not set: the component secret is empty and the XMPP server \
+                 will most likely refuse the handshake"
+            );
+        }
+    }
+    for (name, app) in &settings.apps {
+        if matches!(app, ProviderSettings::Log(_)) {
+            log::warn!(
+                "push type {name:?} uses the log provider: pushes are ONLY LOGGED, nothing \
+                 reaches a device"
+            );
+        }
+    }
+    if settings.debugging {
+        log::warn!("debugging = true: /settings and the HTTP forms are open; not for production");
+    }
+}

@@ -51,6 +51,7 @@ fn prosody_cloud_notify_push_reaches_appserver_once() {
     let mut fx = Fixture::new();
     if let Err(msg) = scenario(&mut fx) {
         // Fixture::drop kills the children and prints the logs.
+        fx.failure = Some(msg.clone());
         panic!("interop test failed: {msg}");
     }
     fx.passed = true;
@@ -162,7 +163,18 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
         fx,
         Duration::from_secs(20),
         "the app server's component to authenticate with Prosody",
-        |_| Ok(read_lossy(&prosody_log).contains("External component successfully authenticated")),
+        |_| {
+            let text = read_lossy(&prosody_log);
+            if let Some(l) = text
+                .lines()
+                .find(|l| l.contains("Component authentication failed"))
+            {
+                return Err(format!(
+                    "Prosody rejected the component handshake (secret/jid mismatch?): {l}"
+                ));
+            }
+            Ok(text.contains("External component successfully authenticated"))
+        },
     )?;
     log("component push.localhost connected to prosody");
     match http_get(http_port, "/push_appserver/v1/health") {
@@ -315,10 +327,12 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
             "Prosody logged {sent} publishes for node {reg_node}, want 1"
         ));
     }
-    if let Some(l) = text
-        .lines()
-        .find(|l| l.contains("Got error") && l.contains(&identifier))
-    {
+    if let Some(l) = text.lines().find(|l| {
+        (l.contains("Got error") && l.contains(&identifier))
+            || (l.contains("Received[component]: <iq")
+                && l.contains("type='error'")
+                && l.contains(&format!("to='{DOMAIN}'")))
+    }) {
         return Err(format!("Prosody got an error reply for the push: {l}"));
     }
     log(&format!(
@@ -336,6 +350,7 @@ struct Fixture {
     dir: PathBuf,
     children: Vec<(&'static str, Child)>,
     passed: bool,
+    failure: Option<String>,
 }
 
 impl Fixture {
@@ -354,6 +369,7 @@ impl Fixture {
             dir,
             children: Vec::new(),
             passed: false,
+            failure: None,
         }
     }
 
@@ -416,6 +432,9 @@ impl Fixture {
             } else {
                 eprintln!("----- {file}: (not created) -----");
             }
+        }
+        if let Some(msg) = &self.failure {
+            eprintln!("----- failure -----\n{msg}");
         }
         eprintln!("===== end of diagnostics =====");
     }
@@ -620,7 +639,14 @@ fn find_prosody() -> Result<PathBuf, String> {
     // Deliberately not executed here: `prosody --version` is not an option in
     // 0.12 and would start a server with the system configuration.
     if let Some(p) = std::env::var_os("PUSH_INTEROP_PROSODY") {
-        return Ok(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            return Err(format!(
+                "PUSH_INTEROP_PROSODY={} is not a file; {INSTALL_HINT}",
+                p.display()
+            ));
+        }
+        return Ok(p);
     }
     in_path("prosody")
         .or_else(|| Some(PathBuf::from("/usr/bin/prosody")).filter(|p| p.is_file()))
@@ -628,14 +654,13 @@ fn find_prosody() -> Result<PathBuf, String> {
 }
 
 /// The Debian python3-slixmpp lives in /usr/bin/python3's dist-packages, which
-/// a pyenv/venv `python3` earlier in PATH does not see: try that one first.
+/// a pyenv/venv `python3` earlier in PATH does not see: try that one first
+/// (or only `PUSH_INTEROP_PYTHON` when set).
 fn find_python_with_slixmpp(fx: &Fixture) -> Result<String, String> {
-    let mut candidates: Vec<String> = Vec::new();
-    if let Ok(p) = std::env::var("PUSH_INTEROP_PYTHON") {
-        candidates.push(p);
-    }
-    candidates.push("/usr/bin/python3".into());
-    candidates.push("python3".into());
+    let candidates: Vec<String> = match std::env::var("PUSH_INTEROP_PYTHON") {
+        Ok(p) => vec![p],
+        Err(_) => vec!["/usr/bin/python3".into(), "python3".into()],
+    };
     let mut tried = Vec::new();
     for py in candidates {
         let out = fx.path("python-probe.out");

@@ -1,0 +1,140 @@
+//! The stanza handler of one component: applies [`crate::router::route`]
+//! with the core's services and sends the replies.
+
+use std::sync::Arc;
+
+use crate::config::ComponentSettings;
+use crate::core::{Core, RegisterError};
+use crate::link::{Replier, StanzaHandler};
+use crate::router::{route, Route};
+use crate::stanza::commands::{self, Command, Step};
+use crate::stanza::{disco, publish, IqHeader, StanzaError};
+use crate::xml::Element;
+
+/// Serves one component's stanzas.
+#[derive(Debug)]
+pub struct ComponentHandler {
+    core: Arc<Core>,
+    component: ComponentSettings,
+}
+
+impl ComponentHandler {
+    /// The handler for `component`.
+    pub fn new(core: Arc<Core>, component: ComponentSettings) -> Self {
+        ComponentHandler { core, component }
+    }
+}
+
+impl StanzaHandler for ComponentHandler {
+    fn handle(&self, stanza: Element, reply: Replier) {
+        let header = IqHeader::of(&stanza);
+        let jid = self.component.jid.as_str();
+        let answer = |r: Result<Option<Element>, StanzaError>| match r {
+            Ok(payload) => header.result(jid, payload),
+            Err(e) => header.error(jid, &e),
+        };
+        match route(&stanza) {
+            Route::Ignore => {}
+            Route::Ping => reply.send(&answer(Ok(None))),
+            Route::DiscoInfo(node) => reply.send(&answer(disco::info(node).map(Some))),
+            Route::DiscoItems(node) => reply.send(&answer(disco::items(jid, node).map(Some))),
+            Route::Unsupported => reply.send(&answer(Err(StanzaError::service_unavailable()))),
+            Route::Malformed(why) => reply.send(&answer(Err(StanzaError::bad_request(why)))),
+            Route::Publish(pubsub) => match publish::parse(pubsub) {
+                Err(why) => {
+                    log::info!("malformed push from {}: {why}", header.from);
+                    reply.send(&answer(Err(StanzaError::bad_request(why))));
+                }
+                Ok(req) => {
+                    let pushes = Arc::clone(&self.core.pushes);
+                    let jid = jid.to_owned();
+                    smol::spawn(async move {
+                        let result = pushes.push(&jid, req).await;
+                        let stanza = match result {
+                            Ok(()) => header.result(&jid, None),
+                            Err(e) => {
+                                log::debug!("push from {} answered with error: {e}", header.from);
+                                header.error(&jid, &e.to_stanza_error())
+                            }
+                        };
+                        reply.send(&stanza);
+                    })
+                    .detach();
+                }
+            },
+            Route::Command(cmd) => match commands::parse(cmd) {
+                Err(e) => reply.send(&answer(Err(e))),
+                Ok(req) => {
+                    let core = Arc::clone(&self.core);
+                    let component = self.component.clone();
+                    smol::spawn(async move {
+                        let result = run_command(&core, &component, req).await;
+                        let jid = component.jid.as_str();
+                        reply.send(&match result {
+                            Ok(el) => header.result(jid, Some(el)),
+                            Err(e) => header.error(jid, &e),
+                        });
+                    })
+                    .detach();
+                }
+            },
+        }
+    }
+}
+
+async fn run_command(
+    core: &Core,
+    component: &ComponentSettings,
+    req: commands::CommandRequest,
+) -> Result<Element, StanzaError> {
+    let session = req
+        .session_id
+        .clone()
+        .unwrap_or_else(|| format!("{:x}", fastrand::u64(..)));
+    let (push_type, node, token) = match req.step {
+        Step::Cancel => return Ok(commands::canceled(req.command, &session)),
+        Step::ShowForm => {
+            return Ok(commands::form_to_fill(
+                req.command,
+                &session,
+                &component.types,
+            ))
+        }
+        Step::Execute {
+            push_type,
+            node,
+            token,
+        } => (push_type, node, token),
+    };
+    let result = match req.command {
+        Command::Register => {
+            core.register(
+                component,
+                &push_type,
+                &node,
+                token.as_deref().unwrap_or_default(),
+            )
+            .await
+        }
+        Command::Unregister => core.unregister(component, &push_type, &node).await,
+    };
+    match result {
+        Ok(r) => Ok(commands::completed(
+            req.command,
+            &session,
+            &component.jid,
+            &r.registration.node,
+            &r.secret,
+        )),
+        Err(e) => Err(match e {
+            RegisterError::UnknownType(_) | RegisterError::Input(_) => {
+                StanzaError::bad_request(e.to_string())
+            }
+            RegisterError::NotFound => StanzaError::item_not_found(e.to_string()),
+            RegisterError::Store(ref s) => {
+                log::error!("registration failed: {s}");
+                StanzaError::internal("registration store unavailable")
+            }
+        }),
+    }
+}

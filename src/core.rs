@@ -1,0 +1,186 @@
+//! The async core shared by the component links and the HTTP API: the
+//! registration store, the push service and the providers, plus the
+//! registration operations both front ends offer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ComponentSettings, Settings};
+use crate::link::LinkStatus;
+use crate::providers::{self, Provider};
+use crate::pushes::{App, PushService};
+use crate::registrations::{check_field, InputError, Registered, Registrations, StoreError};
+
+/// Why the core could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The store failed to open.
+    Store(StoreError),
+    /// A provider failed to start.
+    Provider(String, providers::StartError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Store(e) => write!(f, "{e}"),
+            StartError::Provider(t, e) => write!(f, "[app.{t}]: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Why a register or unregister request failed.
+#[derive(Debug)]
+pub enum RegisterError {
+    /// The push type is not offered by this component.
+    UnknownType(String),
+    /// A field is missing or invalid.
+    Input(InputError),
+    /// Unregister of a node that is not registered with this type.
+    NotFound,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl std::fmt::Display for RegisterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegisterError::UnknownType(t) => write!(f, "unknown push type {t:?}"),
+            RegisterError::Input(e) => write!(f, "{e}"),
+            RegisterError::NotFound => f.write_str("node not registered with this push type"),
+            RegisterError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Everything the front ends share.
+#[derive(Debug)]
+pub struct Core {
+    /// The validated settings.
+    pub settings: Settings,
+    /// The registration store.
+    pub registrations: Arc<Registrations>,
+    /// The push service.
+    pub pushes: Arc<PushService>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Link state by component JID.
+    pub links: Vec<(String, Arc<LinkStatus>)>,
+}
+
+impl Core {
+    /// Opens the store and starts the providers.
+    pub fn start(settings: Settings) -> Result<Arc<Core>, StartError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let registrations = Arc::new(
+            Registrations::open(&settings.data_dir, settings.store.cache_bytes)
+                .map_err(StartError::Store)?,
+        );
+        let mut apps = HashMap::new();
+        for (name, app) in &settings.apps {
+            let provider =
+                Provider::start(app).map_err(|e| StartError::Provider(name.clone(), e))?;
+            apps.insert(
+                name.clone(),
+                Arc::new(App {
+                    provider,
+                    policy: app.priority_policy(),
+                }),
+            );
+        }
+        let pushes = Arc::new(PushService::new(
+            Arc::clone(&registrations),
+            apps,
+            settings.rate_limit,
+            Duration::from_secs(settings.limits.push_timeout_secs),
+            Arc::clone(&clock),
+        ));
+        let links = settings
+            .components
+            .iter()
+            .map(|c| (c.jid.clone(), Arc::new(LinkStatus::default())))
+            .collect();
+        Ok(Arc::new(Core {
+            settings,
+            registrations,
+            pushes,
+            clock,
+            links,
+        }))
+    }
+
+    /// The component with this JID, else the first one.
+    pub fn component_or_first(&self, jid: Option<&str>) -> &ComponentSettings {
+        jid.and_then(|j| self.settings.component(j))
+            .unwrap_or(&self.settings.components[0])
+    }
+
+    /// Registers (or renews) a device at `component`. Synced to disk
+    /// before it returns.
+    pub async fn register(
+        &self,
+        component: &ComponentSettings,
+        push_type: &str,
+        node: &str,
+        token: &str,
+    ) -> Result<Registered, RegisterError> {
+        check_field("type", push_type).map_err(RegisterError::Input)?;
+        check_field("node", node).map_err(RegisterError::Input)?;
+        check_field("token", token).map_err(RegisterError::Input)?;
+        if !component.types.iter().any(|t| t == push_type) {
+            return Err(RegisterError::UnknownType(push_type.to_owned()));
+        }
+        let regs = Arc::clone(&self.registrations);
+        let (jid, ty, node, token) = (
+            component.jid.clone(),
+            push_type.to_owned(),
+            node.to_owned(),
+            token.to_owned(),
+        );
+        let now = self.clock.now();
+        let r = smol::unblock(move || regs.register(&jid, &ty, &node, &token, now))
+            .await
+            .map_err(RegisterError::Store)?;
+        log::info!(
+            "registered node {} ({}) at {}",
+            r.registration.node,
+            r.registration.push_type,
+            r.registration.component
+        );
+        Ok(r)
+    }
+
+    /// Removes a device's registration. Synced to disk before it returns.
+    pub async fn unregister(
+        &self,
+        component: &ComponentSettings,
+        push_type: &str,
+        node: &str,
+    ) -> Result<Registered, RegisterError> {
+        check_field("type", push_type).map_err(RegisterError::Input)?;
+        check_field("node", node).map_err(RegisterError::Input)?;
+        if !component.types.iter().any(|t| t == push_type) {
+            return Err(RegisterError::UnknownType(push_type.to_owned()));
+        }
+        let regs = Arc::clone(&self.registrations);
+        let (jid, ty, n) = (component.jid.clone(), push_type.to_owned(), node.to_owned());
+        let r = smol::unblock(move || regs.unregister(&jid, &ty, &n))
+            .await
+            .map_err(RegisterError::Store)?
+            .ok_or(RegisterError::NotFound)?;
+        log::info!(
+            "unregistered node {node} ({push_type}) at {}",
+            component.jid
+        );
+        Ok(r)
+    }
+
+    /// Link state of a component.
+    pub fn link(&self, jid: &str) -> Option<&Arc<LinkStatus>> {
+        self.links.iter().find(|(j, _)| j == jid).map(|(_, s)| s)
+    }
+}

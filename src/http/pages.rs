@@ -1,0 +1,128 @@
+//! HTML pages of the HTTP API: debug forms, settings and health.
+
+use crate::clock::rfc3339;
+use crate::core::Core;
+use crate::registrations::{PushStats, Registration};
+use crate::xml::escape;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{t}</title></head>\
+         <body><h1>{t}</h1>\n{body}\n</body></html>\n",
+        t = escape(title)
+    )
+}
+
+fn time(ms: u64) -> String {
+    rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+/// The try-it form for a POST endpoint.
+pub fn form(endpoint: &str, fields: &[&str]) -> String {
+    let mut body = format!("<form method='post' action='/push_appserver/v1/{endpoint}'>\n");
+    for f in fields {
+        body.push_str(&format!(
+            "<p><label>{f}: <input type='text' name='{f}' size='70'></label></p>\n"
+        ));
+    }
+    body.push_str("<p><input type='submit' value='Send'></p>\n</form>");
+    page(&format!("push_appserver: {endpoint}"), &body)
+}
+
+/// The list of registered nodes of a component.
+pub fn settings_list(component: &str, nodes: &[String], truncated: bool) -> String {
+    let mut body = format!(
+        "<p>Component {}: {} node(s)",
+        escape(component),
+        nodes.len()
+    );
+    if truncated {
+        body.push_str(" (list truncated)");
+    }
+    body.push_str("</p>\n<ul>\n");
+    for n in nodes {
+        let href: String = n
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        body.push_str(&format!(
+            "<li><a href='/push_appserver/v1/settings/{href}'>{}</a></li>\n",
+            escape(n)
+        ));
+    }
+    body.push_str("</ul>");
+    page("push_appserver: settings", &body)
+}
+
+/// The stored data of one node.
+pub fn settings_node(r: &Registration, stats: &PushStats) -> String {
+    let mut rows = vec![
+        ("type", r.push_type.clone()),
+        ("node", r.node.clone()),
+        ("token", r.token.clone()),
+        ("component", r.component.clone()),
+        ("registered", time(r.registered_ms)),
+        ("renewed", time(r.renewed_ms)),
+        (
+            "secret",
+            "(derived from the server key, not stored)".to_owned(),
+        ),
+    ];
+    if let Some(ms) = stats.last_successful_push_ms {
+        rows.push(("last_successful_push", time(ms)));
+    }
+    if let Some(ms) = stats.last_push_error_ms {
+        rows.push(("last_push_error", time(ms)));
+    }
+    if let Some(reason) = &stats.last_push_error_reason {
+        rows.push(("last_push_error_reason", reason.clone()));
+    }
+    let mut body = String::from("<pre>{\n");
+    for (k, v) in rows {
+        body.push_str(&format!("  {k} = \"{}\",\n", escape(&v)));
+    }
+    body.push_str("}</pre>");
+    page(&format!("push_appserver: {}", r.node), &body)
+}
+
+/// The health page: always contains RUNNING while the process serves.
+pub fn health(core: &Core) -> String {
+    let mut body = String::from("<p>RUNNING</p>\n<ul>\n");
+    for (jid, link) in &core.links {
+        let state = if link.is_connected() {
+            "connected".to_owned()
+        } else {
+            match link.last_error() {
+                Some(e) => format!("disconnected ({})", escape(&e)),
+                None => "connecting".to_owned(),
+            }
+        };
+        body.push_str(&format!(
+            "<li>component {}: {state}, {} stanza(s) received</li>\n",
+            escape(jid),
+            link.stanzas()
+        ));
+    }
+    let mut apps: Vec<_> = core.pushes.apps().iter().collect();
+    apps.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, app) in apps {
+        body.push_str(&format!(
+            "<li>app {}: {}</li>\n",
+            escape(name),
+            escape(&app.provider.health())
+        ));
+    }
+    body.push_str(&format!(
+        "<li>registrations: about {}</li>\n</ul>",
+        core.registrations.approximate_count()
+    ));
+    page("push_appserver: health", &body)
+}

@@ -1,0 +1,202 @@
+//! The push service: validates a publish against its registration, checks
+//! the secret, throttles, decides priority, calls the provider, removes dead
+//! tokens and records the outcome. Serves XMPP publishes and HTTP `/push`.
+
+mod error;
+pub mod throttle;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_lite::FutureExt;
+
+pub use error::PushError;
+use throttle::{Decision, Throttle};
+
+use crate::clock::Clock;
+use crate::providers::{FailureKind, Outcome, PriorityPolicy, Provider, Push};
+use crate::registrations::Registrations;
+use crate::stanza::publish::PublishRequest;
+
+/// Devices tracked by the throttle at most.
+const THROTTLE_CAPACITY: usize = 100_000;
+
+type DeviceKey = (String, String);
+
+/// A provider with the policy of its app profile.
+#[derive(Debug)]
+pub struct App {
+    /// The running provider.
+    pub provider: Provider,
+    /// How priorities are chosen.
+    pub policy: PriorityPolicy,
+}
+
+/// The push service; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct PushService {
+    registrations: Arc<Registrations>,
+    apps: HashMap<String, Arc<App>>,
+    throttle: Option<Mutex<Throttle<DeviceKey, Push>>>,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+}
+
+impl PushService {
+    /// A service sending through `apps` (by push type).
+    pub fn new(
+        registrations: Arc<Registrations>,
+        apps: HashMap<String, Arc<App>>,
+        rate_limit: u32,
+        timeout: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        PushService {
+            registrations,
+            apps,
+            throttle: Throttle::<DeviceKey, Push>::window_for(rate_limit)
+                .map(|w| Mutex::new(Throttle::new(w, THROTTLE_CAPACITY))),
+            clock,
+            timeout,
+        }
+    }
+
+    /// The app profiles.
+    pub fn apps(&self) -> &HashMap<String, Arc<App>> {
+        &self.apps
+    }
+
+    /// Handles one publish for `component`. `Ok` means accepted (sent,
+    /// held by the throttle, or coalesced); errors map to XMPP/HTTP errors.
+    pub async fn push(
+        self: &Arc<Self>,
+        component: &str,
+        req: PublishRequest,
+    ) -> Result<(), PushError> {
+        let reg = self
+            .registrations
+            .lookup(component, &req.node)
+            .map_err(PushError::Store)?
+            .ok_or(PushError::UnknownNode)?;
+        if !self.registrations.verify_secret(&reg, &req.secret) {
+            return Err(PushError::WrongSecret);
+        }
+        let app = self
+            .apps
+            .get(&reg.push_type)
+            .ok_or_else(|| PushError::TypeNotConfigured(reg.push_type.clone()))?;
+        let push = Push {
+            component: component.to_owned(),
+            push_type: reg.push_type,
+            node: reg.node,
+            token: reg.token,
+            priority: app.policy.decide(&req.summary, req.high_hint),
+            summary: req.summary,
+            encrypted: req.encrypted,
+        };
+        let Some(throttle) = &self.throttle else {
+            return self.send(app, push).await;
+        };
+        let key = (push.component.clone(), push.node.clone());
+        let decision = throttle.lock().unwrap_or_else(|e| e.into_inner()).decide(
+            &key,
+            push,
+            self.clock.instant(),
+        );
+        match decision {
+            Decision::Now(push) => self.send(app, push).await,
+            Decision::Later(at) => {
+                log::debug!(
+                    "throttle: holding a push for node {} until the window ends",
+                    key.1
+                );
+                let this = Arc::clone(self);
+                smol::spawn(async move { this.send_held(key, at).await }).detach();
+                Ok(())
+            }
+            Decision::Coalesced => {
+                log::debug!("throttle: coalesced a push for node {}", key.1);
+                Ok(())
+            }
+        }
+    }
+
+    async fn send_held(self: Arc<Self>, key: DeviceKey, at: Instant) {
+        let wait = at.saturating_duration_since(self.clock.instant());
+        async_io::Timer::after(wait).await;
+        let held = match &self.throttle {
+            Some(t) => t
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take_due(&key, self.clock.instant().max(at)),
+            None => None,
+        };
+        if let Some(push) = held {
+            if let Some(app) = self.apps.get(&push.push_type).cloned() {
+                if let Err(e) = self.send(&app, push).await {
+                    log::info!("held push for node {} failed: {e}", key.1);
+                }
+            }
+        }
+    }
+
+    /// Sends through the provider with a timeout and applies the outcome.
+    async fn send(&self, app: &App, push: Push) -> Result<(), PushError> {
+        let timeout = self.timeout;
+        let outcome = app
+            .provider
+            .send(&push)
+            .or(async {
+                async_io::Timer::after(timeout).await;
+                Outcome::failed(
+                    FailureKind::Timeout,
+                    format!("provider did not answer within {}s", timeout.as_secs()),
+                )
+            })
+            .await;
+        let now = self.clock.now();
+        match outcome {
+            Outcome::Delivered => {
+                if let Err(e) =
+                    self.registrations
+                        .record_push(&push.component, &push.node, now, None)
+                {
+                    log::warn!("recording a push result: {e}");
+                }
+                Ok(())
+            }
+            Outcome::DeadToken { since } => {
+                let regs = Arc::clone(&self.registrations);
+                let (ty, token) = (push.push_type.clone(), push.token.clone());
+                let removed = smol::unblock(move || regs.remove_dead_token(&ty, &token, since))
+                    .await
+                    .map_err(PushError::Store)?;
+                log::info!(
+                    "dead token for node {} ({}): removed {} registration(s)",
+                    push.node,
+                    push.push_type,
+                    removed.len()
+                );
+                Err(PushError::DeadToken)
+            }
+            Outcome::Failed(f) => {
+                log::warn!(
+                    "push to node {} ({}) failed: {}",
+                    push.node,
+                    push.push_type,
+                    f.reason
+                );
+                if let Err(e) = self.registrations.record_push(
+                    &push.component,
+                    &push.node,
+                    now,
+                    Some(&f.reason),
+                ) {
+                    log::warn!("recording a push result: {e}");
+                }
+                Err(PushError::Provider(f))
+            }
+        }
+    }
+}

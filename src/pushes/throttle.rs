@@ -1,0 +1,167 @@
+//! Per-device throttle driven by `rate_limit`: the first push in a window
+//! goes out at once, one more is held and sent at the window's end (carrying
+//! the newest content), the rest are accepted and dropped. Pure: the caller
+//! passes the time in and schedules the held push.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// What to do with a push.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision<T> {
+    /// Send it (handed back) now.
+    Now(T),
+    /// It is held; call [`Throttle::take_due`] at this instant to get the
+    /// newest held push for the device.
+    Later(Instant),
+    /// A push is already held for this window: it was replaced by this one
+    /// (newest content wins) and nothing more needs scheduling.
+    Coalesced,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    window_start: Instant,
+    held: Option<T>,
+}
+
+/// Throttle state for all devices, bounded to `capacity` entries.
+#[derive(Debug)]
+pub struct Throttle<K, T> {
+    window: Duration,
+    capacity: usize,
+    slots: HashMap<K, Slot<T>>,
+}
+
+impl<K: Hash + Eq + Clone, T> Throttle<K, T> {
+    /// A throttle allowing one push per `window` (plus one held), tracking
+    /// at most `capacity` devices.
+    pub fn new(window: Duration, capacity: usize) -> Self {
+        Throttle {
+            window,
+            capacity,
+            slots: HashMap::new(),
+        }
+    }
+
+    /// The window length for `rate_limit` pushes per second; `None` (no
+    /// throttling) for 0.
+    pub fn window_for(rate_limit: u32) -> Option<Duration> {
+        (rate_limit > 0).then(|| Duration::from_secs(1) / rate_limit)
+    }
+
+    /// Decides about a push for `key` arriving at `now`.
+    pub fn decide(&mut self, key: &K, push: T, now: Instant) -> Decision<T> {
+        if let Some(slot) = self.slots.get_mut(key) {
+            let window_end = slot.window_start + self.window;
+            if now < window_end {
+                return if slot.held.replace(push).is_some() {
+                    Decision::Coalesced
+                } else {
+                    Decision::Later(window_end)
+                };
+            }
+            if slot.held.is_none() {
+                slot.window_start = now;
+                return Decision::Now(push);
+            }
+            // A held push is overdue (its timer has not fired yet): let the
+            // newest content ride on it.
+            slot.held = Some(push);
+            return Decision::Coalesced;
+        }
+        if self.slots.len() >= self.capacity {
+            self.evict(now);
+        }
+        if self.slots.len() < self.capacity {
+            self.slots.insert(
+                key.clone(),
+                Slot {
+                    window_start: now,
+                    held: None,
+                },
+            );
+        }
+        // At capacity with every device busy: fail open rather than drop.
+        Decision::Now(push)
+    }
+
+    /// Takes the held push of `key` when its window has ended; the send
+    /// starts a new window.
+    pub fn take_due(&mut self, key: &K, now: Instant) -> Option<T> {
+        let slot = self.slots.get_mut(key)?;
+        if now < slot.window_start + self.window {
+            return None;
+        }
+        let held = slot.held.take()?;
+        slot.window_start = now;
+        Some(held)
+    }
+
+    /// Forgets devices whose window has passed with nothing held.
+    fn evict(&mut self, now: Instant) {
+        let window = self.window;
+        self.slots
+            .retain(|_, s| s.held.is_some() || now < s.window_start + window);
+    }
+
+    /// Devices tracked.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when no device is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn first_goes_now_second_is_held_rest_coalesce() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(W, 100);
+        assert_eq!(t.decide(&"d", 1, t0), Decision::Now(1));
+        assert_eq!(t.decide(&"d", 2, t0 + W / 4), Decision::Later(t0 + W));
+        assert_eq!(t.decide(&"d", 3, t0 + W / 2), Decision::Coalesced);
+        assert_eq!(t.decide(&"other", 9, t0 + W / 2), Decision::Now(9));
+        assert_eq!(
+            t.take_due(&"d", t0 + W / 2),
+            None,
+            "not before the window ends"
+        );
+        assert_eq!(t.take_due(&"d", t0 + W), Some(3), "newest content wins");
+        assert_eq!(t.take_due(&"d", t0 + W), None, "sent once");
+        // The held send opened a new window.
+        assert_eq!(
+            t.decide(&"d", 4, t0 + W + W / 2),
+            Decision::Later(t0 + 2 * W)
+        );
+        assert_eq!(t.take_due(&"d", t0 + 2 * W), Some(4));
+        assert_eq!(t.decide(&"d", 5, t0 + 4 * W), Decision::Now(5));
+    }
+
+    #[test]
+    fn bounded_and_fails_open() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(W, 2);
+        assert_eq!(t.decide(&1, (), t0), Decision::Now(()));
+        assert_eq!(t.decide(&2, (), t0), Decision::Now(()));
+        assert_eq!(t.decide(&3, (), t0), Decision::Now(()));
+        assert_eq!(t.len(), 2);
+        // After the windows pass, old devices are evicted to make room.
+        assert_eq!(t.decide(&3, (), t0 + W), Decision::Now(()));
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            Throttle::<u8, ()>::window_for(5),
+            Some(Duration::from_millis(200))
+        );
+        assert_eq!(Throttle::<u8, ()>::window_for(0), None);
+    }
+}

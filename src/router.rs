@@ -1,0 +1,95 @@
+//! Pure dispatch: which handler owns a stanza.
+
+use crate::stanza::commands::NS_COMMANDS;
+use crate::stanza::disco::{NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING};
+use crate::stanza::publish::NS_PUBSUB;
+use crate::xml::Element;
+
+/// Where a stanza goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// XEP-0199 ping.
+    Ping,
+    /// disco#info, optionally on a node.
+    DiscoInfo(Option<&'a str>),
+    /// disco#items, optionally on a node.
+    DiscoItems(Option<&'a str>),
+    /// XEP-0050 command (the `<command/>` element).
+    Command(&'a Element),
+    /// XEP-0357 publish (the `<pubsub/>` element).
+    Publish(&'a Element),
+    /// A get/set iq nobody handles: answer `service-unavailable`.
+    Unsupported,
+    /// A get/set iq without exactly one payload: answer `bad-request`.
+    Malformed(&'static str),
+    /// Results, errors, messages and presence: nothing to answer.
+    Ignore,
+}
+
+/// Routes one stanza.
+pub fn route(stanza: &Element) -> Route<'_> {
+    if stanza.name != "iq" || stanza.ns != crate::xml::NS_COMPONENT {
+        return Route::Ignore;
+    }
+    let kind = stanza.get_attr("type").unwrap_or_default();
+    if kind != "get" && kind != "set" {
+        return Route::Ignore;
+    }
+    let mut payloads = stanza.elements();
+    let Some(payload) = payloads.next() else {
+        return Route::Malformed("iq without a payload");
+    };
+    if payloads.next().is_some() {
+        return Route::Malformed("iq with more than one payload");
+    }
+    let node = payload.get_attr("node");
+    match (kind, payload.name.as_str(), payload.ns.as_str()) {
+        ("get", "ping", NS_PING) => Route::Ping,
+        ("get", "query", NS_DISCO_INFO) => Route::DiscoInfo(node),
+        ("get", "query", NS_DISCO_ITEMS) => Route::DiscoItems(node),
+        ("set", "command", NS_COMMANDS) => Route::Command(payload),
+        ("set", "pubsub", NS_PUBSUB) => Route::Publish(payload),
+        _ => Route::Unsupported,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xml::parse_element;
+
+    fn r(xml: &str) -> String {
+        format!("{:?}", route(&parse_element(xml.as_bytes()).unwrap()))
+    }
+
+    #[test]
+    fn routes_by_type_and_payload() {
+        assert_eq!(
+            r("<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>"),
+            "Ping"
+        );
+        assert_eq!(
+            r("<iq type='get'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>"),
+            "DiscoItems(Some(\"http://jabber.org/protocol/commands\"))"
+        );
+        assert!(
+            r("<iq type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'/></iq>")
+                .starts_with("Publish")
+        );
+        assert!(
+            r("<iq type='set'><command xmlns='http://jabber.org/protocol/commands'/></iq>")
+                .starts_with("Command")
+        );
+        assert_eq!(
+            r("<iq type='get'><pubsub xmlns='http://jabber.org/protocol/pubsub'/></iq>"),
+            "Unsupported"
+        );
+        assert_eq!(
+            r("<iq type='get'><vCard xmlns='vcard-temp'/></iq>"),
+            "Unsupported"
+        );
+        assert!(r("<iq type='set'/>").starts_with("Malformed"));
+        assert_eq!(r("<iq type='result' id='1'/>"), "Ignore");
+        assert_eq!(r("<message><body>hi</body></message>"), "Ignore");
+    }
+}
