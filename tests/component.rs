@@ -1,0 +1,261 @@
+//! The binary against a fake XMPP server speaking real XEP-0114 on loopback:
+//! disco, ping, commands, every error row of protocols.md section 2,
+//! throttling, reconnection and persistence.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(10);
+
+fn start(name: &str, extra_top: &str, extra_app: &str) -> (TempDir, FakeXmpp, AppServer, Conn) {
+    let dir = TempDir::new(name);
+    let xmpp = FakeXmpp::new();
+    let http_port = free_port();
+    let app = AppServer::start(
+        &dir.0,
+        &config(&dir.0, xmpp.port, http_port, extra_top, extra_app),
+        http_port,
+    );
+    let conn = xmpp.accept(T);
+    (dir, xmpp, app, conn)
+}
+
+#[test]
+fn disco_ping_and_unhandled_iqs() {
+    let (_d, _x, _app, mut c) = start("disco", "", "");
+    let r = c.iq("<iq type='get' from='a@example.com/r' to='push.example.org' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
+    assert_eq!(outcome(&r).0, "result");
+    assert_eq!(r.get_attr("from"), Some("push.example.org"));
+    assert_eq!(r.get_attr("to"), Some("a@example.com/r"));
+
+    let r = c.iq("<iq type='get' from='a@example.com' to='push.example.org' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+    let q = r
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .unwrap();
+    let id = q
+        .get_child("identity", "http://jabber.org/protocol/disco#info")
+        .unwrap();
+    assert_eq!(
+        (id.get_attr("category"), id.get_attr("type")),
+        (Some("pubsub"), Some("push"))
+    );
+    let features: Vec<_> = q.elements().filter_map(|f| f.get_attr("var")).collect();
+    for f in ["urn:xmpp:push:0", NS_COMMANDS, NS_PUBSUB] {
+        assert!(features.contains(&f), "missing feature {f}");
+    }
+
+    let r = c.iq(&format!("<iq type='get' from='a@example.com' to='push.example.org' id='d2'><query xmlns='http://jabber.org/protocol/disco#items' node='{NS_COMMANDS}'/></iq>"));
+    let nodes: Vec<_> = r
+        .get_child("query", "http://jabber.org/protocol/disco#items")
+        .unwrap()
+        .elements()
+        .filter_map(|i| i.get_attr("node").map(str::to_owned))
+        .collect();
+    assert_eq!(nodes, ["v1-register-push", "v1-unregister-push"]);
+
+    let r = c.iq("<iq type='get' from='a@example.com' to='push.example.org' id='v1'><vCard xmlns='vcard-temp'/></iq>");
+    assert_eq!(outcome(&r), ("cancel".into(), "service-unavailable".into()));
+    let r = c.iq("<iq type='set' from='a@example.com' to='push.example.org' id='e1'/>");
+    assert_eq!(outcome(&r), ("modify".into(), "bad-request".into()));
+    // Results and messages get no answer; the link stays up and serves the next iq.
+    c.send("<iq type='result' from='a@example.com' to='push.example.org' id='x1'/><message from='a@example.com'><body>hi</body></message>");
+    let r = c.iq("<iq type='get' from='a@example.com' to='push.example.org' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>");
+    assert_eq!(outcome(&r).0, "result");
+}
+
+#[test]
+fn register_push_and_every_error_row() {
+    let (_d, _x, app, mut c) = start(
+        "errors",
+        "rate_limit = 0",
+        "dead_token_prefix = \"dead-\"\nfail_token_prefix = \"fail-\"",
+    );
+    let secret = register(&mut c, "fcm", "dev1", "tok1");
+    assert_eq!(secret.len(), 64);
+    // Re-registering keeps the secret.
+    assert_eq!(register(&mut c, "fcm", "dev1", "tok1b"), secret);
+
+    let r = c.iq(&publish_iq("p1", "dev1", &secret, Some("Hello")));
+    assert_eq!(outcome(&r), ("result".into(), String::new()));
+    let pushes = app.wait_pushes(1, T);
+    assert_eq!(pushes.len(), 1);
+    assert_eq!(pushes[0]["node"], "dev1");
+    assert_eq!(pushes[0]["token"], "tok1b");
+    assert_eq!(pushes[0]["priority"], "high");
+    assert_eq!(pushes[0]["summary"]["last-message-body"], "Hello");
+    // auto without a body is silent
+    let r = c.iq(&publish_iq("p1b", "dev1", &secret, None));
+    assert_eq!(outcome(&r).0, "result");
+    assert_eq!(app.wait_pushes(2, T)[1]["priority"], "silent");
+
+    // unknown node
+    let r = c.iq(&publish_iq("p2", "nobody", &secret, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    // wrong secret
+    let r = c.iq(&publish_iq("p3", "dev1", &"0".repeat(64), None));
+    assert_eq!(outcome(&r), ("auth".into(), "forbidden".into()));
+    // malformed: no publish-options
+    let bad = publish_iq("p4", "dev1", &secret, None);
+    let cut = bad.find("<publish-options>").unwrap();
+    let end = bad.find("</publish-options>").unwrap() + "</publish-options>".len();
+    let r = c.iq(&format!("{}{}", &bad[..cut], &bad[end..]));
+    assert_eq!(outcome(&r), ("modify".into(), "bad-request".into()));
+    // provider temporarily failing
+    let s2 = register(&mut c, "fcm", "dev2", "fail-tok");
+    let r = c.iq(&publish_iq("p5", "dev2", &s2, None));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    // dead token: item-not-found, and the registration is gone
+    let s3 = register(&mut c, "fcm", "dev3", "dead-tok");
+    let r = c.iq(&publish_iq("p6", "dev3", &s3, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    let r = c.iq(&publish_iq("p7", "dev3", &s3, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    assert_eq!(
+        app.http("GET", "/push_appserver/v1/settings/dev3", "").0,
+        404
+    );
+    // nothing else reached the provider
+    assert_eq!(app.pushes().len(), 2);
+    // the failure was recorded on the registration
+    let (status, page) = app.http("GET", "/push_appserver/v1/settings/dev2", "");
+    assert_eq!(status, 200);
+    assert!(page.contains("last_push_error"), "{page}");
+}
+
+#[test]
+fn commands_errors_and_unregister() {
+    let (_d, _x, _app, mut c) = start("commands", "", "");
+    let r = c.iq(&register_iq("r1", "pigeon", "n1", "t1"));
+    assert_eq!(outcome(&r), ("modify".into(), "bad-request".into()));
+    let r = c.iq(&register_iq("r2", "fcm", "n1", ""));
+    assert_eq!(outcome(&r), ("modify".into(), "bad-request".into()));
+    let r = c.iq(&format!("<iq type='set' from='u@example.com' to='push.example.org' id='r3'><command xmlns='{NS_COMMANDS}' node='nope' action='execute'/></iq>"));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    // Executing without a form returns the form to fill in.
+    let r = c.iq(&format!("<iq type='set' from='u@example.com' to='push.example.org' id='r4'><command xmlns='{NS_COMMANDS}' node='v1-register-push' action='execute'/></iq>"));
+    let cmd = r.get_child("command", NS_COMMANDS).unwrap();
+    assert_eq!(cmd.get_attr("status"), Some("executing"));
+
+    let secret = register(&mut c, "fcm", "n1", "t1");
+    let unreg = |id: &str, ty: &str, node: &str| {
+        format!("<iq type='set' from='u@example.com' to='push.example.org' id='{id}'><command xmlns='{NS_COMMANDS}' node='v1-unregister-push' action='execute'><x xmlns='jabber:x:data' type='submit'><field var='type'><value>{ty}</value></field><field var='node'><value>{node}</value></field></x></command></iq>")
+    };
+    let r = c.iq(&unreg("u1", "fcm", "n1"));
+    assert_eq!(outcome(&r).0, "result");
+    let cmd = r.get_child("command", NS_COMMANDS).unwrap();
+    assert_eq!(cmd.get_attr("status"), Some("completed"));
+    let r = c.iq(&unreg("u2", "fcm", "n1"));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    let r = c.iq(&publish_iq("p1", "n1", &secret, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+}
+
+#[test]
+fn throttle_sends_first_holds_one_and_drops_the_rest() {
+    // rate_limit = 2: a window of 500 ms per device.
+    let (_d, _x, app, mut c) = start("throttle", "rate_limit = 2", "");
+    let secret = register(&mut c, "fcm", "dev", "tok");
+    let other = register(&mut c, "fcm", "other", "tok2");
+    let started = Instant::now();
+    for i in 0..6 {
+        let r = c.iq(&publish_iq(
+            &format!("t{i}"),
+            "dev",
+            &secret,
+            Some(&format!("m{i}")),
+        ));
+        assert_eq!(
+            outcome(&r),
+            ("result".into(), String::new()),
+            "never an error"
+        );
+    }
+    let r = c.iq(&publish_iq("o1", "other", &other, None));
+    assert_eq!(outcome(&r).0, "result");
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "test too slow to judge the window"
+    );
+    let now = app.pushes();
+    assert_eq!(
+        now.iter().filter(|p| p["node"] == "dev").count(),
+        1,
+        "{now:?}"
+    );
+    assert_eq!(now.iter().filter(|p| p["node"] == "other").count(), 1);
+    let later = app.wait_pushes(3, T);
+    let dev: Vec<_> = later.iter().filter(|p| p["node"] == "dev").collect();
+    assert_eq!(dev.len(), 2);
+    assert_eq!(
+        dev[1]["summary"]["last-message-body"], "m5",
+        "the held push carries the newest content"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(app.pushes().len(), 3, "the rest were dropped");
+}
+
+#[test]
+fn reconnects_after_the_server_drops_the_link_and_after_a_rejected_handshake() {
+    let (_d, x, _app, c) = start("reconnect", "", "");
+    drop(c);
+    let mut c = x.accept(T);
+    let r = c.iq("<iq type='get' from='a@example.com' to='push.example.org' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
+    assert_eq!(outcome(&r).0, "result");
+    // A server restart with a stream close is also survived.
+    c.send("</stream:stream>");
+    assert!(c.closed_within(T));
+    // A rejected handshake is retried too.
+    let mut raw = x.accept_raw(T);
+    assert!(raw.handshake("some-other-secret").is_err());
+    let mut c = x.accept(T);
+    let r = c.iq("<iq type='get' from='a@example.com' to='push.example.org' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>");
+    assert_eq!(outcome(&r).0, "result");
+}
+
+#[test]
+fn garbage_and_oversized_stanzas_get_a_stream_error_then_a_new_link() {
+    let (_d, x, _app, mut c) = start("garbage", "", "");
+    c.send("<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'></iq></ping>");
+    let err = c.recv(T).expect("stream error");
+    assert_eq!(err.name, "error");
+    assert!(
+        err.elements().any(|e| e.name == "not-well-formed"),
+        "{err:?}"
+    );
+    assert!(c.closed_within(T));
+
+    let mut c = x.accept(T);
+    let big = format!("<message><body>{}</body></message>", "x".repeat(70 * 1024));
+    c.send(&big);
+    let err = c.recv(T).expect("stream error");
+    assert!(
+        err.elements().any(|e| e.name == "policy-violation"),
+        "{err:?}"
+    );
+    assert!(c.closed_within(T));
+
+    let mut c = x.accept(T);
+    let r = c.iq("<iq type='get' from='a@example.com' to='push.example.org' id='p'><ping xmlns='urn:xmpp:ping'/></iq>");
+    assert_eq!(outcome(&r).0, "result");
+}
+
+#[test]
+fn registrations_survive_kill_9_and_restart() {
+    let dir = TempDir::new("persist");
+    let x = FakeXmpp::new();
+    let http_port = free_port();
+    let cfg = config(&dir.0, x.port, http_port, "", "");
+    let mut app = AppServer::start(&dir.0, &cfg, http_port);
+    let mut c = x.accept(T);
+    let secret = register(&mut c, "fcm", "dev", "tok");
+    app.kill(); // SIGKILL: no shutdown path runs
+    drop(c);
+    let app = AppServer::start(&dir.0, &cfg, http_port);
+    let mut c = x.accept(T);
+    let r = c.iq(&publish_iq("p", "dev", &secret, None));
+    assert_eq!(outcome(&r), ("result".into(), String::new()));
+    assert_eq!(app.wait_pushes(1, T)[0]["token"], "tok");
+}
