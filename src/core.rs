@@ -12,6 +12,7 @@ use crate::link::LinkStatus;
 use crate::providers::{self, Provider};
 use crate::pushes::{App, PushService};
 use crate::registrations::{check_field, InputError, Registered, Registrations, StoreError};
+use crate::store_thread::StoreThread;
 
 /// Why the core could not start.
 #[derive(Debug)]
@@ -70,6 +71,8 @@ pub struct Core {
     pub clock: Arc<dyn Clock>,
     /// Link state by component JID.
     pub links: Vec<(String, Arc<LinkStatus>)>,
+    /// Where synced store writes run.
+    pub store_thread: StoreThread,
 }
 
 impl Core {
@@ -92,8 +95,10 @@ impl Core {
                 }),
             );
         }
+        let store_thread = StoreThread::start();
         let pushes = Arc::new(PushService::new(
             Arc::clone(&registrations),
+            store_thread.clone(),
             apps,
             settings.rate_limit,
             Duration::from_secs(settings.limits.push_timeout_secs),
@@ -110,6 +115,7 @@ impl Core {
             pushes,
             clock,
             links,
+            store_thread,
         }))
     }
 
@@ -142,7 +148,9 @@ impl Core {
             token.to_owned(),
         );
         let now = self.clock.now();
-        let r = smol::unblock(move || regs.register(&jid, &ty, &node, &token, now))
+        let r = self
+            .store_thread
+            .run(move || regs.register(&jid, &ty, &node, &token, now))
             .await
             .map_err(RegisterError::Store)?;
         log::info!(
@@ -168,7 +176,9 @@ impl Core {
         }
         let regs = Arc::clone(&self.registrations);
         let (jid, ty, n) = (component.jid.clone(), push_type.to_owned(), node.to_owned());
-        let r = smol::unblock(move || regs.unregister(&jid, &ty, &n))
+        let r = self
+            .store_thread
+            .run(move || regs.unregister(&jid, &ty, &n))
             .await
             .map_err(RegisterError::Store)?
             .ok_or(RegisterError::NotFound)?;

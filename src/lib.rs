@@ -18,4 +18,5 @@ pub mod registrations;
 pub mod router;
 pub mod server;
 pub mod stanza;
+pub mod store_thread;
 pub mod xml;

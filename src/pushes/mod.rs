@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::providers::{FailureKind, Outcome, PriorityPolicy, Provider, Push};
 use crate::registrations::Registrations;
 use crate::stanza::publish::PublishRequest;
+use crate::store_thread::StoreThread;
 
 /// Devices tracked by the throttle at most.
 const THROTTLE_CAPACITY: usize = 100_000;
@@ -37,6 +38,7 @@ pub struct App {
 #[derive(Debug)]
 pub struct PushService {
     registrations: Arc<Registrations>,
+    store_thread: StoreThread,
     apps: HashMap<String, Arc<App>>,
     throttle: Option<Mutex<Throttle<DeviceKey, Push>>>,
     clock: Arc<dyn Clock>,
@@ -47,6 +49,7 @@ impl PushService {
     /// A service sending through `apps` (by push type).
     pub fn new(
         registrations: Arc<Registrations>,
+        store_thread: StoreThread,
         apps: HashMap<String, Arc<App>>,
         rate_limit: u32,
         timeout: Duration,
@@ -54,6 +57,7 @@ impl PushService {
     ) -> Self {
         PushService {
             registrations,
+            store_thread,
             apps,
             throttle: Throttle::<DeviceKey, Push>::window_for(rate_limit)
                 .map(|w| Mutex::new(Throttle::new(w, THROTTLE_CAPACITY))),
@@ -169,7 +173,9 @@ impl PushService {
             Outcome::DeadToken { since } => {
                 let regs = Arc::clone(&self.registrations);
                 let (ty, token) = (push.push_type.clone(), push.token.clone());
-                let removed = smol::unblock(move || regs.remove_dead_token(&ty, &token, since))
+                let removed = self
+                    .store_thread
+                    .run(move || regs.remove_dead_token(&ty, &token, since))
                     .await
                     .map_err(PushError::Store)?;
                 log::info!(
