@@ -86,7 +86,35 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            smol::block_on(running.wait());
+            let core = std::sync::Arc::clone(&running.core);
+            let signal = smol::block_on(async {
+                use futures_lite::{FutureExt, StreamExt};
+                let mut signals = match async_signal::Signals::new([
+                    async_signal::Signal::Term,
+                    async_signal::Signal::Int,
+                ]) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        log::warn!("cannot watch for SIGTERM/SIGINT: {e}");
+                        running.wait().await;
+                        return None;
+                    }
+                };
+                async { signals.next().await.and_then(Result::ok) }
+                    .or(async {
+                        running.wait().await;
+                        None
+                    })
+                    .await
+            });
+            if let Some(sig) = signal {
+                log::info!("{sig:?}: shutting down");
+            }
+            // Registrations are synced as they are made; this flushes push results too.
+            if let Err(e) = core.registrations.sync() {
+                log::error!("final store sync failed: {e}");
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
     }
