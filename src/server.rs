@@ -54,13 +54,14 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
     let mut tasks = Vec::new();
     for c in &core.settings.components {
         let limits = &core.settings.limits;
-        let cfg = LinkConfig::new(
+        let mut cfg = LinkConfig::new(
             &c.jid,
             &c.server,
             c.secret.clone(),
             limits.max_stanza_bytes,
             limits.max_in_flight,
         );
+        cfg.keepalive = std::time::Duration::from_secs(limits.keepalive_secs);
         let handler = Arc::new(ComponentHandler::new(Arc::clone(&core), c.clone()));
         let status = Arc::clone(core.link(&c.jid).expect("a status per component"));
         tasks.push(smol::spawn(link::run(cfg, handler, status)));

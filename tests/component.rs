@@ -259,3 +259,22 @@ fn registrations_survive_kill_9_and_restart() {
     assert_eq!(outcome(&r), ("result".into(), String::new()));
     assert_eq!(app.wait_pushes(1, T)[0]["token"], "tok");
 }
+
+#[test]
+fn whitespace_keepalive_on_a_silent_link() {
+    let (_d, _x, _app, mut c) = start("keepalive", "[limits]\nkeepalive_secs = 1", "");
+    use std::io::Read;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while Instant::now() < deadline && !got.contains(&b' ') {
+        if let Ok(n) = c.stream.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert!(got.contains(&b' '), "no keepalive in {got:?}");
+    assert!(
+        got.iter().all(|b| b.is_ascii_whitespace()),
+        "only whitespace: {got:?}"
+    );
+}

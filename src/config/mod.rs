@@ -86,6 +86,8 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Seconds a provider may take before the push is answered with a timeout.
     pub push_timeout_secs: u64,
+    /// Seconds of silence on a component link before a whitespace keepalive.
+    pub keepalive_secs: u64,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +134,7 @@ struct RawLimits {
     max_stanza_bytes: Option<i64>,
     max_in_flight: Option<i64>,
     push_timeout_secs: Option<i64>,
+    keepalive_secs: Option<i64>,
 }
 
 impl Settings {
@@ -343,6 +346,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         max_stanza_bytes: None,
         max_in_flight: None,
         push_timeout_secs: None,
+        keepalive_secs: None,
     });
     let limits = Limits {
         max_stanza_bytes: int_in(
@@ -368,6 +372,14 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             30,
             1,
             600,
+        )? as u64,
+        keepalive_secs: int_in(
+            ctx,
+            "limits.keepalive_secs",
+            raw_limits.keepalive_secs,
+            60,
+            1,
+            3600,
         )? as u64,
     };
 

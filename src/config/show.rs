@@ -28,8 +28,11 @@ impl fmt::Display for Settings {
         )?;
         writeln!(
             f,
-            "\n[limits]\nmax_stanza_bytes = {}\nmax_in_flight = {}\npush_timeout_secs = {}",
-            self.limits.max_stanza_bytes, self.limits.max_in_flight, self.limits.push_timeout_secs
+            "\n[limits]\nmax_stanza_bytes = {}\nmax_in_flight = {}\npush_timeout_secs = {}\nkeepalive_secs = {}",
+            self.limits.max_stanza_bytes,
+            self.limits.max_in_flight,
+            self.limits.push_timeout_secs,
+            self.limits.keepalive_secs
         )?;
         for c in &self.components {
             writeln!(f, "\n[[component]]")?;
