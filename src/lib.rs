@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod component;
 pub mod config;
+pub mod h2client;
 pub mod core;
 pub mod http;
 pub mod link;

@@ -3,6 +3,8 @@
 //! inside the provider. Adding one is a module plus a [`ProviderSettings`]
 //! variant.
 
+pub mod apns;
+pub mod fcm;
 pub mod log;
 mod push;
 
@@ -15,6 +17,10 @@ use crate::config::{ConfigContext, ConfigError};
 pub enum ProviderSettings {
     /// Records pushes instead of sending them.
     Log(log::LogSettings),
+    /// Apple Push Notification service.
+    Apns(apns::ApnsSettings),
+    /// Firebase Cloud Messaging (HTTP v1).
+    Fcm(fcm::FcmSettings),
 }
 
 impl ProviderSettings {
@@ -39,6 +45,12 @@ impl ProviderSettings {
             "log" => Ok(ProviderSettings::Log(log::LogSettings::from_table(
                 &key, table, ctx,
             )?)),
+            "apns" => Ok(ProviderSettings::Apns(apns::ApnsSettings::from_table(
+                &key, table, ctx,
+            )?)),
+            "fcm" => Ok(ProviderSettings::Fcm(fcm::FcmSettings::from_table(
+                &key, table, ctx,
+            )?)),
             other => Err(ctx.error(
                 format!("{key}.provider"),
                 format!("unknown provider {other:?} (one of \"log\", \"apns\", \"fcm\")"),
@@ -50,6 +62,8 @@ impl ProviderSettings {
     pub fn priority_policy(&self) -> PriorityPolicy {
         match self {
             ProviderSettings::Log(s) => s.push_priority,
+            ProviderSettings::Apns(s) => s.push_priority,
+            ProviderSettings::Fcm(s) => s.push_priority,
         }
     }
 
@@ -57,15 +71,23 @@ impl ProviderSettings {
     pub fn describe(&self) -> Vec<(String, String)> {
         match self {
             ProviderSettings::Log(s) => s.describe(),
+            ProviderSettings::Apns(s) => s.describe(),
+            ProviderSettings::Fcm(s) => s.describe(),
         }
     }
 }
 
 /// A running provider.
+// One per app profile, made once at start: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Provider {
     /// See [`log::LogProvider`].
     Log(log::LogProvider),
+    /// See [`apns::ApnsProvider`].
+    Apns(apns::ApnsProvider),
+    /// See [`fcm::FcmProvider`].
+    Fcm(fcm::FcmProvider),
 }
 
 /// A provider that could not be started.
@@ -78,12 +100,15 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The APNS credentials or TLS settings are unusable.
+    Apns(apns::ApnsStartError),
 }
 
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            StartError::Apns(e) => e.fmt(f),
         }
     }
 }
@@ -95,6 +120,8 @@ impl Provider {
     pub fn start(settings: &ProviderSettings) -> Result<Provider, StartError> {
         match settings {
             ProviderSettings::Log(s) => Ok(Provider::Log(log::LogProvider::new(s)?)),
+            ProviderSettings::Apns(s) => Ok(Provider::Apns(apns::ApnsProvider::new(s)?)),
+            ProviderSettings::Fcm(s) => Ok(Provider::Fcm(fcm::FcmProvider::new(s)?)),
         }
     }
 
@@ -102,6 +129,8 @@ impl Provider {
     pub async fn send(&self, push: &Push) -> Outcome {
         match self {
             Provider::Log(p) => p.send(push).await,
+            Provider::Apns(p) => p.send(push).await,
+            Provider::Fcm(p) => p.send(push).await,
         }
     }
 
@@ -109,6 +138,8 @@ impl Provider {
     pub fn kind(&self) -> &'static str {
         match self {
             Provider::Log(_) => "log",
+            Provider::Apns(_) => "apns",
+            Provider::Fcm(_) => "fcm",
         }
     }
 
@@ -116,6 +147,8 @@ impl Provider {
     pub fn health(&self) -> String {
         match self {
             Provider::Log(p) => p.health(),
+            Provider::Apns(p) => p.health(),
+            Provider::Fcm(p) => p.health(),
         }
     }
 }
