@@ -8,8 +8,8 @@
 pub mod clock;
 pub mod component;
 pub mod config;
-pub mod h2client;
 pub mod core;
+pub mod h2client;
 pub mod http;
 pub mod link;
 pub mod logging;
