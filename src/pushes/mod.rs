@@ -15,7 +15,7 @@ pub use error::PushError;
 use throttle::{Decision, Throttle};
 
 use crate::clock::Clock;
-use crate::providers::{FailureKind, Outcome, PriorityPolicy, Provider, Push};
+use crate::providers::{Failure, FailureKind, Outcome, PriorityPolicy, Provider, Push};
 use crate::registrations::Registrations;
 use crate::stanza::publish::PublishRequest;
 use crate::store_thread::StoreThread;
@@ -178,6 +178,24 @@ impl PushService {
                     .run(move || regs.remove_dead_token(&ty, &token, since))
                     .await
                     .map_err(PushError::Store)?;
+                if !removed
+                    .iter()
+                    .any(|r| r.node == push.node && r.component == push.component)
+                {
+                    // The device registered again after the provider's
+                    // timestamp: keep it, and do not make the XMPP server
+                    // disable push for it.
+                    log::info!(
+                        "provider reports node {} ({}) dead, but it registered again since",
+                        push.node,
+                        push.push_type
+                    );
+                    return Err(PushError::Provider(Failure {
+                        kind: FailureKind::Unavailable,
+                        reason: "token rejected by the provider; the device registered again since"
+                            .into(),
+                    }));
+                }
                 log::info!(
                     "dead token for node {} ({}): removed {} registration(s)",
                     push.node,

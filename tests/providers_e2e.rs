@@ -1,0 +1,179 @@
+//! The whole path with real providers: a fake XMPP server sends XEP-0357
+//! publishes to the binary, which pushes to a mock APNS (HTTP/2 + TLS,
+//! ES256 JWT checked) or a mock FCM (HTTP/2 + TLS, OAuth token endpoint)
+//! running in this test process on 127.0.0.1.
+
+#[path = "support/apple.rs"]
+mod apple;
+mod common;
+#[path = "support/fcm_mock.rs"]
+mod fcm_mock;
+#[path = "support/h2_mock.rs"]
+mod h2_mock;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apple::{Apple, KEY_ID, TEAM_ID, TOPIC};
+use common::*;
+use h2_mock::{MockOptions, Reply};
+
+const T: Duration = Duration::from_secs(10);
+const LIVE: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
+const DEAD: &str = "dd00000000000000000000000000000000000000000000000000000000000002";
+const DEAD_BEFORE: &str = "dd00000000000000000000000000000000000000000000000000000000000003";
+
+fn component_config(dir: &std::path::Path, xmpp: u16, ty: &str, app: &str) -> String {
+    format!(
+        "data_dir = \"{}\"\nrate_limit = 0\nlog_level = \"debug\"\n[http]\nlisten = \"off\"\n\
+         [[component]]\njid = \"push.example.org\"\nserver = \"127.0.0.1:{xmpp}\"\n\
+         secret = \"{SECRET}\"\ntypes = [\"{ty}\"]\n[app.{ty}]\n{app}",
+        dir.join("data").display()
+    )
+}
+
+#[test]
+fn apns_full_path_priorities_dead_tokens_and_reregistration() {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let behaviour: apple::Behaviour = Arc::new(move |r| {
+        let token = r.path.trim_start_matches("/3/device/");
+        if token == DEAD {
+            // Dead since after the registration: the registration goes.
+            Reply::status(
+                410,
+                &format!(
+                    r#"{{"reason":"Unregistered","timestamp":{}}}"#,
+                    now_ms + 60_000
+                ),
+            )
+        } else if token == DEAD_BEFORE {
+            // Dead since long before the device registered again: it stays.
+            Reply::status(410, r#"{"reason":"Unregistered","timestamp":1000}"#)
+        } else {
+            Reply::ok()
+        }
+    });
+    let apple = smol::block_on(Apple::token(MockOptions::default(), behaviour));
+    let dir = TempDir::new("e2e-apns");
+    let x = FakeXmpp::new();
+    let app_cfg = format!(
+        "provider = \"apns\"\ntopic = \"{TOPIC}\"\nendpoint = \"{}\"\ncapath = {:?}\n\
+         auth_key = {:?}\nkey_id = \"{KEY_ID}\"\nteam_id = \"{TEAM_ID}\"\npush_priority = \"auto\"\n",
+        apple.server.url(),
+        apple.pki.ca_pem.display().to_string(),
+        apple.files.0.join("AuthKey.p8").display().to_string(),
+    );
+    let _app = AppServer::start(
+        &dir.0,
+        &component_config(&dir.0, x.port, "apns", &app_cfg),
+        0,
+    );
+    let mut c = x.accept(T);
+
+    let s = register(&mut c, "apns", "live", LIVE);
+    let r = c.iq(&publish_iq("p1", "live", &s, Some("Hello")));
+    assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
+    let r = c.iq(&publish_iq("p2", "live", &s, None));
+    assert_eq!(outcome(&r).0, "result");
+    let seen = apple.server.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].path, format!("/3/device/{LIVE}"));
+    assert_eq!(seen[0].header("apns-push-type"), Some("alert"));
+    assert_eq!(seen[0].header("apns-priority"), Some("10"));
+    assert_eq!(seen[0].header("apns-topic"), Some(TOPIC));
+    assert_eq!(seen[1].header("apns-push-type"), Some("background"));
+    assert_eq!(seen[1].header("apns-priority"), Some("5"));
+    let exp: u64 = seen[0].header("apns-expiration").unwrap().parse().unwrap();
+    assert!(
+        exp > now_ms / 1000 + 3600,
+        "expiration in the future: {exp}"
+    );
+
+    // Dead token: item-not-found, registration removed, nothing more sent.
+    let s = register(&mut c, "apns", "dead", DEAD);
+    let r = c.iq(&publish_iq("p3", "dead", &s, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    let r = c.iq(&publish_iq("p4", "dead", &s, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    assert_eq!(
+        apple.server.seen().len(),
+        3,
+        "the second push never reached Apple"
+    );
+
+    // Re-registered after Apple's timestamp: kept, answered with a wait error.
+    let s = register(&mut c, "apns", "again", DEAD_BEFORE);
+    let r = c.iq(&publish_iq("p5", "again", &s, None));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    let r = c.iq(&publish_iq("p6", "again", &s, None));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    assert_eq!(apple.server.seen().len(), 5, "the registration survived");
+    assert_eq!(apple.jwt_count(), 1, "one JWT for every push");
+    assert_eq!(
+        apple.server.stats.connections(),
+        1,
+        "one long-lived connection"
+    );
+}
+
+#[test]
+fn fcm_full_path_and_dead_token() {
+    let ca = fcm_mock::TestCa::new();
+    let (fcm, tokens) = smol::block_on(async {
+        (
+            fcm_mock::FcmMock::start(&ca).await,
+            fcm_mock::TokenMock::start(&ca, Duration::ZERO).await,
+        )
+    });
+    let account = serde_json::json!({
+        "type": "service_account",
+        "project_id": "demo-project",
+        "private_key_id": "kid-1",
+        "private_key": include_str!("data/fcm-test-key.pem"),
+        "client_email": "push@demo-project.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    let sa = ca.dir.write("sa.json", account.to_string());
+    let dir = TempDir::new("e2e-fcm");
+    let x = FakeXmpp::new();
+    let app_cfg = format!(
+        "provider = \"fcm\"\nservice_account = {:?}\ncapath = {:?}\nendpoint = \"{}\"\n\
+         token_endpoint = \"{}\"\npush_ttl = 3600\n",
+        sa.display().to_string(),
+        ca.ca_pem.display().to_string(),
+        fcm.url,
+        tokens.url
+    );
+    let _app = AppServer::start(
+        &dir.0,
+        &component_config(&dir.0, x.port, "fcm", &app_cfg),
+        0,
+    );
+    let mut c = x.accept(T);
+    let s = register(&mut c, "fcm", "phone", "fcm-token-1");
+    for i in 0..3 {
+        let r = c.iq(&publish_iq(&format!("p{i}"), "phone", &s, Some("hi")));
+        assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
+    }
+    let seen = fcm.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(tokens.requests(), 1, "the access token is reused");
+    let msg = &seen[0].body;
+    assert_eq!(msg["message"]["token"], "fcm-token-1");
+    assert_eq!(msg["message"]["android"]["priority"], "HIGH");
+    assert_eq!(msg["message"]["android"]["ttl"], "3600s");
+
+    fcm.script([fcm_mock::Answer::error(
+        404,
+        "NOT_FOUND",
+        Some("UNREGISTERED"),
+    )]);
+    let r = c.iq(&publish_iq("d1", "phone", &s, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    let r = c.iq(&publish_iq("d2", "phone", &s, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    assert_eq!(fcm.seen().len(), 4);
+}
