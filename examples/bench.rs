@@ -6,6 +6,10 @@
 //!
 //! cargo build --release && cargo run --release --example bench -- --pushes 200000 --window 256
 //!
+//! `--provider apns` or `--provider fcm` sends through the real provider to
+//! a mock APNS / FCM (HTTP/2 over TLS on 127.0.0.1) run inside this process,
+//! so the full path is measured: component in, provider out.
+//!
 //! Bounded: at most `--pushes` iqs and `--max-secs` seconds.
 
 use std::io::{Read, Write};
@@ -16,6 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
+
+#[allow(dead_code)]
+#[path = "../tests/support/fcm_mock.rs"]
+mod fcm_mock;
+#[allow(dead_code)]
+#[path = "../tests/support/h2_mock.rs"]
+mod h2_mock;
 use push_appserver::xml::{parse_element, parse_header, Frame, Framer};
 
 /// push-appserver load benchmark (loopback only)
@@ -36,6 +47,75 @@ struct Args {
     /// give up after this many seconds
     #[argh(option, default = "120")]
     max_secs: u64,
+    /// log (default), apns or fcm (to an in-process mock)
+    #[argh(option, default = "String::from(\"log\")")]
+    provider: String,
+}
+
+/// Keeps the in-process mocks alive.
+#[allow(dead_code)]
+enum Mock {
+    None,
+    Apns(h2_mock::MockServer, h2_mock::Pki),
+    Fcm(fcm_mock::FcmMock, fcm_mock::TokenMock, fcm_mock::TestCa),
+}
+
+/// The `[app.<type>]` body for the chosen provider, and its mock.
+fn provider_config(provider: &str, dir: &std::path::Path) -> (String, Mock) {
+    match provider {
+        "log" => (
+            "provider = \"log\"\npush_priority = \"auto\"\n".into(),
+            Mock::None,
+        ),
+        "apns" => {
+            let pki = h2_mock::Pki::new();
+            let server = smol::block_on(h2_mock::start(
+                &pki,
+                h2_mock::MockOptions::default(),
+                Arc::new(|_| h2_mock::Reply::ok()),
+            ));
+            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let p8 = dir.join("AuthKey.p8");
+            std::fs::write(&p8, key.serialize_pem()).unwrap();
+            let cfg = format!(
+                "provider = \"apns\"\ntopic = \"org.example.bench\"\nendpoint = \"{}\"\n\
+                 capath = {:?}\nauth_key = {:?}\nkey_id = \"ABCDE12345\"\nteam_id = \"TEAM123456\"\n",
+                server.url(),
+                pki.ca_pem.display().to_string(),
+                p8.display().to_string()
+            );
+            (cfg, Mock::Apns(server, pki))
+        }
+        "fcm" => {
+            let ca = fcm_mock::TestCa::new();
+            let (fcm, tokens) = smol::block_on(async {
+                (
+                    fcm_mock::FcmMock::start(&ca).await,
+                    fcm_mock::TokenMock::start(&ca, Duration::ZERO).await,
+                )
+            });
+            let account = serde_json::json!({
+                "type": "service_account",
+                "project_id": "demo-project",
+                "private_key_id": "kid-1",
+                "private_key": include_str!("../tests/data/fcm-test-key.pem"),
+                "client_email": "push@demo-project.iam.gserviceaccount.com",
+                "token_uri": "https://oauth2.googleapis.com/token",
+            });
+            let sa = dir.join("sa.json");
+            std::fs::write(&sa, account.to_string()).unwrap();
+            let cfg = format!(
+                "provider = \"fcm\"\nservice_account = {:?}\ncapath = {:?}\nendpoint = \"{}\"\n\
+                 token_endpoint = \"{}\"\n",
+                sa.display().to_string(),
+                ca.ca_pem.display().to_string(),
+                fcm.url,
+                tokens.url
+            );
+            (cfg, Mock::Fcm(fcm, tokens, ca))
+        }
+        other => panic!("unknown provider {other:?} (log, apns, fcm)"),
+    }
 }
 
 const SECRET: &str = "bench-secret";
@@ -89,12 +169,13 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("pa-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("bench.toml");
+    let (app, _mock) = provider_config(&args.provider, &dir);
     std::fs::write(
         &cfg,
         format!(
             "data_dir = \"{}\"\nrate_limit = 0\nlog_level = \"warn\"\n[http]\nlisten = \"off\"\n\
              [[component]]\njid = \"{JID}\"\nserver = \"127.0.0.1:{port}\"\nsecret = \"{SECRET}\"\n\
-             types = [\"fcm\"]\n[app.fcm]\nprovider = \"log\"\npush_priority = \"auto\"\n",
+             types = [\"bench\"]\n[app.bench]\n{app}",
             dir.join("data").display()
         ),
     )
@@ -133,7 +214,7 @@ fn main() {
     let mut regs = String::new();
     for i in 0..args.devices {
         regs.push_str(&format!(
-            "<iq type='set' from='u{i}@bench' to='{JID}' id='r{i}'><command xmlns='http://jabber.org/protocol/commands' node='v1-register-push' action='execute'><x xmlns='jabber:x:data' type='submit'><field var='type'><value>fcm</value></field><field var='node'><value>node{i}</value></field><field var='token'><value>token{i}</value></field></x></command></iq>"
+            "<iq type='set' from='u{i}@bench' to='{JID}' id='r{i}'><command xmlns='http://jabber.org/protocol/commands' node='v1-register-push' action='execute'><x xmlns='jabber:x:data' type='submit'><field var='type'><value>bench</value></field><field var='node'><value>node{i}</value></field><field var='token'><value>{i:064x}</value></field></x></command></iq>"
         ));
     }
     writer.write_all(regs.as_bytes()).unwrap();

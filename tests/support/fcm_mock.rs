@@ -177,6 +177,7 @@ impl FcmMock {
         let accept = smol::spawn(async move {
             let mut conns: Vec<smol::Task<()>> = Vec::new();
             while let Ok((tcp, _)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
                 conns.retain(|t| !t.is_finished());
                 conns.push(smol::spawn(serve_h2(
                     acceptor.clone(),
@@ -298,6 +299,7 @@ impl TokenMock {
         let accept = smol::spawn(async move {
             let mut conns: Vec<smol::Task<()>> = Vec::new();
             while let Ok((tcp, _)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
                 let (acceptor, sc, fo, co) = (acceptor.clone(), sc.clone(), fo.clone(), co.clone());
                 conns.retain(|t| !t.is_finished());
                 conns.push(smol::spawn(async move {

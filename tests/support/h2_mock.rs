@@ -262,6 +262,7 @@ pub async fn start(pki: &Pki, opts: MockOptions, handler: Handler) -> MockServer
     let accept = smol::spawn(async move {
         let mut conns = Vec::new();
         while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
             let ctx = ConnCtx {
                 opts: opts.clone(),
                 handler: handler.clone(),
