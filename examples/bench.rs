@@ -21,10 +21,8 @@ use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 
-#[allow(dead_code)]
 #[path = "../tests/support/fcm_mock.rs"]
 mod fcm_mock;
-#[allow(dead_code)]
 #[path = "../tests/support/h2_mock.rs"]
 mod h2_mock;
 use push_appserver::xml::{parse_element, parse_header, Frame, Framer};
