@@ -55,7 +55,7 @@ struct Args {
 enum Mock {
     None,
     Apns(h2_mock::MockServer, h2_mock::Pki),
-    Fcm(fcm_mock::FcmMock, fcm_mock::TokenMock, fcm_mock::TestCa),
+    Fcm(Box<(fcm_mock::FcmMock, fcm_mock::TokenMock, fcm_mock::TestCa)>),
 }
 
 /// The `[app.<type>]` body for the chosen provider, and its mock.
@@ -110,7 +110,7 @@ fn provider_config(provider: &str, dir: &std::path::Path) -> (String, Mock) {
                 fcm.url,
                 tokens.url
             );
-            (cfg, Mock::Fcm(fcm, tokens, ca))
+            (cfg, Mock::Fcm(Box::new((fcm, tokens, ca))))
         }
         other => panic!("unknown provider {other:?} (log, apns, fcm)"),
     }

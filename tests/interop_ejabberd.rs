@@ -226,7 +226,13 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
             }) {
                 return Err(format!("mod_push did not get a result for the push: {l}"));
             }
-            Ok(text.contains(&accepted))
+            // the publish and the result are logged by different Erlang
+            // processes: wait for both lines
+            Ok(text.contains(&accepted)
+                && text.lines().any(|l| {
+                    l.contains("Send XML on stream = ")
+                        && l.contains(&format!("<publish node='{}'", reg.node))
+                }))
         },
     )?;
     let text = read_lossy(&ejabberd_log);
