@@ -54,7 +54,7 @@ struct Args {
 #[allow(dead_code)]
 enum Mock {
     None,
-    Apns(h2_mock::MockServer, h2_mock::Pki),
+    Apns(Box<(h2_mock::MockServer, h2_mock::Pki)>),
     Fcm(Box<(fcm_mock::FcmMock, fcm_mock::TokenMock, fcm_mock::TestCa)>),
 }
 
@@ -82,7 +82,7 @@ fn provider_config(provider: &str, dir: &std::path::Path) -> (String, Mock) {
                 pki.ca_pem.display().to_string(),
                 p8.display().to_string()
             );
-            (cfg, Mock::Apns(server, pki))
+            (cfg, Mock::Apns(Box::new((server, pki))))
         }
         "fcm" => {
             let ca = fcm_mock::TestCa::new();
