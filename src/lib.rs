@@ -5,6 +5,8 @@
 //! looks the device up in [`registrations`] and hands it to a provider in
 //! [`providers`]. [`http`] serves the same services over HTTP.
 
+#![deny(missing_docs)]
+
 pub mod clock;
 pub mod component;
 pub mod config;

@@ -278,3 +278,34 @@ fn whitespace_keepalive_on_a_silent_link() {
         "only whitespace: {got:?}"
     );
 }
+
+#[test]
+fn work_in_flight_is_bounded() {
+    // Two pushes in flight at most, each taking 300 ms at the provider:
+    // six pushes sent at once are answered in three waves, because the link
+    // stops reading while both slots are busy.
+    let (_d, _x, app, mut c) = start(
+        "inflight",
+        "rate_limit = 0\n[limits]\nmax_in_flight = 2",
+        "delay_ms = 300",
+    );
+    let secrets: Vec<String> = (0..6)
+        .map(|i| register(&mut c, "fcm", &format!("d{i}"), &format!("t{i}")))
+        .collect();
+    let t0 = Instant::now();
+    let all: String = (0..6)
+        .map(|i| publish_iq(&format!("f{i}"), &format!("d{i}"), &secrets[i], None))
+        .collect();
+    c.send(&all);
+    let mut answered = Vec::new();
+    while answered.len() < 6 && t0.elapsed() < T {
+        if let Some(r) = c.recv(Duration::from_millis(100)) {
+            assert_eq!(outcome(&r).0, "result");
+            answered.push(t0.elapsed());
+        }
+    }
+    assert_eq!(answered.len(), 6);
+    assert!(answered[1] < Duration::from_millis(600), "{answered:?}");
+    assert!(answered[5] >= Duration::from_millis(850), "{answered:?}");
+    assert_eq!(app.pushes().len(), 6);
+}
