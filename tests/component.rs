@@ -309,3 +309,44 @@ fn work_in_flight_is_bounded() {
     assert!(answered[5] >= Duration::from_millis(850), "{answered:?}");
     assert_eq!(app.pushes().len(), 6);
 }
+
+#[test]
+fn several_components_in_one_process() {
+    let dir = TempDir::new("multi");
+    let x = FakeXmpp::new();
+    let http_port = free_port();
+    let second = format!(
+        "[[component]]\njid = \"voip.example.org\"\nserver = \"127.0.0.1:{}\"\nsecret = \"{SECRET}\"\ntypes = [\"apns\"]\n",
+        x.port
+    );
+    let text = config(&dir.0, x.port, http_port, "", "")
+        .replace("[app.fcm]", &format!("{second}[app.fcm]"));
+    let app = AppServer::start(&dir.0, &text, http_port);
+    let mut conns: Vec<Conn> = (0..2).map(|_| x.accept(T)).collect();
+    let mut jids = Vec::new();
+    for c in &mut conns {
+        let r = c.iq("<iq type='get' from='a@example.com' to='x' id='who'><ping xmlns='urn:xmpp:ping'/></iq>");
+        jids.push(r.get_attr("from").unwrap().to_owned());
+    }
+    jids.sort();
+    assert_eq!(jids, ["push.example.org", "voip.example.org"]);
+    // Registrations are per component: the same node on each has its own secret.
+    let idx_voip = {
+        let r = conns[0].iq("<iq type='get' from='a@example.com' to='x' id='who2'><ping xmlns='urn:xmpp:ping'/></iq>");
+        usize::from(r.get_attr("from") != Some("voip.example.org"))
+    };
+    let idx_push = 1 - idx_voip;
+    let r = conns[idx_voip].iq(&register_iq("r1", "fcm", "n", "t"));
+    assert_eq!(
+        outcome(&r),
+        ("modify".into(), "bad-request".into()),
+        "fcm is not a voip type"
+    );
+    let r = conns[idx_voip]
+        .iq(&register_iq("r2", "apns", "n", "t").replace("push.example.org", "voip.example.org"));
+    assert_eq!(outcome(&r).0, "result");
+    let s_push = register(&mut conns[idx_push], "fcm", "n", "t2");
+    let r = conns[idx_push].iq(&publish_iq("p", "n", &s_push, None));
+    assert_eq!(outcome(&r).0, "result");
+    assert_eq!(app.wait_pushes(1, T)[0]["component"], "push.example.org");
+}
