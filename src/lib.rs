@@ -13,6 +13,7 @@ pub mod config;
 pub mod core;
 pub mod h2client;
 pub mod http;
+pub mod jwt;
 pub mod link;
 pub mod logging;
 pub mod providers;

@@ -13,6 +13,7 @@ use fcm_mock::{Answer, FcmMock, TestCa, TokenMock};
 use futures_lite::FutureExt;
 use push_appserver::clock::Clock;
 use push_appserver::config::ConfigContext;
+use push_appserver::jwt::base64url_decode;
 use push_appserver::providers::fcm::retry::RetryPolicy;
 use push_appserver::providers::fcm::{FcmProvider, FcmSettings};
 use push_appserver::providers::{FailureKind, Outcome, Priority, ProviderSettings, Push, Summary};
@@ -425,30 +426,8 @@ fn verify_jwt(jwt: &str) -> (Value, Value) {
     assert_eq!(parts.len(), 3);
     let signed = format!("{}.{}", parts[0], parts[1]);
     public
-        .verify(signed.as_bytes(), &base64url_decode(parts[2]))
+        .verify(signed.as_bytes(), &base64url_decode(parts[2]).unwrap())
         .expect("the assertion verifies against the test key");
-    let json = |p: &str| serde_json::from_slice(&base64url_decode(p)).unwrap();
+    let json = |p: &str| serde_json::from_slice(&base64url_decode(p).unwrap()).unwrap();
     (json(parts[0]), json(parts[1]))
-}
-
-fn base64url_decode(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => panic!("not base64url: {c}"),
-        };
-        acc = acc << 6 | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }

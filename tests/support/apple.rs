@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::h2_mock::{self, MockOptions, MockRequest, MockServer, Pki, Reply, TempDir};
 use push_appserver::clock::{unix_secs, Clock};
 use push_appserver::config::ConfigContext;
+use push_appserver::jwt::base64url_decode;
 use push_appserver::providers::apns::{ApnsProvider, ApnsSettings};
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 
@@ -176,10 +177,11 @@ pub fn verify_jwt(jwt: &str, public: &[u8]) -> Result<(), &'static str> {
     let [header, claims, sig] = parts[..] else {
         return Err("InvalidProviderToken");
     };
-    let header: serde_json::Value =
-        serde_json::from_slice(&unbase64url(header)).map_err(|_| "InvalidProviderToken")?;
-    let claims: serde_json::Value =
-        serde_json::from_slice(&unbase64url(claims)).map_err(|_| "InvalidProviderToken")?;
+    let json = |part: &str| -> Result<serde_json::Value, &'static str> {
+        let bytes = base64url_decode(part).ok_or("InvalidProviderToken")?;
+        serde_json::from_slice(&bytes).map_err(|_| "InvalidProviderToken")
+    };
+    let (header, claims) = (json(header)?, json(claims)?);
     if header["alg"] != "ES256" || header["kid"] != KEY_ID || claims["iss"] != TEAM_ID {
         return Err("InvalidProviderToken");
     }
@@ -187,30 +189,11 @@ pub fn verify_jwt(jwt: &str, public: &[u8]) -> Result<(), &'static str> {
     if iat + 3600 < unix_secs(SystemTime::now()) {
         return Err("ExpiredProviderToken");
     }
+    let sig = base64url_decode(sig).ok_or("InvalidProviderToken")?;
     let signed = &jwt[..jwt.rfind('.').unwrap()];
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, public)
-        .verify(signed.as_bytes(), &unbase64url(sig))
+        .verify(signed.as_bytes(), &sig)
         .map_err(|_| "InvalidProviderToken")
-}
-
-pub fn unbase64url(s: &str) -> Vec<u8> {
-    let val = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'-' => 62,
-        _ => 63,
-    };
-    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
-    for &c in s.as_bytes() {
-        acc = acc << 6 | u32::from(val(c));
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }
 
 pub type Behaviour = Arc<dyn Fn(&MockRequest) -> Reply + Send + Sync>;

@@ -16,6 +16,7 @@ use rustls::pki_types::PrivateKeyDer;
 
 use crate::clock::{unix_secs, Clock};
 use crate::h2client::tls;
+use crate::jwt;
 
 /// How long one token is used.
 pub const REUSE_FOR: Duration = Duration::from_secs(50 * 60);
@@ -151,39 +152,16 @@ impl TokenCache {
 
     /// `header.claims.signature` for a token issued at `iat`.
     fn sign(&self, iat: u64) -> Result<String, ring::error::Unspecified> {
-        let header = serde_json::json!({"alg": "ES256", "kid": self.key_id}).to_string();
-        let claims = serde_json::json!({"iss": self.team_id, "iat": iat}).to_string();
-        let mut jwt = base64url(header.as_bytes());
-        jwt.push('.');
-        jwt.push_str(&base64url(claims.as_bytes()));
-        let sig = self.key.sign(&self.rng, jwt.as_bytes())?;
-        jwt.push('.');
-        jwt.push_str(&base64url(sig.as_ref()));
-        Ok(jwt)
+        let header = serde_json::json!({"alg": "ES256", "kid": self.key_id});
+        let claims = serde_json::json!({"iss": self.team_id, "iat": iat});
+        jwt::signed(&header, &claims, |input| self.key.sign(&self.rng, input))
     }
-}
-
-/// Unpadded base64url (RFC 4648 section 5), as JWTs use.
-pub fn base64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwt::{base64url, base64url_decode};
     use ring::signature::{KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
     use std::time::SystemTime;
 
@@ -226,23 +204,6 @@ mod tests {
     }
 
     #[test]
-    fn base64url_matches_rfc4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg"),
-            ("fo", "Zm8"),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg"),
-            ("fooba", "Zm9vYmE"),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(base64url(input.as_bytes()), want);
-        }
-        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
-    }
-
-    #[test]
     fn token_is_a_verifiable_es256_jwt() {
         let (cache, _, public) = cache();
         let token = cache.token().unwrap();
@@ -256,7 +217,7 @@ mod tests {
             parts[1],
             base64url(br#"{"iat":1700000000,"iss":"TEAM123456"}"#)
         );
-        let sig = unbase64url(parts[2]);
+        let sig = base64url_decode(parts[2]).unwrap();
         let signed = format!("{}.{}", parts[0], parts[1]);
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &public)
             .verify(signed.as_bytes(), &sig)
@@ -289,26 +250,5 @@ mod tests {
         cache.reject(&first);
         clock.advance(Duration::from_secs(30 * 60));
         assert_eq!(cache.token().unwrap(), second);
-    }
-
-    fn unbase64url(s: &str) -> Vec<u8> {
-        let val = |c: u8| match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            _ => 63,
-        };
-        let mut out = Vec::new();
-        let (mut acc, mut bits) = (0u32, 0);
-        for &c in s.as_bytes() {
-            acc = acc << 6 | u32::from(val(c));
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-            }
-        }
-        out
     }
 }

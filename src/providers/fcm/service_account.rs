@@ -11,6 +11,7 @@ use rustls::pki_types::PrivateKeyDer;
 use serde::Deserialize;
 
 use crate::clock::unix_secs;
+use crate::jwt;
 
 /// OAuth scope that allows sending FCM messages.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
@@ -125,21 +126,13 @@ impl ServiceAccount {
             "iat": iat,
             "exp": iat + ASSERTION_LIFETIME.as_secs(),
         });
-        let mut jwt = base64url(header.to_string().as_bytes());
-        jwt.push('.');
-        jwt.push_str(&base64url(claims.to_string().as_bytes()));
-        let mut sig = vec![0; self.key.public().modulus_len()];
-        self.key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                jwt.as_bytes(),
-                &mut sig,
-            )
-            .map_err(|_| err("RSA signing failed"))?;
-        jwt.push('.');
-        jwt.push_str(&base64url(&sig));
-        Ok(jwt)
+        jwt::signed(&header, &claims, |input| {
+            let mut sig = vec![0; self.key.public().modulus_len()];
+            self.key
+                .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input, &mut sig)
+                .map(|()| sig)
+                .map_err(|_| err("RSA signing failed"))
+        })
     }
 }
 
@@ -157,27 +150,10 @@ fn parse_rsa_key(pem: &str) -> Result<RsaKeyPair, ServiceAccountError> {
     parsed.map_err(|e| err(format!("\"private_key\" is not a usable RSA key: {e}")))
 }
 
-/// Unpadded base64url (RFC 4648 section 5), as JWTs use.
-pub fn base64url(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwt::base64url_decode;
 
     const KEY: &str = include_str!("../../../tests/data/fcm-test-key.pem");
 
@@ -197,16 +173,6 @@ mod tests {
     }
 
     #[test]
-    fn base64url_matches_rfc4648_vectors() {
-        assert_eq!(base64url(b""), "");
-        assert_eq!(base64url(b"f"), "Zg");
-        assert_eq!(base64url(b"fo"), "Zm8");
-        assert_eq!(base64url(b"foo"), "Zm9v");
-        assert_eq!(base64url(b"foob"), "Zm9vYg");
-        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
-    }
-
-    #[test]
     fn assertion_is_a_verifiable_rs256_jwt_with_the_right_claims() {
         let acct = ServiceAccount::from_json(&account_json()).unwrap();
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
@@ -217,13 +183,15 @@ mod tests {
             &ring::signature::RSA_PKCS1_2048_8192_SHA256,
             acct.key.public().as_ref().to_vec(),
         );
-        let sig = decode(parts[2]);
+        let sig = base64url_decode(parts[2]).unwrap();
         let signed = format!("{}.{}", parts[0], parts[1]);
         public.verify(signed.as_bytes(), &sig).unwrap();
-        let header: serde_json::Value = serde_json::from_slice(&decode(parts[0])).unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&base64url_decode(parts[0]).unwrap()).unwrap();
         assert_eq!(header["alg"], "RS256");
         assert_eq!(header["kid"], "kid1");
-        let claims: serde_json::Value = serde_json::from_slice(&decode(parts[1])).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&base64url_decode(parts[1]).unwrap()).unwrap();
         assert_eq!(claims["iss"], "push@demo-project.iam.gserviceaccount.com");
         assert_eq!(claims["scope"], SCOPE);
         assert_eq!(claims["aud"], "https://oauth2.googleapis.com/token");
@@ -253,27 +221,5 @@ mod tests {
         let acct = ServiceAccount::from_json(&account_json()).unwrap();
         let shown = format!("{acct:?}");
         assert!(shown.contains("********") && !shown.contains("PRIVATE"));
-    }
-
-    fn decode(s: &str) -> Vec<u8> {
-        let val = |c: u8| match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => panic!("not base64url: {c}"),
-        };
-        let mut out = Vec::new();
-        let (mut acc, mut bits) = (0u32, 0);
-        for &c in s.as_bytes() {
-            acc = acc << 6 | u32::from(val(c));
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-            }
-        }
-        out
     }
 }
