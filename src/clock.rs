@@ -1,6 +1,8 @@
 //! Time: a clock trait so throttles, token caches and expiry are testable
-//! without sleeping, and RFC 3339 timestamps as in the seed's records.
+//! without sleeping (a [`ManualClock`] that tests move by hand), and
+//! RFC 3339 timestamps as in the seed's records.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock and monotonic time.
@@ -21,6 +23,46 @@ impl Clock for SystemClock {
     }
     fn instant(&self) -> Instant {
         Instant::now()
+    }
+}
+
+/// A clock that moves only when told to, for tests: wall-clock and
+/// monotonic time stand still until [`ManualClock::advance`] moves both.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<(SystemTime, Instant)>);
+
+impl ManualClock {
+    /// A clock standing at the present moment.
+    pub fn new() -> Self {
+        Self::at(SystemTime::now())
+    }
+
+    /// A clock whose wall-clock time reads `wall` (its monotonic time
+    /// starts at the present instant).
+    pub fn at(wall: SystemTime) -> Self {
+        ManualClock(Mutex::new((wall, Instant::now())))
+    }
+
+    /// Moves wall-clock and monotonic time forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        t.0 += d;
+        t.1 += d;
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+    fn instant(&self) -> Instant {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 }
 
@@ -128,5 +170,18 @@ mod tests {
         );
         assert!(parse_rfc3339("2017-13-18T04:07:44Z").is_none());
         assert!(parse_rfc3339("yesterday").is_none());
+    }
+
+    #[test]
+    fn manual_clock_stands_still_until_advanced_then_moves_both_times() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let clock = ManualClock::at(start);
+        let (wall, mono) = (clock.now(), clock.instant());
+        assert_eq!(wall, start);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!((clock.now(), clock.instant()), (wall, mono));
+        clock.advance(Duration::from_secs(90));
+        assert_eq!(clock.now(), start + Duration::from_secs(90));
+        assert_eq!(clock.instant(), mono + Duration::from_secs(90));
     }
 }

@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use apple::{logged, logs, ok, Apple, Behaviour, TestClock, KEY_ID, TEAM_ID, TOPIC};
+use apple::{logged, logs, ok, Apple, Behaviour, KEY_ID, TEAM_ID, TOPIC};
 use async_io::Timer;
 use futures_lite::FutureExt;
 use h2_mock::{MockOptions, MockRequest, Reply};
-use push_appserver::clock::unix_secs;
+use push_appserver::clock::{unix_secs, ManualClock};
 use push_appserver::config::{ConfigContext, Settings};
 use push_appserver::providers::apns::ApnsProvider;
 use push_appserver::providers::{
@@ -132,7 +132,7 @@ fn encrypted_pushes_are_forwarded_as_mutable_alerts() {
 fn one_jwt_serves_many_pushes_and_is_replaced_after_50_minutes() {
     run(async {
         let apple = Apple::token(MockOptions::default(), ok()).await;
-        let clock = TestClock::new();
+        let clock = Arc::new(ManualClock::new());
         let p = ApnsProvider::with_clock(&apple.config(""), clock.clone()).unwrap();
         for i in 0..50 {
             assert_eq!(
@@ -273,7 +273,7 @@ fn auth_problems_fail_are_logged_once_and_shown_in_health() {
         let behaviour: Behaviour =
             Arc::new(|_| Reply::status(403, r#"{"reason":"InvalidProviderToken"}"#));
         let apple = Apple::token(MockOptions::default(), behaviour).await;
-        let clock = TestClock::new();
+        let clock = Arc::new(ManualClock::new());
         let p = ApnsProvider::with_clock(&apple.config(""), clock.clone()).unwrap();
         for i in 0..5 {
             match p.send(&push(&token(i), Priority::High)).await {

@@ -6,12 +6,12 @@
 #[path = "support/fcm_mock.rs"]
 mod fcm_mock;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fcm_mock::{Answer, FcmMock, TestCa, TokenMock};
 use futures_lite::FutureExt;
-use push_appserver::clock::Clock;
+use push_appserver::clock::{Clock, ManualClock};
 use push_appserver::config::ConfigContext;
 use push_appserver::jwt::base64url_decode;
 use push_appserver::providers::fcm::retry::RetryPolicy;
@@ -23,31 +23,13 @@ const KEY: &str = include_str!("data/fcm-test-key.pem");
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 const SEND_PATH: &str = "/v1/projects/demo-project/messages:send";
 
-#[derive(Debug)]
-struct TestClock(Mutex<SystemTime>);
-
-impl TestClock {
-    fn advance(&self, d: Duration) {
-        *self.0.lock().unwrap() += d;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap()
-    }
-    fn instant(&self) -> Instant {
-        Instant::now()
-    }
-}
-
 /// Mocks, a provider wired to them, and its clock.
 struct Env {
     /// Keeps the CA folder (service account, CA PEM) alive.
     _ca: TestCa,
     fcm: FcmMock,
     tokens: TokenMock,
-    clock: Arc<TestClock>,
+    clock: Arc<ManualClock>,
     provider: Arc<FcmProvider>,
 }
 
@@ -83,7 +65,7 @@ async fn env(extra_config: &str, retry: RetryPolicy, token_delay: Duration) -> E
     let mut settings =
         FcmSettings::from_table("app.fcm", toml::from_str(&text).unwrap(), &ctx).unwrap();
     settings.retry = retry;
-    let clock = Arc::new(TestClock(Mutex::new(SystemTime::now())));
+    let clock = Arc::new(ManualClock::new());
     let provider = FcmProvider::with_clock(&settings, clock.clone()).unwrap();
     Env {
         _ca: ca,

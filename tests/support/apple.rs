@@ -1,16 +1,15 @@
 //! The mock Apple for tests/apns.rs: a [`h2_mock`](crate::h2_mock) server
 //! that checks every request as APNS would (path, headers, payload size,
-//! the ES256 JWT or the client certificate), plus a log capture and a clock
-//! tests move by hand.
+//! the ES256 JWT or the client certificate), plus a log capture.
 
 #![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::h2_mock::{self, MockOptions, MockRequest, MockServer, Pki, Reply, TempDir};
-use push_appserver::clock::{unix_secs, Clock};
+use push_appserver::clock::unix_secs;
 use push_appserver::config::ConfigContext;
 use push_appserver::jwt::base64url_decode;
 use push_appserver::providers::apns::{ApnsProvider, ApnsSettings};
@@ -54,31 +53,6 @@ pub fn logged(level: log::Level, needle: &str) -> usize {
         .iter()
         .filter(|(l, m)| *l <= level && m.contains(needle))
         .count()
-}
-
-// ---- a clock tests move by hand ------------------------------------------
-
-#[derive(Debug)]
-pub struct TestClock(Mutex<(SystemTime, Instant)>);
-
-impl TestClock {
-    pub fn new() -> Arc<TestClock> {
-        Arc::new(TestClock(Mutex::new((SystemTime::now(), Instant::now()))))
-    }
-    pub fn advance(&self, d: Duration) {
-        let mut t = self.0.lock().unwrap();
-        t.0 += d;
-        t.1 += d;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> SystemTime {
-        self.0.lock().unwrap().0
-    }
-    fn instant(&self) -> Instant {
-        self.0.lock().unwrap().1
-    }
 }
 
 // ---- the mock Apple --------------------------------------------------------

@@ -161,41 +161,20 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use crate::jwt::{base64url, base64url_decode};
     use ring::signature::{KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
     use std::time::SystemTime;
 
-    /// A clock tests move by hand.
-    #[derive(Debug)]
-    struct TestClock(Mutex<(SystemTime, Instant)>);
-
-    impl TestClock {
-        fn advance(&self, d: Duration) {
-            let mut t = self.0.lock().unwrap();
-            t.0 += d;
-            t.1 += d;
-        }
-    }
-
-    impl Clock for TestClock {
-        fn now(&self) -> SystemTime {
-            self.0.lock().unwrap().0
-        }
-        fn instant(&self) -> Instant {
-            self.0.lock().unwrap().1
-        }
-    }
-
-    fn cache() -> (TokenCache, Arc<TestClock>, Vec<u8>) {
+    fn cache() -> (TokenCache, Arc<ManualClock>, Vec<u8>) {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
             .unwrap();
         let public = key.public_key().as_ref().to_vec();
-        let clock = Arc::new(TestClock(Mutex::new((
+        let clock = Arc::new(ManualClock::at(
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-            Instant::now(),
-        ))));
+        ));
         (
             TokenCache::new(key, "ABC123DEFG", "TEAM123456", clock.clone()),
             clock,

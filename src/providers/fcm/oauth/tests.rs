@@ -1,33 +1,17 @@
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use futures_lite::FutureExt;
 
 use super::*;
+use crate::clock::ManualClock;
 
 const KEY: &str = include_str!("../../../../tests/data/fcm-test-key.pem");
 
-#[derive(Debug)]
-struct TestClock(Mutex<SystemTime>);
-
-impl TestClock {
-    fn new() -> Arc<Self> {
-        Arc::new(TestClock(Mutex::new(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-        )))
-    }
-    fn advance(&self, d: Duration) {
-        *self.0.lock().unwrap() += d;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap()
-    }
-    fn instant(&self) -> Instant {
-        Instant::now()
-    }
+/// A hand-moved clock at 2023-11-14T22:13:20Z.
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::at(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    ))
 }
 
 /// Answers from a script (then "tok-N" for the N-th request), after `delay`.
@@ -74,7 +58,7 @@ fn refused() -> Result<Grant, ExchangeError> {
     })
 }
 
-fn source(clock: &Arc<TestClock>, ex: &Arc<FakeExchange>) -> TokenSource {
+fn source(clock: &Arc<ManualClock>, ex: &Arc<FakeExchange>) -> TokenSource {
     let sa = serde_json::json!({
         "type": "service_account",
         "private_key": KEY,
@@ -96,7 +80,7 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 
 #[test]
 fn token_is_reused_then_refreshed_five_minutes_before_expiry() {
-    let clock = TestClock::new();
+    let clock = clock();
     let ex = FakeExchange::new(Duration::ZERO, vec![]);
     let src = source(&clock, &ex);
     block_on(async {
@@ -117,7 +101,7 @@ fn token_is_reused_then_refreshed_five_minutes_before_expiry() {
 
 #[test]
 fn fifty_concurrent_callers_cause_one_request() {
-    let clock = TestClock::new();
+    let clock = clock();
     let ex = FakeExchange::new(Duration::from_millis(100), vec![]);
     let src = Arc::new(source(&clock, &ex));
     let tokens = block_on(async {
@@ -139,7 +123,7 @@ fn fifty_concurrent_callers_cause_one_request() {
 
 #[test]
 fn refused_refresh_is_backed_off_not_repeated_by_every_push() {
-    let clock = TestClock::new();
+    let clock = clock();
     let ex = FakeExchange::new(Duration::ZERO, vec![refused(), refused()]);
     let src = source(&clock, &ex);
     block_on(async {
@@ -161,7 +145,7 @@ fn refused_refresh_is_backed_off_not_repeated_by_every_push() {
 
 #[test]
 fn transient_failures_are_retried_within_one_refresh() {
-    let clock = TestClock::new();
+    let clock = clock();
     let unavailable = Err(ExchangeError::Status {
         status: 503,
         detail: "x".into(),
@@ -174,7 +158,7 @@ fn transient_failures_are_retried_within_one_refresh() {
 
 #[test]
 fn a_still_valid_token_outlives_a_failed_refresh() {
-    let clock = TestClock::new();
+    let clock = clock();
     let ex = FakeExchange::new(Duration::ZERO, vec![Ok(grant("old")), refused(), refused()]);
     let src = source(&clock, &ex);
     block_on(async {
@@ -188,7 +172,7 @@ fn a_still_valid_token_outlives_a_failed_refresh() {
 
 #[test]
 fn invalidate_forgets_only_the_refused_token() {
-    let clock = TestClock::new();
+    let clock = clock();
     let ex = FakeExchange::new(Duration::ZERO, vec![]);
     let src = source(&clock, &ex);
     block_on(async {
@@ -207,7 +191,7 @@ fn invalidate_forgets_only_the_refused_token() {
 
 #[test]
 fn a_caller_giving_up_neither_loses_the_token_nor_starts_a_second_refresh() {
-    let clock = TestClock::new();
+    let clock = clock();
     let ex = FakeExchange::new(Duration::from_millis(300), vec![]);
     let src = source(&clock, &ex);
     block_on(async {
