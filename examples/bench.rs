@@ -25,6 +25,8 @@ use argh::FromArgs;
 mod fcm_mock;
 #[path = "../tests/support/h2_mock.rs"]
 mod h2_mock;
+#[path = "../tests/support/pki.rs"]
+mod pki;
 use push_appserver::xml::{parse_element, parse_header, Frame, Framer};
 
 /// push-appserver load benchmark (loopback only)
@@ -54,8 +56,8 @@ struct Args {
 #[allow(dead_code)]
 enum Mock {
     None,
-    Apns(Box<(h2_mock::MockServer, h2_mock::Pki)>),
-    Fcm(Box<(fcm_mock::FcmMock, fcm_mock::TokenMock, fcm_mock::TestCa)>),
+    Apns(Box<(h2_mock::MockServer, pki::Pki)>),
+    Fcm(Box<fcm_mock::Google>),
 }
 
 /// The `[app.<type>]` body for the chosen provider, and its mock.
@@ -66,7 +68,7 @@ fn provider_config(provider: &str, dir: &std::path::Path) -> (String, Mock) {
             Mock::None,
         ),
         "apns" => {
-            let pki = h2_mock::Pki::new();
+            let pki = pki::Pki::new();
             let server = smol::block_on(h2_mock::start(
                 &pki,
                 h2_mock::MockOptions::default(),
@@ -85,32 +87,9 @@ fn provider_config(provider: &str, dir: &std::path::Path) -> (String, Mock) {
             (cfg, Mock::Apns(Box::new((server, pki))))
         }
         "fcm" => {
-            let ca = fcm_mock::TestCa::new();
-            let (fcm, tokens) = smol::block_on(async {
-                (
-                    fcm_mock::FcmMock::start(&ca).await,
-                    fcm_mock::TokenMock::start(&ca, Duration::ZERO).await,
-                )
-            });
-            let account = serde_json::json!({
-                "type": "service_account",
-                "project_id": "demo-project",
-                "private_key_id": "kid-1",
-                "private_key": include_str!("../tests/data/fcm-test-key.pem"),
-                "client_email": "push@demo-project.iam.gserviceaccount.com",
-                "token_uri": "https://oauth2.googleapis.com/token",
-            });
-            let sa = dir.join("sa.json");
-            std::fs::write(&sa, account.to_string()).unwrap();
-            let cfg = format!(
-                "provider = \"fcm\"\nservice_account = {:?}\ncapath = {:?}\nendpoint = \"{}\"\n\
-                 token_endpoint = \"{}\"\n",
-                sa.display().to_string(),
-                ca.ca_pem.display().to_string(),
-                fcm.url,
-                tokens.url
-            );
-            (cfg, Mock::Fcm(Box::new((fcm, tokens, ca))))
+            let google = smol::block_on(fcm_mock::Google::start(Duration::ZERO));
+            let cfg = format!("provider = \"fcm\"\n{}", google.config());
+            (cfg, Mock::Fcm(Box::new(google)))
         }
         other => panic!("unknown provider {other:?} (log, apns, fcm)"),
     }

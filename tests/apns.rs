@@ -7,6 +7,8 @@
 mod apple;
 #[path = "support/h2_mock.rs"]
 mod h2_mock;
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::collections::HashSet;
 use std::future::Future;

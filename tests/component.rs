@@ -3,6 +3,8 @@
 //! throttling, reconnection and persistence.
 
 mod common;
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::time::{Duration, Instant};
 

@@ -5,12 +5,15 @@
 
 #[path = "support/fcm_mock.rs"]
 mod fcm_mock;
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fcm_mock::{Answer, FcmMock, TestCa, TokenMock};
+use fcm_mock::{Answer, FcmMock, Google, TokenMock, KEY};
 use futures_lite::FutureExt;
+use pki::Pki;
 use push_appserver::clock::{Clock, ManualClock};
 use push_appserver::config::ConfigContext;
 use push_appserver::jwt::base64url_decode;
@@ -19,14 +22,13 @@ use push_appserver::providers::fcm::{FcmProvider, FcmSettings};
 use push_appserver::providers::{FailureKind, Outcome, Priority, ProviderSettings, Push, Summary};
 use serde_json::{json, Value};
 
-const KEY: &str = include_str!("data/fcm-test-key.pem");
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 const SEND_PATH: &str = "/v1/projects/demo-project/messages:send";
 
 /// Mocks, a provider wired to them, and its clock.
 struct Env {
     /// Keeps the CA folder (service account, CA PEM) alive.
-    _ca: TestCa,
+    _ca: Pki,
     fcm: FcmMock,
     tokens: TokenMock,
     clock: Arc<ManualClock>,
@@ -44,29 +46,17 @@ fn quick_retries() -> RetryPolicy {
 }
 
 async fn env(extra_config: &str, retry: RetryPolicy, token_delay: Duration) -> Env {
-    let ca = TestCa::new();
-    let fcm = FcmMock::start(&ca).await;
-    let tokens = TokenMock::start(&ca, token_delay).await;
-    let account = json!({
-        "type": "service_account",
-        "project_id": "demo-project",
-        "private_key_id": "kid-1",
-        "private_key": KEY,
-        "client_email": "push@demo-project.iam.gserviceaccount.com",
-        "token_uri": GOOGLE_TOKEN_URI,
-    });
-    ca.dir.write("sa.json", account.to_string());
-    let text = format!(
-        "service_account = \"sa.json\"\ncapath = \"ca.pem\"\nendpoint = \"{}\"\n\
-         token_endpoint = \"{}\"\n{extra_config}",
-        fcm.url, tokens.url
-    );
-    let ctx = ConfigContext::for_file(&ca.dir.0.join("appserver.toml"));
+    let google = Google::start(token_delay).await;
+    let text = format!("{}{extra_config}", google.config());
+    let ctx = ConfigContext::for_file(&google.ca.dir.path("appserver.toml"));
     let mut settings =
         FcmSettings::from_table("app.fcm", toml::from_str(&text).unwrap(), &ctx).unwrap();
     settings.retry = retry;
     let clock = Arc::new(ManualClock::new());
     let provider = FcmProvider::with_clock(&settings, clock.clone()).unwrap();
+    let Google {
+        ca, fcm, tokens, ..
+    } = google;
     Env {
         _ca: ca,
         fcm,

@@ -5,6 +5,8 @@
 
 #[path = "support/h2_mock.rs"]
 mod h2_mock;
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 use async_io::Timer;
 use bytes::Bytes;
 use futures_lite::FutureExt;
-use h2_mock::{MockOptions, MockServer, Pki, Reply};
+use h2_mock::{MockOptions, MockServer, Reply};
+use pki::Pki;
 use push_appserver::h2client::{tls, ConnectError, H2Client, H2Error, H2Options, Origin};
 
 /// Runs a test body with a hard time limit.

@@ -1,6 +1,8 @@
 //! The seed's HTTP API against the running binary.
 
 mod common;
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::io::Write;
 use std::net::TcpStream;

@@ -10,6 +10,8 @@ mod common;
 mod fcm_mock;
 #[path = "support/h2_mock.rs"]
 mod h2_mock;
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -121,32 +123,10 @@ fn apns_full_path_priorities_dead_tokens_and_reregistration() {
 
 #[test]
 fn fcm_full_path_and_dead_token() {
-    let ca = fcm_mock::TestCa::new();
-    let (fcm, tokens) = smol::block_on(async {
-        (
-            fcm_mock::FcmMock::start(&ca).await,
-            fcm_mock::TokenMock::start(&ca, Duration::ZERO).await,
-        )
-    });
-    let account = serde_json::json!({
-        "type": "service_account",
-        "project_id": "demo-project",
-        "private_key_id": "kid-1",
-        "private_key": include_str!("data/fcm-test-key.pem"),
-        "client_email": "push@demo-project.iam.gserviceaccount.com",
-        "token_uri": "https://oauth2.googleapis.com/token",
-    });
-    let sa = ca.dir.write("sa.json", account.to_string());
+    let google = smol::block_on(fcm_mock::Google::start(Duration::ZERO));
     let dir = TempDir::new("e2e-fcm");
     let x = FakeXmpp::new();
-    let app_cfg = format!(
-        "provider = \"fcm\"\nservice_account = {:?}\ncapath = {:?}\nendpoint = \"{}\"\n\
-         token_endpoint = \"{}\"\npush_ttl = 3600\n",
-        sa.display().to_string(),
-        ca.ca_pem.display().to_string(),
-        fcm.url,
-        tokens.url
-    );
+    let app_cfg = format!("provider = \"fcm\"\n{}push_ttl = 3600\n", google.config());
     let _app = AppServer::start(
         &dir.0,
         &component_config(&dir.0, x.port, "fcm", &app_cfg),
@@ -158,15 +138,15 @@ fn fcm_full_path_and_dead_token() {
         let r = c.iq(&publish_iq(&format!("p{i}"), "phone", &s, Some("hi")));
         assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
     }
-    let seen = fcm.seen();
+    let seen = google.fcm.seen();
     assert_eq!(seen.len(), 3);
-    assert_eq!(tokens.requests(), 1, "the access token is reused");
+    assert_eq!(google.tokens.requests(), 1, "the access token is reused");
     let msg = &seen[0].body;
     assert_eq!(msg["message"]["token"], "fcm-token-1");
     assert_eq!(msg["message"]["android"]["priority"], "HIGH");
     assert_eq!(msg["message"]["android"]["ttl"], "3600s");
 
-    fcm.script([fcm_mock::Answer::error(
+    google.fcm.script([fcm_mock::Answer::error(
         404,
         "NOT_FOUND",
         Some("UNREGISTERED"),
@@ -175,5 +155,5 @@ fn fcm_full_path_and_dead_token() {
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
     let r = c.iq(&publish_iq("d2", "phone", &s, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
-    assert_eq!(fcm.seen().len(), 4);
+    assert_eq!(google.fcm.seen().len(), 4);
 }

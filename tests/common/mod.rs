@@ -1,5 +1,6 @@
 //! Test harness: a fake XMPP server speaking real XEP-0114 on 127.0.0.1,
-//! and the `push-appserver` binary run with a generated config.
+//! and the `push-appserver` binary run with a generated config. Needs the
+//! crate root to include `support/pki.rs` as `mod pki` (for `TempDir`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -10,34 +11,12 @@ use std::time::{Duration, Instant};
 
 use push_appserver::xml::{parse_element, Element, Frame, Framer};
 
+pub use crate::pki::TempDir;
+
 pub const SECRET: &str = "component-secret";
 pub const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
 pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
-
-/// A temporary folder removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "pa-it-{name}-{}-{}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

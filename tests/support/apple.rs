@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use crate::h2_mock::{self, MockOptions, MockRequest, MockServer, Pki, Reply, TempDir};
+use crate::h2_mock::{self, MockOptions, MockRequest, MockServer, Reply};
+use crate::pki::{Pki, TempDir};
 use push_appserver::clock::unix_secs;
 use push_appserver::config::ConfigContext;
 use push_appserver::jwt::base64url_decode;

@@ -1,8 +1,10 @@
 //! Google's endpoints, mocked for the FCM tests: an OAuth token endpoint
 //! (HTTPS/1.1) and the FCM send endpoint (HTTP/2 over TLS), both on
-//! 127.0.0.1 with certificates from a throwaway rcgen CA whose PEM the
-//! provider trusts through `capath`. Both answer from a script, falling
-//! back to success, and record what they saw.
+//! 127.0.0.1 with certificates from the test CA in [`crate::pki`], whose
+//! PEM the provider trusts through `capath`. Both answer from a script,
+//! falling back to success, and record what they saw. [`Google`] runs both
+//! with a service account of the test key and gives the provider config
+//! that points at them.
 
 #![allow(dead_code)]
 
@@ -15,80 +17,62 @@ use std::time::Duration;
 use async_io::Timer;
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::ServerConfig;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-/// A folder under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
+use crate::pki::Pki;
 
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "fcm-{tag}-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
+/// The RSA key of the test service account.
+pub const KEY: &str = include_str!("../data/fcm-test-key.pem");
 
-    pub fn write(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, data).unwrap();
-        p
-    }
+/// The test key's service account: project `demo-project`, key id
+/// `kid-1`, Google's token URI.
+pub fn service_account() -> serde_json::Value {
+    serde_json::json!({
+        "type": "service_account",
+        "project_id": "demo-project",
+        "private_key_id": "kid-1",
+        "private_key": KEY,
+        "client_email": "push@demo-project.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    })
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// Both mock endpoints on one test CA, and the [`service_account`] as
+/// `sa.json` in the CA's folder; all stop when dropped.
+pub struct Google {
+    pub ca: Pki,
+    pub fcm: FcmMock,
+    pub tokens: TokenMock,
+    pub service_account: PathBuf,
 }
 
-/// A test CA (PEM in `ca_pem`) and a server certificate for 127.0.0.1.
-pub struct TestCa {
-    pub dir: TempDir,
-    pub ca_pem: PathBuf,
-    server: ServerConfig,
-}
-
-impl TestCa {
-    pub fn new() -> TestCa {
-        let dir = TempDir::new("ca");
-        let ca_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "push-appserver FCM test CA");
-        let ca = params.self_signed(&ca_key).unwrap();
-        let ca_pem = dir.write("ca.pem", ca.pem());
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        let server =
-            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(vec![cert.der().clone()], key)
-                .unwrap();
-        TestCa {
-            dir,
-            ca_pem,
-            server,
+impl Google {
+    /// Starts both endpoints; the token endpoint answers after
+    /// `token_delay`.
+    pub async fn start(token_delay: Duration) -> Google {
+        let ca = Pki::new();
+        let fcm = FcmMock::start(&ca).await;
+        let tokens = TokenMock::start(&ca, token_delay).await;
+        let service_account = ca.dir.write("sa.json", service_account().to_string());
+        Google {
+            ca,
+            fcm,
+            tokens,
+            service_account,
         }
     }
 
-    fn acceptor(&self, alpn: &[u8]) -> futures_rustls::TlsAcceptor {
-        let mut config = self.server.clone();
-        config.alpn_protocols = vec![alpn.to_vec()];
-        futures_rustls::TlsAcceptor::from(Arc::new(config))
+    /// The `[app.fcm]` keys (without `provider`) that point the provider at
+    /// these mocks: service account, CA and both endpoints, with absolute
+    /// paths so the config file may live anywhere.
+    pub fn config(&self) -> String {
+        format!(
+            "service_account = {:?}\ncapath = {:?}\nendpoint = \"{}\"\ntoken_endpoint = \"{}\"\n",
+            self.service_account.display().to_string(),
+            self.ca.ca_pem.display().to_string(),
+            self.fcm.url,
+            self.tokens.url
+        )
     }
 }
 
@@ -167,7 +151,7 @@ pub struct FcmMock {
 }
 
 impl FcmMock {
-    pub async fn start(ca: &TestCa) -> FcmMock {
+    pub async fn start(ca: &Pki) -> FcmMock {
         let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://{}", listener.local_addr().unwrap());
         let acceptor = ca.acceptor(b"h2");
@@ -288,7 +272,7 @@ pub struct TokenMock {
 impl TokenMock {
     /// Answers each request after `delay`, with `at-N` for the N-th request
     /// unless scripted otherwise.
-    pub async fn start(ca: &TestCa, delay: Duration) -> TokenMock {
+    pub async fn start(ca: &Pki, delay: Duration) -> TokenMock {
         let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://{}/token", listener.local_addr().unwrap());
         let acceptor = ca.acceptor(b"http/1.1");
