@@ -134,12 +134,8 @@ impl Core {
         node: &str,
         token: &str,
     ) -> Result<Registered, RegisterError> {
-        check_field("type", push_type).map_err(RegisterError::Input)?;
-        check_field("node", node).map_err(RegisterError::Input)?;
-        check_field("token", token).map_err(RegisterError::Input)?;
-        if !component.types.iter().any(|t| t == push_type) {
-            return Err(RegisterError::UnknownType(push_type.to_owned()));
-        }
+        let fields = [("type", push_type), ("node", node), ("token", token)];
+        check_request(component, push_type, &fields)?;
         let regs = Arc::clone(&self.registrations);
         let (jid, ty, node, token) = (
             component.jid.clone(),
@@ -169,11 +165,7 @@ impl Core {
         push_type: &str,
         node: &str,
     ) -> Result<Registered, RegisterError> {
-        check_field("type", push_type).map_err(RegisterError::Input)?;
-        check_field("node", node).map_err(RegisterError::Input)?;
-        if !component.types.iter().any(|t| t == push_type) {
-            return Err(RegisterError::UnknownType(push_type.to_owned()));
-        }
+        check_request(component, push_type, &[("type", push_type), ("node", node)])?;
         let regs = Arc::clone(&self.registrations);
         let (jid, ty, n) = (component.jid.clone(), push_type.to_owned(), node.to_owned());
         let r = self
@@ -193,4 +185,19 @@ impl Core {
     pub fn link(&self, jid: &str) -> Option<&Arc<LinkStatus>> {
         self.links.iter().find(|(j, _)| j == jid).map(|(_, s)| s)
     }
+}
+
+/// Checks each field in order, then that `component` offers `push_type`.
+fn check_request(
+    component: &ComponentSettings,
+    push_type: &str,
+    fields: &[(&'static str, &str)],
+) -> Result<(), RegisterError> {
+    for &(name, value) in fields {
+        check_field(name, value).map_err(RegisterError::Input)?;
+    }
+    if !component.types.iter().any(|t| t == push_type) {
+        return Err(RegisterError::UnknownType(push_type.to_owned()));
+    }
+    Ok(())
 }

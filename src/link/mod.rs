@@ -218,12 +218,22 @@ async fn read_frame(
             Ok(None) => {}
             Err(e) => return Err(protocol_error(stream, &e).await),
         }
-        let n = stream.read(buf).await.map_err(LinkError::Io)?;
-        if n == 0 {
-            return Err(LinkError::Closed);
-        }
-        framer.push(&buf[..n]);
+        read_more(stream, framer, buf).await?;
     }
+}
+
+/// Feeds the framer what one read brings; `Closed` at end of stream.
+async fn read_more(
+    stream: &mut TcpStream,
+    framer: &mut Framer,
+    buf: &mut [u8],
+) -> Result<(), LinkError> {
+    let n = stream.read(buf).await.map_err(LinkError::Io)?;
+    if n == 0 {
+        return Err(LinkError::Closed);
+    }
+    framer.push(&buf[..n]);
+    Ok(())
 }
 
 /// Tells the server why we give up on its stream, then reports it.
@@ -329,11 +339,7 @@ async fn read_loop(
         let frame = match framer.next_frame() {
             Ok(Some(f)) => f,
             Ok(None) => {
-                let n = stream.read(buf).await.map_err(LinkError::Io)?;
-                if n == 0 {
-                    return Err(LinkError::Closed);
-                }
-                framer.push(&buf[..n]);
+                read_more(stream, framer, buf).await?;
                 continue;
             }
             Err(e) => {
