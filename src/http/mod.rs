@@ -105,7 +105,7 @@ fn register_error(e: RegisterError) -> ApiReply {
         RegisterError::NotFound => 404,
         RegisterError::Store(ref s) => {
             log::error!("registration failed: {s}");
-            500
+            return ApiReply::error(500, "registration store unavailable");
         }
     };
     ApiReply::error(status, &e.to_string())

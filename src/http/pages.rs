@@ -121,8 +121,16 @@ pub fn health(core: &Core) -> String {
         ));
     }
     body.push_str(&format!(
-        "<li>registrations: about {}</li>\n</ul>",
+        "<li>registrations: about {}</li>\n",
         core.registrations.approximate_count()
     ));
+    if let Some(e) = core.registrations.write_error() {
+        body.push_str(&format!(
+            "<li>store: WRITES FAILING ({}); registrations are refused until disk space \
+             is freed and the server restarted, pushes go on</li>\n",
+            escape(&e)
+        ));
+    }
+    body.push_str("</ul>");
     page("push_appserver: health", &body)
 }

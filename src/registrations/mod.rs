@@ -98,6 +98,8 @@ pub struct Registrations {
     key: ServerKey,
     /// Serializes read-modify-write of registrations.
     write_lock: Mutex<()>,
+    /// Why the latest synced write failed (cleared by the next success).
+    write_error: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Registrations {
@@ -150,6 +152,7 @@ impl Registrations {
             db,
             key,
             write_lock: Mutex::new(()),
+            write_error: Mutex::new(None),
         })
     }
 
@@ -163,6 +166,23 @@ impl Registrations {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.write_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Commits a synced batch, remembering whether writes work.
+    fn commit(&self, batch: fjall::OwnedWriteBatch) -> Result<(), StoreError> {
+        let result = batch.commit().map_err(StoreError::from);
+        *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            result.as_ref().err().map(ToString::to_string);
+        result
+    }
+
+    /// Why registration writes are failing (a full disk, an I/O error),
+    /// or `None` while they work. Reads and pushes go on either way.
+    pub fn write_error(&self) -> Option<String> {
+        self.write_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The secret of a registration.
@@ -220,7 +240,7 @@ impl Registrations {
             record::token_key(push_type, token, component, node),
             "",
         );
-        batch.commit()?;
+        self.commit(batch)?;
         let secret = self.secret_of(&registration);
         Ok(Registered {
             registration,
@@ -259,7 +279,7 @@ impl Registrations {
             record::token_key(&r.push_type, &r.token, &r.component, &r.node),
         );
         batch.remove(&self.stats, record::stats_key(&r.component, &r.node));
-        batch.commit()?;
+        self.commit(batch)?;
         Ok(())
     }
 
