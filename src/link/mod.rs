@@ -170,7 +170,9 @@ impl std::fmt::Display for LinkError {
 /// capped exponential backoff plus jitter whenever the session ends.
 pub async fn run(cfg: LinkConfig, handler: Arc<dyn StanzaHandler>, status: Arc<LinkStatus>) {
     let mut backoff = Backoff::new(cfg.backoff_base, cfg.backoff_cap);
+    let mut failures: u32 = 0;
     loop {
+        let connects_before = status.connects();
         let started = Instant::now();
         let result = session(&cfg, &handler, &status).await;
         status.connected.store(false, Ordering::Relaxed);
@@ -183,9 +185,22 @@ pub async fn run(cfg: LinkConfig, handler: Arc<dyn StanzaHandler>, status: Arc<L
         if started.elapsed() > Duration::from_secs(30) {
             backoff.reset();
         }
+        failures = if status.connects() > connects_before {
+            1
+        } else {
+            failures + 1
+        };
         let delay = backoff.next_delay(fastrand::f64());
-        log::warn!(
-            "component {}: {err}; reconnecting to {} in {:.1}s",
+        // Loud when the link goes down and now and then while it stays
+        // down; the attempts in between only at debug level.
+        let level = if failures == 1 || failures % 20 == 0 {
+            log::Level::Warn
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
+            "component {}: {err}; reconnecting to {} in {:.1}s (attempt {failures})",
             cfg.jid,
             cfg.server,
             delay.as_secs_f64()
