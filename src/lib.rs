@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod backoff;
 pub mod clock;
 pub mod component;
 pub mod config;

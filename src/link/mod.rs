@@ -3,7 +3,6 @@
 //! stanza size limit. It knows nothing about pushes: it hands parsed
 //! stanzas to a [`StanzaHandler`] and writes the replies it is given.
 
-mod backoff;
 pub mod handshake;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,8 +14,7 @@ use smol::channel::{Receiver, Sender};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
 use smol::net::TcpStream;
 
-pub use backoff::Backoff;
-
+use crate::backoff::Backoff;
 use crate::config::Secret;
 use crate::xml::{parse_element, parse_header, Element, Frame, FrameError, Framer, NS_STREAM};
 

@@ -297,14 +297,9 @@ fn transport_decision(e: H2Error) -> Decision {
 }
 
 /// Backoff before attempt `attempt + 1`: the base doubled per attempt,
-/// capped, with "equal jitter" (between half and all of it).
+/// capped, with equal jitter.
 fn backoff(t: &Tuning, attempt: u32) -> Duration {
-    let full = t
-        .backoff
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(t.max_backoff);
-    let half = full / 2;
-    half + half.mul_f64(fastrand::f64())
+    crate::backoff::equal_jitter(t.backoff, attempt, t.max_backoff, fastrand::f64())
 }
 
 fn log_certificate_expiry(path: &std::path::Path, expires: Option<SystemTime>, now: SystemTime) {

@@ -55,11 +55,9 @@ impl RetryPolicy {
     }
 }
 
-/// `base * 2^(n-1)`, scaled into `[1/2, 1)` of itself by `jitter` ("equal
-/// jitter": never less than half, so retries still spread out).
+/// `base * 2^(n-1)` with equal jitter, uncapped: callers cap the result.
 pub fn backoff(base: Duration, n: u32, jitter: f64) -> Duration {
-    let full = base.saturating_mul(1 << n.saturating_sub(1).min(16));
-    full.mul_f64(0.5 + jitter.clamp(0.0, 1.0) / 2.0)
+    crate::backoff::equal_jitter(base, n, Duration::MAX, jitter)
 }
 
 /// Wait after `consecutive` failed token refreshes before another is tried:
