@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::ComponentSettings;
-use crate::core::{Core, RegisterError};
+use crate::core::Core;
 use crate::link::{Replier, StanzaHandler};
 use crate::router::{route, Route};
 use crate::stanza::commands::{self, Command, Step};
@@ -126,15 +126,6 @@ async fn run_command(
             &r.registration.node,
             &r.secret,
         )),
-        Err(e) => Err(match e {
-            RegisterError::UnknownType(_) | RegisterError::Input(_) => {
-                StanzaError::bad_request(e.to_string())
-            }
-            RegisterError::NotFound => StanzaError::item_not_found(e.to_string()),
-            RegisterError::Store(ref s) => {
-                log::error!("registration failed: {s}");
-                StanzaError::internal("registration store unavailable")
-            }
-        }),
+        Err(e) => Err(e.to_stanza_error()),
     }
 }

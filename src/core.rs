@@ -12,6 +12,7 @@ use crate::link::LinkStatus;
 use crate::providers::{self, Provider};
 use crate::pushes::{App, PushService};
 use crate::registrations::{check_field, InputError, Registered, Registrations, StoreError};
+use crate::stanza::StanzaError;
 use crate::store_thread::StoreThread;
 
 /// Why the core could not start.
@@ -45,6 +46,43 @@ pub enum RegisterError {
     NotFound,
     /// The store failed.
     Store(StoreError),
+}
+
+impl RegisterError {
+    /// The reason shown to the requester; store details stay in the log.
+    pub fn client_reason(&self) -> String {
+        match self {
+            RegisterError::Store(_) => "registration store unavailable".to_owned(),
+            e => e.to_string(),
+        }
+    }
+
+    /// The XMPP error answering an ad-hoc command.
+    pub fn to_stanza_error(&self) -> StanzaError {
+        let reason = self.client_reason();
+        match self {
+            RegisterError::UnknownType(_) | RegisterError::Input(_) => {
+                StanzaError::bad_request(reason)
+            }
+            RegisterError::NotFound => StanzaError::item_not_found(reason),
+            RegisterError::Store(_) => StanzaError::internal(reason),
+        }
+    }
+
+    /// The HTTP status answering the API.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            RegisterError::UnknownType(_) | RegisterError::Input(_) => 400,
+            RegisterError::NotFound => 404,
+            RegisterError::Store(_) => 500,
+        }
+    }
+}
+
+/// A store failure behind a registration request: logged once, here.
+fn store_failed(e: StoreError) -> RegisterError {
+    log::error!("registration failed: {e}");
+    RegisterError::Store(e)
 }
 
 impl std::fmt::Display for RegisterError {
@@ -148,7 +186,7 @@ impl Core {
             .store_thread
             .run(move || regs.register(&jid, &ty, &node, &token, now))
             .await
-            .map_err(RegisterError::Store)?;
+            .map_err(store_failed)?;
         log::info!(
             "registered node {} ({}) at {}",
             r.registration.node,
@@ -172,7 +210,7 @@ impl Core {
             .store_thread
             .run(move || regs.unregister(&jid, &ty, &n))
             .await
-            .map_err(RegisterError::Store)?
+            .map_err(store_failed)?
             .ok_or(RegisterError::NotFound)?;
         log::info!(
             "unregistered node {node} ({push_type}) at {}",
@@ -200,4 +238,30 @@ fn check_request(
         return Err(RegisterError::UnknownType(push_type.to_owned()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_error_table_for_xmpp_and_http() {
+        let row = |e: RegisterError| {
+            let s = e.to_stanza_error();
+            (s.condition, e.http_status(), s.text.unwrap_or_default())
+        };
+        assert_eq!(
+            row(RegisterError::UnknownType("pigeon".into())),
+            ("bad-request", 400, "unknown push type \"pigeon\"".into())
+        );
+        assert_eq!(
+            row(RegisterError::Input(InputError::Missing("token"))),
+            ("bad-request", 400, "missing field 'token'".into())
+        );
+        assert_eq!(row(RegisterError::NotFound).0, "item-not-found");
+        assert_eq!(row(RegisterError::NotFound).1, 404);
+        let store = RegisterError::Store(StoreError::Corrupt("secret detail".into()));
+        assert_eq!(store.client_reason(), "registration store unavailable");
+        assert_eq!(row(store).0, "internal-server-error");
+    }
 }

@@ -16,7 +16,6 @@ use smol::channel::{Receiver, Sender};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::core::{Core, RegisterError};
-use crate::pushes::PushError;
 use crate::stanza::publish::PublishRequest;
 
 pub use ratelimit::RateLimiter;
@@ -100,15 +99,7 @@ pub async fn serve_calls(core: Arc<Core>, calls: Receiver<ApiCall>) {
 }
 
 fn register_error(e: RegisterError) -> ApiReply {
-    let status = match e {
-        RegisterError::UnknownType(_) | RegisterError::Input(_) => 400,
-        RegisterError::NotFound => 404,
-        RegisterError::Store(ref s) => {
-            log::error!("registration failed: {s}");
-            return ApiReply::error(500, "registration store unavailable");
-        }
-    };
-    ApiReply::error(status, &e.to_string())
+    ApiReply::error(e.http_status(), &e.client_reason())
 }
 
 async fn answer(core: &Core, req: ApiRequest) -> ApiReply {
@@ -150,12 +141,7 @@ async fn answer(core: &Core, req: ApiRequest) -> ApiReply {
             };
             match core.pushes.push(&component, req).await {
                 Ok(()) => ApiReply::ok(&[&node]),
-                Err(e) => {
-                    if matches!(e, PushError::Store(_)) {
-                        log::error!("push via HTTP: {e}");
-                    }
-                    ApiReply::error(e.http_status(), &e.to_string())
-                }
+                Err(e) => ApiReply::error(e.http_status(), &e.to_string()),
             }
         }
     }

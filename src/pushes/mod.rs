@@ -25,6 +25,13 @@ const THROTTLE_CAPACITY: usize = 100_000;
 
 type DeviceKey = (String, String);
 
+/// A store failure behind a push: logged once, here, whichever front end
+/// asked.
+fn store_failed(e: crate::registrations::StoreError) -> PushError {
+    log::error!("push failed in the registration store: {e}");
+    PushError::Store(e)
+}
+
 /// A provider with the policy of its app profile.
 #[derive(Debug)]
 pub struct App {
@@ -81,7 +88,7 @@ impl PushService {
         let reg = self
             .registrations
             .lookup(component, &req.node)
-            .map_err(PushError::Store)?
+            .map_err(store_failed)?
             .ok_or(PushError::UnknownNode)?;
         if !self.registrations.verify_secret(&reg, &req.secret) {
             return Err(PushError::WrongSecret);
@@ -177,7 +184,7 @@ impl PushService {
                     .store_thread
                     .run(move || regs.remove_dead_token(&ty, &token, since))
                     .await
-                    .map_err(PushError::Store)?;
+                    .map_err(store_failed)?;
                 if !removed
                     .iter()
                     .any(|r| r.node == push.node && r.component == push.component)
