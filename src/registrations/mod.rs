@@ -8,16 +8,18 @@
 
 mod record;
 mod secret;
+mod store;
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::PersistMode;
 
 use crate::clock::unix_millis;
 pub use record::{PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
+use store::{Store, StoreGuard};
 
 /// Longest accepted node, token and type, in bytes.
 pub const MAX_FIELD_BYTES: usize = 4096;
@@ -35,6 +37,8 @@ pub enum StoreError {
     Key(KeyError),
     /// Creating the data dir failed.
     Io(std::io::Error),
+    /// The engine is closed for a reopen, or a reopen failed.
+    Unavailable,
 }
 
 impl std::fmt::Display for StoreError {
@@ -48,6 +52,7 @@ impl std::fmt::Display for StoreError {
             ),
             StoreError::Key(e) => write!(f, "{e}"),
             StoreError::Io(e) => write!(f, "data dir: {e}"),
+            StoreError::Unavailable => f.write_str("store: not open (reopening after a failure)"),
         }
     }
 }
@@ -91,10 +96,11 @@ pub fn check_field(name: &'static str, value: &str) -> Result<(), InputError> {
 
 /// The registration store.
 pub struct Registrations {
-    db: Database,
-    regs: Keyspace,
-    tokens: Keyspace,
-    stats: Keyspace,
+    /// The open engine; `None` only while it is being reopened (see
+    /// [`Registrations::reopen`]).
+    store: RwLock<Option<Store>>,
+    dir: PathBuf,
+    cache_bytes: u64,
     key: ServerKey,
     /// Serializes read-modify-write of registrations.
     write_lock: Mutex<()>,
@@ -123,45 +129,38 @@ impl Registrations {
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Registrations, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
         let key = ServerKey::load_or_create(&dir.join("server.key")).map_err(StoreError::Key)?;
-        let db = Database::builder(dir.join("store"))
-            .cache_size(cache_bytes)
-            .worker_threads(1)
-            .max_journaling_size(64 * 1024 * 1024)
-            .open()?;
-        let opts = || KeyspaceCreateOptions::default().max_memtable_size(4 * 1024 * 1024);
-        let meta = db.keyspace("meta", opts)?;
-        match meta.get("schema_version")? {
-            Some(v) => {
-                let v = std::str::from_utf8(&v)
-                    .ok()
-                    .and_then(|s| s.parse::<u32>().ok())
-                    .ok_or_else(|| StoreError::Corrupt("schema_version".into()))?;
-                if v > SCHEMA_VERSION {
-                    return Err(StoreError::SchemaTooNew(v));
-                }
-            }
-            None => {
-                meta.insert("schema_version", SCHEMA_VERSION.to_string())?;
-                db.persist(PersistMode::SyncAll)?;
-            }
-        }
+        let store = Store::open(dir, cache_bytes)?;
         Ok(Registrations {
-            regs: db.keyspace("registrations", opts)?,
-            tokens: db.keyspace("token_index", opts)?,
-            stats: db.keyspace("push_stats", opts)?,
-            db,
+            store: RwLock::new(Some(store)),
+            dir: dir.to_path_buf(),
+            cache_bytes,
             key,
             write_lock: Mutex::new(()),
             write_error: Mutex::new(None),
         })
     }
 
-    fn decode(bytes: &[u8]) -> Result<Registration, StoreError> {
-        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    /// The open engine, for one operation. Hold the guard briefly: a
+    /// reopen waits for every guard to be dropped.
+    fn store(&self) -> Result<StoreGuard<'_>, StoreError> {
+        let guard = self.store.read().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            return Err(StoreError::Unavailable);
+        }
+        Ok(StoreGuard(guard))
     }
 
-    fn encode(r: &Registration) -> Vec<u8> {
-        serde_json::to_vec(r).expect("registration serializes")
+    /// Closes the engine and opens it again, e.g. after a write failure
+    /// left it refusing writes (fjall poisons itself when a journal write
+    /// or fsync fails). Readers wait while it runs; if opening fails the
+    /// store stays unavailable until the next successful call.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let _writes = self.lock();
+        let mut slot = self.store.write().unwrap_or_else(|e| e.into_inner());
+        // The engine holds a lock file: the old one must be gone first.
+        drop(slot.take());
+        *slot = Some(Store::open(&self.dir, self.cache_bytes)?);
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -208,13 +207,14 @@ impl Registrations {
         let now_ms = unix_millis(now);
         let key = record::reg_key(component, node);
         let _guard = self.lock();
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
-        let registration = match self.regs.get(&key)? {
+        let st = self.store()?;
+        let mut batch = st.db.batch().durability(Some(PersistMode::SyncAll));
+        let registration = match st.regs.get(&key)? {
             Some(bytes) => {
-                let mut r = Self::decode(&bytes)?;
+                let mut r = store::decode(&bytes)?;
                 if r.token != token || r.push_type != push_type {
                     batch.remove(
-                        &self.tokens,
+                        &st.tokens,
                         record::token_key(&r.push_type, &r.token, component, node),
                     );
                 }
@@ -234,9 +234,9 @@ impl Registrations {
                 salt: hex(&secret::random_bytes().map_err(StoreError::Key)?),
             },
         };
-        batch.insert(&self.regs, key, Self::encode(&registration));
+        batch.insert(&st.regs, key, store::encode(&registration));
         batch.insert(
-            &self.tokens,
+            &st.tokens,
             record::token_key(push_type, token, component, node),
             "",
         );
@@ -256,14 +256,14 @@ impl Registrations {
         node: &str,
     ) -> Result<Option<Registered>, StoreError> {
         let _guard = self.lock();
-        let Some(bytes) = self.regs.get(record::reg_key(component, node))? else {
+        let st = self.store()?;
+        let Some(r) = st.lookup(component, node)? else {
             return Ok(None);
         };
-        let r = Self::decode(&bytes)?;
         if r.push_type != push_type {
             return Ok(None);
         }
-        self.remove_locked(&r)?;
+        self.commit(st.remove_batch(&r))?;
         let secret = self.secret_of(&r);
         Ok(Some(Registered {
             registration: r,
@@ -271,24 +271,9 @@ impl Registrations {
         }))
     }
 
-    fn remove_locked(&self, r: &Registration) -> Result<(), StoreError> {
-        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
-        batch.remove(&self.regs, record::reg_key(&r.component, &r.node));
-        batch.remove(
-            &self.tokens,
-            record::token_key(&r.push_type, &r.token, &r.component, &r.node),
-        );
-        batch.remove(&self.stats, record::stats_key(&r.component, &r.node));
-        self.commit(batch)?;
-        Ok(())
-    }
-
     /// The registration of `node` at `component`.
     pub fn lookup(&self, component: &str, node: &str) -> Result<Option<Registration>, StoreError> {
-        match self.regs.get(record::reg_key(component, node))? {
-            Some(bytes) => Ok(Some(Self::decode(&bytes)?)),
-            None => Ok(None),
-        }
+        self.store()?.lookup(component, node)
     }
 
     /// Every registration using this (type, token), through the index.
@@ -297,19 +282,7 @@ impl Registrations {
         push_type: &str,
         token: &str,
     ) -> Result<Vec<Registration>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.tokens.prefix(record::token_prefix(push_type, token)) {
-            let k = kv.key()?;
-            let parts = record::split_key(&k);
-            if let [_, _, component, node] = parts.as_slice() {
-                if let Some(r) = self.lookup(component, node)? {
-                    if r.token == token && r.push_type == push_type {
-                        out.push(r);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        self.store()?.lookup_token(push_type, token)
     }
 
     /// Dead-token removal (the seed's `unregister-push-token` event):
@@ -323,10 +296,11 @@ impl Registrations {
     ) -> Result<Vec<Registration>, StoreError> {
         let since_ms = unix_millis(since);
         let _guard = self.lock();
+        let st = self.store()?;
         let mut removed = Vec::new();
-        for r in self.lookup_token(push_type, token)? {
+        for r in st.lookup_token(push_type, token)? {
             if r.renewed_ms <= since_ms {
-                self.remove_locked(&r)?;
+                self.commit(st.remove_batch(&r))?;
                 removed.push(r);
             }
         }
@@ -342,7 +316,8 @@ impl Registrations {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let key = record::stats_key(component, node);
-        let mut stats = match self.stats.get(&key)? {
+        let st = self.store()?;
+        let mut stats = match st.stats.get(&key)? {
             Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
             None => PushStats::default(),
         };
@@ -355,13 +330,14 @@ impl Registrations {
             }
         }
         let bytes = serde_json::to_vec(&stats).expect("stats serialize");
-        self.stats.insert(key, bytes)?;
+        st.stats.insert(key, bytes)?;
         Ok(())
     }
 
     /// Push outcomes of a device.
     pub fn push_stats(&self, component: &str, node: &str) -> Result<PushStats, StoreError> {
-        Ok(match self.stats.get(record::stats_key(component, node))? {
+        let st = self.store()?;
+        Ok(match st.stats.get(record::stats_key(component, node))? {
             Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
             None => PushStats::default(),
         })
@@ -369,8 +345,9 @@ impl Registrations {
 
     /// Nodes registered at `component`, in key order, at most `limit`.
     pub fn nodes(&self, component: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let st = self.store()?;
         let mut out = Vec::new();
-        for kv in self
+        for kv in st
             .regs
             .prefix(record::component_prefix(component))
             .take(limit)
@@ -385,12 +362,12 @@ impl Registrations {
 
     /// Approximate number of registrations (all components).
     pub fn approximate_count(&self) -> usize {
-        self.regs.approximate_len()
+        self.store().map_or(0, |st| st.regs.approximate_len())
     }
 
     /// Flushes the journal to disk.
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.db.persist(PersistMode::SyncAll)?;
+        self.store()?.db.persist(PersistMode::SyncAll)?;
         Ok(())
     }
 }

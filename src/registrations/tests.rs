@@ -108,3 +108,15 @@ fn field_checks() {
     assert!(check_field("token", &"a".repeat(MAX_FIELD_BYTES + 1)).is_err());
     assert!(check_field("token", "abc-DEF_123:xyz").is_ok());
 }
+
+#[test]
+fn reopen_keeps_every_registration_and_secret() {
+    let d = temp("reopen");
+    let s = Registrations::open(&d.0, 1 << 20).unwrap();
+    let a = s.register("push.x", "fcm", "n1", "tok", at(1)).unwrap();
+    s.reopen().unwrap();
+    let r = s.lookup("push.x", "n1").unwrap().unwrap();
+    assert!(s.verify_secret(&r, &a.secret));
+    s.register("push.x", "fcm", "n2", "tok2", at(2)).unwrap();
+    assert_eq!(s.nodes("push.x", 10).unwrap(), ["n1", "n2"]);
+}

@@ -1,0 +1,116 @@
+//! The fjall engine and its keyspaces, opened together so the whole set
+//! can be closed and reopened as one (see `Registrations::reopen`).
+
+use std::path::Path;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
+
+use super::record::{self, Registration, SCHEMA_VERSION};
+use super::StoreError;
+
+/// The open engine.
+pub(super) struct Store {
+    pub(super) db: Database,
+    pub(super) regs: Keyspace,
+    pub(super) tokens: Keyspace,
+    pub(super) stats: Keyspace,
+}
+
+/// Read access to the open engine for one operation.
+pub(super) struct StoreGuard<'a>(pub(super) std::sync::RwLockReadGuard<'a, Option<Store>>);
+
+impl std::ops::Deref for StoreGuard<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        // `Registrations::store` only builds a guard around `Some`.
+        self.0.as_ref().expect("guard holds an open store")
+    }
+}
+
+pub(super) fn decode(bytes: &[u8]) -> Result<Registration, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(super) fn encode(r: &Registration) -> Vec<u8> {
+    serde_json::to_vec(r).expect("registration serializes")
+}
+
+impl Store {
+    /// Opens the engine in `dir/store`, checking the schema version.
+    pub(super) fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let db = Database::builder(dir.join("store"))
+            .cache_size(cache_bytes)
+            .worker_threads(1)
+            .max_journaling_size(64 * 1024 * 1024)
+            .open()?;
+        let opts = || KeyspaceCreateOptions::default().max_memtable_size(4 * 1024 * 1024);
+        let meta = db.keyspace("meta", opts)?;
+        match meta.get("schema_version")? {
+            Some(v) => {
+                let v = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .ok_or_else(|| StoreError::Corrupt("schema_version".into()))?;
+                if v > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew(v));
+                }
+            }
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION.to_string())?;
+                db.persist(PersistMode::SyncAll)?;
+            }
+        }
+        Ok(Store {
+            regs: db.keyspace("registrations", opts)?,
+            tokens: db.keyspace("token_index", opts)?,
+            stats: db.keyspace("push_stats", opts)?,
+            db,
+        })
+    }
+
+    /// The registration of `node` at `component`.
+    pub(super) fn lookup(
+        &self,
+        component: &str,
+        node: &str,
+    ) -> Result<Option<Registration>, StoreError> {
+        match self.regs.get(record::reg_key(component, node))? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every registration using this (type, token), through the index.
+    pub(super) fn lookup_token(
+        &self,
+        push_type: &str,
+        token: &str,
+    ) -> Result<Vec<Registration>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.tokens.prefix(record::token_prefix(push_type, token)) {
+            let k = kv.key()?;
+            let parts = record::split_key(&k);
+            if let [_, _, component, node] = parts.as_slice() {
+                if let Some(r) = self.lookup(component, node)? {
+                    if r.token == token && r.push_type == push_type {
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A synced batch removing `r`, its index entry and its push stats.
+    pub(super) fn remove_batch(&self, r: &Registration) -> OwnedWriteBatch {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        batch.remove(&self.regs, record::reg_key(&r.component, &r.node));
+        batch.remove(
+            &self.tokens,
+            record::token_key(&r.push_type, &r.token, &r.component, &r.node),
+        );
+        batch.remove(&self.stats, record::stats_key(&r.component, &r.node));
+        batch
+    }
+}
