@@ -340,6 +340,30 @@ impl Fixture {
         Ok(())
     }
 
+    /// Stops the child `name` with SIGTERM (as a service manager would),
+    /// waiting at most `timeout` before a SIGKILL; it is forgotten after.
+    pub fn stop(&mut self, name: &str, timeout: Duration) -> Result<(), String> {
+        let i = self
+            .children
+            .iter()
+            .position(|(n, _)| *n == name)
+            .ok_or_else(|| format!("no child named {name}"))?;
+        let (_, mut child) = self.children.remove(i);
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Ok(());
+            }
+            sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(())
+    }
+
     /// Fails if one of the long-running children has already exited.
     pub fn check_alive(&mut self) -> Result<(), String> {
         for (name, child) in self.children.iter_mut() {
