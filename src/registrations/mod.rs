@@ -6,6 +6,10 @@
 //! so an acknowledged registration survives `kill -9`. Push outcomes are
 //! written without a sync: losing the latest timestamp in a crash is fine.
 
+mod counters;
+mod migrate;
+pub mod owner;
+mod rate;
 mod record;
 mod secret;
 mod store;
@@ -17,8 +21,11 @@ use std::time::SystemTime;
 use fjall::PersistMode;
 
 use crate::clock::unix_millis;
+pub use counters::{CountLimits, LimitKind};
+pub use rate::CommandRate;
 pub use record::{PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
+use counters::Tally;
 use store::{Store, StoreGuard};
 
 /// Longest accepted node, token and type, in bytes.
@@ -83,6 +90,45 @@ impl std::fmt::Display for InputError {
     }
 }
 
+/// Why a registration change was refused; nothing was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A count limit is reached.
+    Limit(LimitKind),
+    /// The node was registered over XMPP: only its owner may change it.
+    Owned,
+    /// The secret given does not match the node's.
+    WrongSecret,
+}
+
+/// Why a registration change failed.
+#[derive(Debug)]
+pub enum RegError {
+    /// The store failed.
+    Store(StoreError),
+    /// The change is not allowed.
+    Refused(Refusal),
+}
+
+impl From<StoreError> for RegError {
+    fn from(e: StoreError) -> Self {
+        RegError::Store(e)
+    }
+}
+
+impl std::fmt::Display for RegError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegError::Store(e) => write!(f, "{e}"),
+            RegError::Refused(Refusal::Limit(k)) => write!(f, "{k}"),
+            RegError::Refused(Refusal::Owned) => {
+                f.write_str("node belongs to another registration")
+            }
+            RegError::Refused(Refusal::WrongSecret) => f.write_str("wrong secret for this node"),
+        }
+    }
+}
+
 /// Checks a node, token or type value.
 pub fn check_field(name: &'static str, value: &str) -> Result<(), InputError> {
     if value.is_empty() {
@@ -102,8 +148,10 @@ pub struct Registrations {
     dir: PathBuf,
     cache_bytes: u64,
     key: ServerKey,
-    /// Serializes read-modify-write of registrations.
+    /// Serializes read-modify-write of registrations and their counts.
     write_lock: Mutex<()>,
+    /// Count limits for new registrations.
+    limits: CountLimits,
     /// Why the latest synced write failed (cleared by the next success).
     write_error: Mutex<Option<String>>,
 }
@@ -136,8 +184,15 @@ impl Registrations {
             cache_bytes,
             key,
             write_lock: Mutex::new(()),
+            limits: CountLimits::default(),
             write_error: Mutex::new(None),
         })
+    }
+
+    /// The same store with these count limits.
+    pub fn with_limits(mut self, limits: CountLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The open engine, for one operation. Hold the guard briefly: a
@@ -194,8 +249,11 @@ impl Registrations {
         self.key.verify(&r.component, &r.node, &r.salt, given)
     }
 
-    /// Registers a device, or renews it: re-registering a node keeps its
-    /// secret and updates token and `renewed`. Synced before returning.
+    /// Registers a device over HTTP (no identity), or renews it. A node
+    /// registered again with the same type and token keeps its secret; with
+    /// another type or token it gets a fresh secret (new salt), so nobody
+    /// learns another device's secret or takes over its pushes. A node with
+    /// an owner is refused. Synced before returning.
     pub fn register(
         &self,
         component: &str,
@@ -203,27 +261,46 @@ impl Registrations {
         node: &str,
         token: &str,
         now: SystemTime,
-    ) -> Result<Registered, StoreError> {
+    ) -> Result<Registered, RegError> {
+        self.put(component, push_type, node, token, None, now)
+    }
+
+    /// Registers `owner`'s device `device` (XMPP) at the node derived from
+    /// (component, owner, device), or renews it: the same owner and device
+    /// keep node and secret and update the token. Synced before returning.
+    pub fn register_owned(
+        &self,
+        component: &str,
+        push_type: &str,
+        owner: &str,
+        device: &str,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<Registered, RegError> {
+        let node = owner::derive_node(component, owner, device);
+        self.put(component, push_type, &node, token, Some(owner), now)
+    }
+
+    fn put(
+        &self,
+        component: &str,
+        push_type: &str,
+        node: &str,
+        token: &str,
+        owner: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Registered, RegError> {
         let now_ms = unix_millis(now);
         let key = record::reg_key(component, node);
         let _guard = self.lock();
         let st = self.store()?;
         let mut batch = st.db.batch().durability(Some(PersistMode::SyncAll));
-        let registration = match st.regs.get(&key)? {
-            Some(bytes) => {
-                let mut r = store::decode(&bytes)?;
-                if r.token != token || r.push_type != push_type {
-                    batch.remove(
-                        &st.tokens,
-                        record::token_key(&r.push_type, &r.token, component, node),
-                    );
-                }
-                r.token = token.to_owned();
-                r.push_type = push_type.to_owned();
-                r.renewed_ms = now_ms;
-                r
-            }
-            None => Registration {
+        let existing = match st.regs.get(&key).map_err(StoreError::from)? {
+            Some(bytes) => Some(store::decode(&bytes)?),
+            None => None,
+        };
+        let fresh = || -> Result<Registration, StoreError> {
+            Ok(Registration {
                 v: SCHEMA_VERSION,
                 component: component.to_owned(),
                 push_type: push_type.to_owned(),
@@ -232,8 +309,50 @@ impl Registrations {
                 registered_ms: now_ms,
                 renewed_ms: now_ms,
                 salt: hex(&secret::random_bytes().map_err(StoreError::Key)?),
-            },
+                owner: owner.map(str::to_owned),
+            })
         };
+        let mut tally = Tally::default();
+        let registration = match existing {
+            None => {
+                tally.add(owner, 1);
+                fresh()?
+            }
+            Some(old) => {
+                let same_device = match (owner, old.owner.as_deref()) {
+                    (Some(new), Some(was)) => new == was,
+                    // Over HTTP the token is the only proof of the device.
+                    (None, None) => old.token == token && old.push_type == push_type,
+                    (None, Some(_)) => return Err(RegError::Refused(Refusal::Owned)),
+                    // An owner claims a derived node someone made over HTTP
+                    // first: it becomes the owner's, with a new secret.
+                    (Some(_), None) => false,
+                };
+                if old.token != token || old.push_type != push_type {
+                    batch.remove(
+                        &st.tokens,
+                        record::token_key(&old.push_type, &old.token, component, node),
+                    );
+                }
+                if same_device {
+                    Registration {
+                        v: SCHEMA_VERSION,
+                        token: token.to_owned(),
+                        push_type: push_type.to_owned(),
+                        renewed_ms: now_ms,
+                        ..old
+                    }
+                } else {
+                    tally.add(old.owner.as_deref(), -1);
+                    tally.add(owner, 1);
+                    batch.remove(&st.stats, record::stats_key(component, node));
+                    fresh()?
+                }
+            }
+        };
+        if let Some(limit) = tally.write_into(&st.counters, &mut batch, Some(&self.limits))? {
+            return Err(RegError::Refused(Refusal::Limit(limit)));
+        }
         batch.insert(&st.regs, key, store::encode(&registration));
         batch.insert(
             &st.tokens,
@@ -248,13 +367,17 @@ impl Registrations {
         })
     }
 
-    /// Removes a registration if it exists with this type. Synced.
+    /// Removes a registration over HTTP (no identity): it must exist with
+    /// this type and have no owner, and `secret` must be its secret, unless
+    /// `secret` is `None` (the seed's open unregister, only when the
+    /// operator allowed it). Synced.
     pub fn unregister(
         &self,
         component: &str,
         push_type: &str,
         node: &str,
-    ) -> Result<Option<Registered>, StoreError> {
+        secret: Option<&str>,
+    ) -> Result<Option<Registered>, RegError> {
         let _guard = self.lock();
         let st = self.store()?;
         let Some(r) = st.lookup(component, node)? else {
@@ -263,7 +386,47 @@ impl Registrations {
         if r.push_type != push_type {
             return Ok(None);
         }
-        self.commit(st.remove_batch(&r))?;
+        if r.owner.is_some() {
+            return Err(RegError::Refused(Refusal::Owned));
+        }
+        if let Some(given) = secret {
+            if !self.verify_secret(&r, given) {
+                return Err(RegError::Refused(Refusal::WrongSecret));
+            }
+        }
+        self.commit(st.remove_batch(&r)?)?;
+        let secret = self.secret_of(&r);
+        Ok(Some(Registered {
+            registration: r,
+            secret,
+        }))
+    }
+
+    /// Removes `owner`'s registration named by its device id, or by its
+    /// node, if it exists with this type; anything else is `None`. Synced.
+    pub fn unregister_owned(
+        &self,
+        component: &str,
+        push_type: &str,
+        owner: &str,
+        device_or_node: &str,
+    ) -> Result<Option<Registered>, StoreError> {
+        let _guard = self.lock();
+        let st = self.store()?;
+        let derived = owner::derive_node(component, owner, device_or_node);
+        let mut found = None;
+        for node in [derived.as_str(), device_or_node] {
+            if let Some(r) = st.lookup(component, node)? {
+                if r.owner.as_deref() == Some(owner) && r.push_type == push_type {
+                    found = Some(r);
+                    break;
+                }
+            }
+        }
+        let Some(r) = found else {
+            return Ok(None);
+        };
+        self.commit(st.remove_batch(&r)?)?;
         let secret = self.secret_of(&r);
         Ok(Some(Registered {
             registration: r,
@@ -300,7 +463,7 @@ impl Registrations {
         let mut removed = Vec::new();
         for r in st.lookup_token(push_type, token)? {
             if r.renewed_ms <= since_ms {
-                self.commit(st.remove_batch(&r))?;
+                self.commit(st.remove_batch(&r)?)?;
                 removed.push(r);
             }
         }
@@ -363,6 +526,16 @@ impl Registrations {
     /// Approximate number of registrations (all components).
     pub fn approximate_count(&self) -> usize {
         self.store().map_or(0, |st| st.regs.approximate_len())
+    }
+
+    /// Exact number of registrations (all components), from the counters.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        counters::read(&self.store()?.counters, counters::TOTAL)
+    }
+
+    /// Exact number of registrations of `owner`'s JID and of its domain.
+    pub fn count_of_owner(&self, owner: &str) -> Result<(u64, u64), StoreError> {
+        counters::of_owner(&self.store()?.counters, owner)
     }
 
     /// Flushes the journal to disk.
