@@ -13,7 +13,7 @@ use crate::providers::{self, Provider};
 use crate::pushes::{App, PushService};
 use crate::registrations::owner::{owner_of, short};
 use crate::registrations::{
-    check_field, CommandRate, CountLimits, InputError, LimitKind, RegError, Refusal, Registered,
+    check_field, CommandRate, CountLimits, InputError, LimitKind, Refusal, RegError, Registered,
     Registrations, StoreError,
 };
 use crate::stanza::{ErrorType, StanzaError};
@@ -428,7 +428,11 @@ mod tests {
         assert_eq!(row(limit(LimitKind::Total)).1, 507);
         assert_eq!(
             row(RegisterError::Refused(Refusal::Owned)),
-            ("not-allowed", 403, "node belongs to another registration".into())
+            (
+                "not-allowed",
+                403,
+                "node belongs to another registration".into()
+            )
         );
         assert_eq!(row(RegisterError::Refused(Refusal::WrongSecret)).1, 403);
         let store = RegisterError::Store(StoreError::Corrupt("secret detail".into()));

@@ -282,14 +282,12 @@ fn serve(mut req: Request, core: &Core, calls: &Sender<ApiCall>, limiter: &Mutex
             pages::form("register", &["type", "node", "token"]),
             true,
         ),
-        (Method::Get, "unregister") => {
-            respond(
-                req,
-                200,
-                pages::form("unregister", &["type", "node", "secret"]),
-                true,
-            )
-        }
+        (Method::Get, "unregister") => respond(
+            req,
+            200,
+            pages::form("unregister", &["type", "node", "secret"]),
+            true,
+        ),
         (Method::Get, "push") => respond(req, 200, pages::form("push", &["node", "secret"]), true),
         (Method::Get, e) if e == "settings" || e.starts_with("settings/") => {
             if !debugging {

@@ -35,9 +35,7 @@ pub(super) fn run(
     if from >= SCHEMA_VERSION {
         return Ok(0);
     }
-    log::warn!(
-        "migrating the registration store from schema version {from} to {SCHEMA_VERSION}"
-    );
+    log::warn!("migrating the registration store from schema version {from} to {SCHEMA_VERSION}");
     let mut count = 0u64;
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -46,7 +44,10 @@ pub(super) fn run(
             None => Bound::Unbounded,
         };
         let mut chunk = Vec::with_capacity(BATCH);
-        for kv in regs.range::<Vec<u8>, _>((lower, Bound::Unbounded)).take(BATCH) {
+        for kv in regs
+            .range::<Vec<u8>, _>((lower, Bound::Unbounded))
+            .take(BATCH)
+        {
             let (k, v) = kv.into_inner()?;
             chunk.push((k.to_vec(), v));
         }

@@ -21,11 +21,11 @@ use std::time::SystemTime;
 use fjall::PersistMode;
 
 use crate::clock::unix_millis;
+use counters::Tally;
 pub use counters::{CountLimits, LimitKind};
 pub use rate::CommandRate;
 pub use record::{PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
-use counters::Tally;
 use store::{Store, StoreGuard};
 
 /// Longest accepted node, token and type, in bytes.

@@ -114,7 +114,9 @@ mod tests {
     fn derived_node_is_stable_and_depends_on_every_input() {
         let n = derive_node("push.example.org", "alice@example.com", "dev1");
         assert_eq!(n.len(), 40);
-        assert!(n.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(n
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         // Pinned: clients keep this node in their server's push config, so
         // it must never change between releases.
         let pinned = {
@@ -122,14 +124,20 @@ mod tests {
             hex(&digest::digest(&digest::SHA256, m).as_ref()[..20])
         };
         assert_eq!(n, pinned);
-        assert_ne!(n, derive_node("push2.example.org", "alice@example.com", "dev1"));
-        assert_ne!(n, derive_node("push.example.org", "bob@example.com", "dev1"));
-        assert_ne!(n, derive_node("push.example.org", "alice@example.com", "dev2"));
-        // The separator keeps (a, bc) and (ab, c) apart.
         assert_ne!(
-            derive_node("c", "a@x", "bc"),
-            derive_node("c", "a@xb", "c")
+            n,
+            derive_node("push2.example.org", "alice@example.com", "dev1")
         );
+        assert_ne!(
+            n,
+            derive_node("push.example.org", "bob@example.com", "dev1")
+        );
+        assert_ne!(
+            n,
+            derive_node("push.example.org", "alice@example.com", "dev2")
+        );
+        // The separator keeps (a, bc) and (ab, c) apart.
+        assert_ne!(derive_node("c", "a@x", "bc"), derive_node("c", "a@xb", "c"));
     }
 
     #[test]

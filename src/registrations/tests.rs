@@ -55,7 +55,14 @@ fn another_jid_gets_its_own_registration_and_cannot_touch_the_first() {
         .register_owned("push.x", "fcm", "victim@a.example", "dev", "tokV", at(1))
         .unwrap();
     let e = s
-        .register_owned("push.x", "fcm", "attacker@evil.example", "dev", "tokE", at(2))
+        .register_owned(
+            "push.x",
+            "fcm",
+            "attacker@evil.example",
+            "dev",
+            "tokE",
+            at(2),
+        )
         .unwrap();
     assert_ne!(v.registration.node, e.registration.node);
     assert_ne!(v.secret, e.secret);
@@ -97,7 +104,9 @@ fn http_register_with_another_token_gets_a_fresh_secret() {
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
     let a = s.register("push.x", "fcm", "n", "tokA", at(1)).unwrap();
     assert_eq!(
-        s.register("push.x", "fcm", "n", "tokA", at(2)).unwrap().secret,
+        s.register("push.x", "fcm", "n", "tokA", at(2))
+            .unwrap()
+            .secret,
         a.secret,
         "same type and token: same secret"
     );
@@ -116,7 +125,10 @@ fn http_register_with_another_token_gets_a_fresh_secret() {
         s.unregister("push.x", "apns", "n", Some(&b.secret)),
         Err(RegError::Refused(Refusal::WrongSecret))
     ));
-    assert!(s.unregister("push.x", "apns", "n", Some(&c.secret)).unwrap().is_some());
+    assert!(s
+        .unregister("push.x", "apns", "n", Some(&c.secret))
+        .unwrap()
+        .is_some());
     assert_eq!(s.count().unwrap(), 0);
 }
 
@@ -138,11 +150,13 @@ fn an_owner_claims_its_derived_node_made_over_http_first() {
 #[test]
 fn count_limits_refuse_and_store_nothing() {
     let d = temp("limits");
-    let s = Registrations::open(&d.0, 1 << 20).unwrap().with_limits(CountLimits {
-        per_jid: 2,
-        per_domain: 3,
-        total: 5,
-    });
+    let s = Registrations::open(&d.0, 1 << 20)
+        .unwrap()
+        .with_limits(CountLimits {
+            per_jid: 2,
+            per_domain: 3,
+            total: 5,
+        });
     let reg = |owner: &str, dev: &str| s.register_owned("c", "fcm", owner, dev, "t", at(1));
     reg("a@x", "1").unwrap();
     reg("a@x", "2").unwrap();
@@ -230,7 +244,10 @@ fn unregister_requires_matching_type_and_survives_reopen() {
         s.register("push.x", "apns", "n1", "t1", at(1)).unwrap();
         s.register("push.x", "apns", "n2", "t2", at(1)).unwrap();
         assert!(s.unregister("push.x", "fcm", "n1", None).unwrap().is_none());
-        assert!(s.unregister("push.x", "apns", "n1", None).unwrap().is_some());
+        assert!(s
+            .unregister("push.x", "apns", "n1", None)
+            .unwrap()
+            .is_some());
         s.record_push("push.x", "n2", at(5), Some("boom")).unwrap();
     }
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
@@ -287,7 +304,10 @@ fn write_v1_store(dir: &std::path::Path, n: usize) -> Vec<(String, String)> {
         );
         regs.insert(record::reg_key("push.x", &node), json).unwrap();
         tokens
-            .insert(record::token_key("fcm", &format!("t{i}"), "push.x", &node), "")
+            .insert(
+                record::token_key("fcm", &format!("t{i}"), "push.x", &node),
+                "",
+            )
             .unwrap();
         out.push((node.clone(), key.secret("push.x", &node, &salt)));
     }
@@ -321,7 +341,9 @@ fn a_v1_store_is_migrated_and_every_secret_still_verifies() {
             .keyspace("counters", KeyspaceCreateOptions::default)
             .unwrap();
         meta.insert("schema_version", "1").unwrap();
-        counters.insert(counters::TOTAL, 7u64.to_be_bytes()).unwrap();
+        counters
+            .insert(counters::TOTAL, 7u64.to_be_bytes())
+            .unwrap();
         db.persist(fjall::PersistMode::SyncAll).unwrap();
     }
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
