@@ -194,7 +194,9 @@ fn throttle_sends_first_holds_one_and_drops_the_rest() {
     );
     let now = app.pushes();
     assert_eq!(
-        now.iter().filter(|p| p["node"] == dev.node.as_str()).count(),
+        now.iter()
+            .filter(|p| p["node"] == dev.node.as_str())
+            .count(),
         1,
         "{now:?}"
     );

@@ -135,7 +135,12 @@ fn fcm_full_path_and_dead_token() {
     let mut c = x.accept(T);
     let s = register(&mut c, "fcm", "phone", "fcm-token-1");
     for i in 0..3 {
-        let r = c.iq(&publish_iq(&format!("p{i}"), &s.node, &s.secret, Some("hi")));
+        let r = c.iq(&publish_iq(
+            &format!("p{i}"),
+            &s.node,
+            &s.secret,
+            Some("hi"),
+        ));
         assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
     }
     let seen = google.fcm.seen();
