@@ -49,7 +49,7 @@ impl StanzaHandler for ComponentHandler {
                     let pushes = Arc::clone(&self.core.pushes);
                     let jid = jid.to_owned();
                     smol::spawn(async move {
-                        let result = pushes.push(&jid, req).await;
+                        let result = pushes.push(&jid, Some(&header.from), req).await;
                         let stanza = match result {
                             Ok(()) => header.result(&jid, None),
                             Err(e) => {
@@ -68,7 +68,7 @@ impl StanzaHandler for ComponentHandler {
                     let core = Arc::clone(&self.core);
                     let component = self.component.clone();
                     smol::spawn(async move {
-                        let result = run_command(&core, &component, req).await;
+                        let result = run_command(&core, &component, &header.from, req).await;
                         let jid = component.jid.as_str();
                         reply.send(&match result {
                             Ok(el) => header.result(jid, Some(el)),
@@ -82,9 +82,12 @@ impl StanzaHandler for ComponentHandler {
     }
 }
 
+/// Runs a command for `from`, who owns what it registers: see
+/// [`Core::register_owned`].
 async fn run_command(
     core: &Core,
     component: &ComponentSettings,
+    from: &str,
     req: commands::CommandRequest,
 ) -> Result<Element, StanzaError> {
     let session = req
@@ -108,15 +111,19 @@ async fn run_command(
     };
     let result = match req.command {
         Command::Register => {
-            core.register(
+            core.register_owned(
                 component,
+                from,
                 &push_type,
                 &node,
                 token.as_deref().unwrap_or_default(),
             )
             .await
         }
-        Command::Unregister => core.unregister(component, &push_type, &node).await,
+        Command::Unregister => {
+            core.unregister_owned(component, from, &push_type, &node)
+                .await
+        }
     };
     match result {
         Ok(r) => Ok(commands::completed(

@@ -19,6 +19,7 @@ pub mod link;
 pub mod logging;
 pub mod providers;
 pub mod pushes;
+pub mod ratelimit;
 pub mod registrations;
 pub mod router;
 pub mod server;

@@ -145,4 +145,10 @@ fn warn_about(settings: &Settings) {
     if settings.debugging {
         log::warn!("debugging = true: /settings and the HTTP forms are open; not for production");
     }
+    if settings.http.open_unregister && settings.http.listen.is_some() {
+        log::warn!(
+            "http.open_unregister = true: HTTP unregister needs no secret; anyone who knows \
+             a node can remove its registration"
+        );
+    }
 }

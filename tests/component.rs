@@ -75,21 +75,22 @@ fn register_push_and_every_error_row() {
         "rate_limit = 0",
         "dead_token_prefix = \"dead-\"\nfail_token_prefix = \"fail-\"",
     );
-    let secret = register(&mut c, "fcm", "dev1", "tok1");
+    let dev1 = register(&mut c, "fcm", "dev1", "tok1");
+    let secret = dev1.secret.clone();
     assert_eq!(secret.len(), 64);
-    // Re-registering keeps the secret.
-    assert_eq!(register(&mut c, "fcm", "dev1", "tok1b"), secret);
+    // Re-registering keeps node and secret.
+    assert_eq!(register(&mut c, "fcm", "dev1", "tok1b"), dev1);
 
-    let r = c.iq(&publish_iq("p1", "dev1", &secret, Some("Hello")));
+    let r = c.iq(&publish_iq("p1", &dev1.node, &secret, Some("Hello")));
     assert_eq!(outcome(&r), ("result".into(), String::new()));
     let pushes = app.wait_pushes(1, T);
     assert_eq!(pushes.len(), 1);
-    assert_eq!(pushes[0]["node"], "dev1");
+    assert_eq!(pushes[0]["node"], dev1.node.as_str());
     assert_eq!(pushes[0]["token"], "tok1b");
     assert_eq!(pushes[0]["priority"], "high");
     assert_eq!(pushes[0]["summary"]["last-message-body"], "Hello");
     // auto without a body is silent
-    let r = c.iq(&publish_iq("p1b", "dev1", &secret, None));
+    let r = c.iq(&publish_iq("p1b", &dev1.node, &secret, None));
     assert_eq!(outcome(&r).0, "result");
     assert_eq!(app.wait_pushes(2, T)[1]["priority"], "silent");
 
@@ -97,32 +98,41 @@ fn register_push_and_every_error_row() {
     let r = c.iq(&publish_iq("p2", "nobody", &secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
     // wrong secret
-    let r = c.iq(&publish_iq("p3", "dev1", &"0".repeat(64), None));
+    let r = c.iq(&publish_iq("p3", &dev1.node, &"0".repeat(64), None));
     assert_eq!(outcome(&r), ("auth".into(), "forbidden".into()));
     // malformed: no publish-options
-    let bad = publish_iq("p4", "dev1", &secret, None);
+    let bad = publish_iq("p4", &dev1.node, &secret, None);
     let cut = bad.find("<publish-options>").unwrap();
     let end = bad.find("</publish-options>").unwrap() + "</publish-options>".len();
     let r = c.iq(&format!("{}{}", &bad[..cut], &bad[end..]));
     assert_eq!(outcome(&r), ("modify".into(), "bad-request".into()));
     // provider temporarily failing
-    let s2 = register(&mut c, "fcm", "dev2", "fail-tok");
-    let r = c.iq(&publish_iq("p5", "dev2", &s2, None));
+    let dev2 = register(&mut c, "fcm", "dev2", "fail-tok");
+    let r = c.iq(&publish_iq("p5", &dev2.node, &dev2.secret, None));
     assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
     // dead token: item-not-found, and the registration is gone
-    let s3 = register(&mut c, "fcm", "dev3", "dead-tok");
-    let r = c.iq(&publish_iq("p6", "dev3", &s3, None));
+    let dev3 = register(&mut c, "fcm", "dev3", "dead-tok");
+    let r = c.iq(&publish_iq("p6", &dev3.node, &dev3.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
-    let r = c.iq(&publish_iq("p7", "dev3", &s3, None));
+    let r = c.iq(&publish_iq("p7", &dev3.node, &dev3.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
     assert_eq!(
-        app.http("GET", "/push_appserver/v1/settings/dev3", "").0,
+        app.http(
+            "GET",
+            &format!("/push_appserver/v1/settings/{}", dev3.node),
+            ""
+        )
+        .0,
         404
     );
     // nothing else reached the provider
     assert_eq!(app.pushes().len(), 2);
     // the failure was recorded on the registration
-    let (status, page) = app.http("GET", "/push_appserver/v1/settings/dev2", "");
+    let (status, page) = app.http(
+        "GET",
+        &format!("/push_appserver/v1/settings/{}", dev2.node),
+        "",
+    );
     assert_eq!(status, 200);
     assert!(page.contains("last_push_error"), "{page}");
 }
@@ -141,17 +151,18 @@ fn commands_errors_and_unregister() {
     let cmd = r.get_child("command", NS_COMMANDS).unwrap();
     assert_eq!(cmd.get_attr("status"), Some("executing"));
 
-    let secret = register(&mut c, "fcm", "n1", "t1");
-    let unreg = |id: &str, ty: &str, node: &str| {
-        format!("<iq type='set' from='u@example.com' to='push.example.org' id='{id}'><command xmlns='{NS_COMMANDS}' node='v1-unregister-push' action='execute'><x xmlns='jabber:x:data' type='submit'><field var='type'><value>{ty}</value></field><field var='node'><value>{node}</value></field></x></command></iq>")
-    };
+    let n1 = register(&mut c, "fcm", "n1", "t1");
+    let unreg = |id: &str, ty: &str, node: &str| unregister_iq(id, "user@example.com/r2", ty, node);
+    // Another type: not found.
+    let r = c.iq(&unreg("u0", "apns", "n1"));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
     let r = c.iq(&unreg("u1", "fcm", "n1"));
     assert_eq!(outcome(&r).0, "result");
     let cmd = r.get_child("command", NS_COMMANDS).unwrap();
     assert_eq!(cmd.get_attr("status"), Some("completed"));
     let r = c.iq(&unreg("u2", "fcm", "n1"));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
-    let r = c.iq(&publish_iq("p1", "n1", &secret, None));
+    let r = c.iq(&publish_iq("p1", &n1.node, &n1.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
 }
 
@@ -159,14 +170,14 @@ fn commands_errors_and_unregister() {
 fn throttle_sends_first_holds_one_and_drops_the_rest() {
     // rate_limit = 2: a window of 500 ms per device.
     let (_d, _x, app, mut c) = start("throttle", "rate_limit = 2", "");
-    let secret = register(&mut c, "fcm", "dev", "tok");
+    let dev = register(&mut c, "fcm", "dev", "tok");
     let other = register(&mut c, "fcm", "other", "tok2");
     let started = Instant::now();
     for i in 0..6 {
         let r = c.iq(&publish_iq(
             &format!("t{i}"),
-            "dev",
-            &secret,
+            &dev.node,
+            &dev.secret,
             Some(&format!("m{i}")),
         ));
         assert_eq!(
@@ -175,7 +186,7 @@ fn throttle_sends_first_holds_one_and_drops_the_rest() {
             "never an error"
         );
     }
-    let r = c.iq(&publish_iq("o1", "other", &other, None));
+    let r = c.iq(&publish_iq("o1", &other.node, &other.secret, None));
     assert_eq!(outcome(&r).0, "result");
     assert!(
         started.elapsed() < Duration::from_millis(450),
@@ -183,13 +194,23 @@ fn throttle_sends_first_holds_one_and_drops_the_rest() {
     );
     let now = app.pushes();
     assert_eq!(
-        now.iter().filter(|p| p["node"] == "dev").count(),
+        now.iter()
+            .filter(|p| p["node"] == dev.node.as_str())
+            .count(),
         1,
         "{now:?}"
     );
-    assert_eq!(now.iter().filter(|p| p["node"] == "other").count(), 1);
+    assert_eq!(
+        now.iter()
+            .filter(|p| p["node"] == other.node.as_str())
+            .count(),
+        1
+    );
     let later = app.wait_pushes(3, T);
-    let dev: Vec<_> = later.iter().filter(|p| p["node"] == "dev").collect();
+    let dev: Vec<_> = later
+        .iter()
+        .filter(|p| p["node"] == dev.node.as_str())
+        .collect();
     assert_eq!(dev.len(), 2);
     assert_eq!(
         dev[1]["summary"]["last-message-body"], "m5",
@@ -252,12 +273,12 @@ fn registrations_survive_kill_9_and_restart() {
     let cfg = config(&dir.0, x.port, http_port, "", "");
     let mut app = AppServer::start(&dir.0, &cfg, http_port);
     let mut c = x.accept(T);
-    let secret = register(&mut c, "fcm", "dev", "tok");
+    let dev = register(&mut c, "fcm", "dev", "tok");
     app.kill(); // SIGKILL: no shutdown path runs
     drop(c);
     let app = AppServer::start(&dir.0, &cfg, http_port);
     let mut c = x.accept(T);
-    let r = c.iq(&publish_iq("p", "dev", &secret, None));
+    let r = c.iq(&publish_iq("p", &dev.node, &dev.secret, None));
     assert_eq!(outcome(&r), ("result".into(), String::new()));
     assert_eq!(app.wait_pushes(1, T)[0]["token"], "tok");
 }
@@ -291,12 +312,12 @@ fn work_in_flight_is_bounded() {
         "rate_limit = 0\n[limits]\nmax_in_flight = 2",
         "delay_ms = 300",
     );
-    let secrets: Vec<String> = (0..6)
+    let regs: Vec<Reg> = (0..6)
         .map(|i| register(&mut c, "fcm", &format!("d{i}"), &format!("t{i}")))
         .collect();
     let t0 = Instant::now();
     let all: String = (0..6)
-        .map(|i| publish_iq(&format!("f{i}"), &format!("d{i}"), &secrets[i], None))
+        .map(|i| publish_iq(&format!("f{i}"), &regs[i].node, &regs[i].secret, None))
         .collect();
     c.send(&all);
     let mut answered = Vec::new();
@@ -348,7 +369,7 @@ fn several_components_in_one_process() {
         .iq(&register_iq("r2", "apns", "n", "t").replace("push.example.org", "voip.example.org"));
     assert_eq!(outcome(&r).0, "result");
     let s_push = register(&mut conns[idx_push], "fcm", "n", "t2");
-    let r = conns[idx_push].iq(&publish_iq("p", "n", &s_push, None));
+    let r = conns[idx_push].iq(&publish_iq("p", &s_push.node, &s_push.secret, None));
     assert_eq!(outcome(&r).0, "result");
     assert_eq!(app.wait_pushes(1, T)[0]["component"], "push.example.org");
 }

@@ -13,9 +13,20 @@ use common::*;
 const T: Duration = Duration::from_secs(10);
 
 fn cfg(dir: &std::path::Path, xmpp: u16, http: u16, debugging: bool, rps: u32) -> String {
+    cfg_with(dir, xmpp, http, debugging, rps, "")
+}
+
+fn cfg_with(
+    dir: &std::path::Path,
+    xmpp: u16,
+    http: u16,
+    debugging: bool,
+    rps: u32,
+    extra_http: &str,
+) -> String {
     format!(
         "data_dir = \"{data}\"\ndebugging = {debugging}\nrate_limit = 0\n\
-         [http]\nlisten = \"127.0.0.1:{http}\"\nrequests_per_second = {rps}\n\
+         [http]\nlisten = \"127.0.0.1:{http}\"\nrequests_per_second = {rps}\n{extra_http}\n\
          [[component]]\njid = \"push.example.org\"\nserver = \"127.0.0.1:{xmpp}\"\nsecret = \"{SECRET}\"\ntypes = [\"fcm\"]\n\
          [[component]]\njid = \"push2.example.org\"\nserver = \"127.0.0.1:{xmpp}\"\nsecret = \"{SECRET}\"\ntypes = [\"fcm\", \"apns\"]\n\
          [app.fcm]\nprovider = \"log\"\nfile = \"{pushes}\"\n[app.apns]\nprovider = \"log\"\nfile = \"{pushes}\"\n",
@@ -88,13 +99,13 @@ fn register_push_unregister_in_the_seeds_text_format() {
     let (s, b) = app.http(
         "POST",
         "/push_appserver/v1/unregister",
-        "type=fcm&node=dev%201",
+        &format!("type=fcm&node=dev%201&secret={secret}"),
     );
     assert_eq!((s, lines(&b)), (200, vec!["OK", "dev 1", secret.as_str()]));
     let (s, _) = app.http(
         "POST",
         "/push_appserver/v1/unregister",
-        "type=fcm&node=dev%201",
+        &format!("type=fcm&node=dev%201&secret={secret}"),
     );
     assert_eq!(s, 404);
     let (s, _) = app.http(
@@ -169,7 +180,7 @@ fn stuck_http_clients_do_not_block_pushes() {
     let port = free_port();
     let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, true, 1000), port);
     let mut c = x.accept(T);
-    let secret = register(&mut c, "fcm", "dev", "tok");
+    let dev = register(&mut c, "fcm", "dev", "tok");
     // Occupy both HTTP threads with requests whose bodies never arrive.
     let mut stuck = Vec::new();
     for _ in 0..4 {
@@ -179,8 +190,114 @@ fn stuck_http_clients_do_not_block_pushes() {
     }
     std::thread::sleep(Duration::from_millis(200));
     let t0 = Instant::now();
-    let r = c.iq(&publish_iq("p", "dev", &secret, None));
+    let r = c.iq(&publish_iq("p", &dev.node, &dev.secret, None));
     assert_eq!(outcome(&r).0, "result");
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert_eq!(app.wait_pushes(1, T).len(), 1);
+}
+
+/// The body lines after `OK`: (node, secret).
+fn registered(reply: (u16, String)) -> (String, String) {
+    let (s, b) = reply;
+    assert_eq!(s, 200, "{b}");
+    let l = lines(&b);
+    assert_eq!(l[0], "OK", "{b}");
+    (l[1].to_owned(), l[2].to_owned())
+}
+
+#[test]
+fn http_register_cannot_take_over_a_device_and_unregister_needs_the_secret() {
+    let dir = TempDir::new("http-hijack");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, true, 1000), port);
+    let reg = |body: &str| app.http("POST", "/push_appserver/v1/register", body);
+    let push = |node: &str, secret: &str| {
+        app.http(
+            "POST",
+            "/push_appserver/v1/push",
+            &format!("node={node}&secret={secret}"),
+        )
+        .0
+    };
+    let (_, victim) = registered(reg("type=fcm&node=N&token=A"));
+    // Same type and token: same secret (idempotent, as the seed).
+    assert_eq!(registered(reg("type=fcm&node=N&token=A")).1, victim);
+    // The attacker registers the same node with its own token: it gets a
+    // fresh secret, not the victim's; the victim's secret stops verifying.
+    let (_, attacker) = registered(reg("type=fcm&node=N&token=B"));
+    assert_ne!(attacker, victim);
+    assert_eq!(push("N", &victim), 403, "the old secret no longer verifies");
+    assert_eq!(push("N", &attacker), 200);
+
+    // Unregister without or with a wrong secret: 403, still registered.
+    let unreg = |body: &str| app.http("POST", "/push_appserver/v1/unregister", body);
+    assert_eq!(unreg("type=fcm&node=N").0, 403);
+    assert_eq!(unreg(&format!("type=fcm&node=N&secret={victim}")).0, 403);
+    assert_eq!(unreg("type=fcm&node=N&secret=zz").0, 403);
+    assert_eq!(push("N", &attacker), 200, "still registered");
+    let (s, b) = unreg(&format!("type=fcm&node=N&secret={attacker}"));
+    assert_eq!((s, lines(&b)[0]), (200, "OK"), "{b}");
+    assert_eq!(push("N", &attacker), 404, "removed");
+    assert_eq!(app.wait_pushes(2, T).len(), 2);
+}
+
+#[test]
+fn http_cannot_touch_a_registration_made_over_xmpp() {
+    let dir = TempDir::new("http-owned");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, true, 1000), port);
+    let mut c = x.accept(T);
+    let dev = register(&mut c, "fcm", "phone", "tok");
+    let (s, b) = app.http(
+        "POST",
+        "/push_appserver/v1/register",
+        &format!("type=fcm&node={}&token=evil", dev.node),
+    );
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("belongs to another registration"), "{b}");
+    let (s, _) = app.http(
+        "POST",
+        "/push_appserver/v1/unregister",
+        &format!("type=fcm&node={}&secret={}", dev.node, dev.secret),
+    );
+    assert_eq!(s, 403);
+    // HTTP has no identity: an owned registration is unknown to /push.
+    let (s, _) = app.http(
+        "POST",
+        "/push_appserver/v1/push",
+        &format!("node={}&secret={}", dev.node, dev.secret),
+    );
+    assert_eq!(s, 404);
+    // Unchanged: the owner's server still pushes to the owner's token.
+    let r = c.iq(&publish_iq("p", &dev.node, &dev.secret, None));
+    assert_eq!(outcome(&r).0, "result");
+    let p = app.wait_pushes(1, T);
+    assert_eq!((p.len(), p[0]["token"].as_str()), (1, Some("tok")));
+}
+
+#[test]
+fn open_unregister_restores_the_seeds_behaviour() {
+    let dir = TempDir::new("http-open");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let text = cfg_with(&dir.0, x.port, port, true, 1000, "open_unregister = true");
+    let app = AppServer::start(&dir.0, &text, port);
+    let (_, secret) = registered(app.http(
+        "POST",
+        "/push_appserver/v1/register",
+        "type=fcm&node=N&token=A",
+    ));
+    // A wrong secret is still wrong; no secret at all is the seed's way.
+    let unreg = |body: &str| app.http("POST", "/push_appserver/v1/unregister", body);
+    assert_eq!(unreg("type=fcm&node=N&secret=00").0, 403);
+    let (s, b) = unreg("type=fcm&node=N");
+    assert_eq!((s, lines(&b)), (200, vec!["OK", "N", secret.as_str()]));
+    assert_eq!(unreg("type=fcm&node=N").0, 404);
+    assert!(
+        app.stderr().contains("open_unregister"),
+        "warned at start: {}",
+        app.stderr()
+    );
 }

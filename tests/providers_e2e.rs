@@ -76,9 +76,9 @@ fn apns_full_path_priorities_dead_tokens_and_reregistration() {
     let mut c = x.accept(T);
 
     let s = register(&mut c, "apns", "live", LIVE);
-    let r = c.iq(&publish_iq("p1", "live", &s, Some("Hello")));
+    let r = c.iq(&publish_iq("p1", &s.node, &s.secret, Some("Hello")));
     assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
-    let r = c.iq(&publish_iq("p2", "live", &s, None));
+    let r = c.iq(&publish_iq("p2", &s.node, &s.secret, None));
     assert_eq!(outcome(&r).0, "result");
     let seen = apple.server.seen();
     assert_eq!(seen.len(), 2);
@@ -96,9 +96,9 @@ fn apns_full_path_priorities_dead_tokens_and_reregistration() {
 
     // Dead token: item-not-found, registration removed, nothing more sent.
     let s = register(&mut c, "apns", "dead", DEAD);
-    let r = c.iq(&publish_iq("p3", "dead", &s, None));
+    let r = c.iq(&publish_iq("p3", &s.node, &s.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
-    let r = c.iq(&publish_iq("p4", "dead", &s, None));
+    let r = c.iq(&publish_iq("p4", &s.node, &s.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
     assert_eq!(
         apple.server.seen().len(),
@@ -108,9 +108,9 @@ fn apns_full_path_priorities_dead_tokens_and_reregistration() {
 
     // Re-registered after Apple's timestamp: kept, answered with a wait error.
     let s = register(&mut c, "apns", "again", DEAD_BEFORE);
-    let r = c.iq(&publish_iq("p5", "again", &s, None));
+    let r = c.iq(&publish_iq("p5", &s.node, &s.secret, None));
     assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
-    let r = c.iq(&publish_iq("p6", "again", &s, None));
+    let r = c.iq(&publish_iq("p6", &s.node, &s.secret, None));
     assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
     assert_eq!(apple.server.seen().len(), 5, "the registration survived");
     assert_eq!(apple.jwt_count(), 1, "one JWT for every push");
@@ -135,7 +135,12 @@ fn fcm_full_path_and_dead_token() {
     let mut c = x.accept(T);
     let s = register(&mut c, "fcm", "phone", "fcm-token-1");
     for i in 0..3 {
-        let r = c.iq(&publish_iq(&format!("p{i}"), "phone", &s, Some("hi")));
+        let r = c.iq(&publish_iq(
+            &format!("p{i}"),
+            &s.node,
+            &s.secret,
+            Some("hi"),
+        ));
         assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
     }
     let seen = google.fcm.seen();
@@ -151,9 +156,9 @@ fn fcm_full_path_and_dead_token() {
         "NOT_FOUND",
         Some("UNREGISTERED"),
     )]);
-    let r = c.iq(&publish_iq("d1", "phone", &s, None));
+    let r = c.iq(&publish_iq("d1", &s.node, &s.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
-    let r = c.iq(&publish_iq("d2", "phone", &s, None));
+    let r = c.iq(&publish_iq("d2", &s.node, &s.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
     assert_eq!(google.fcm.seen().len(), 4);
 }

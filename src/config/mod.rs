@@ -6,6 +6,7 @@
 //! `[app.<type>] push_ttl`, ...).
 
 mod error;
+mod registrations;
 mod show;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::{ConfigContext, ConfigError, Secret};
+pub use registrations::RegistrationSettings;
 
 use crate::providers::ProviderSettings;
 
@@ -42,6 +44,8 @@ pub struct Settings {
     pub store: StoreSettings,
     /// Work bounds.
     pub limits: Limits,
+    /// Limits per requester JID and domain.
+    pub registrations: RegistrationSettings,
     /// True when no config file was given.
     pub from_defaults: bool,
 }
@@ -55,6 +59,9 @@ pub struct HttpSettings {
     pub threads: usize,
     /// Requests per second allowed per client address (burst of twice that).
     pub requests_per_second: u32,
+    /// Lets `unregister` work without the node's secret, as in the seed:
+    /// anyone who knows a node can then remove it.
+    pub open_unregister: bool,
 }
 
 /// One XEP-0114 component link.
@@ -75,6 +82,8 @@ pub struct ComponentSettings {
 pub struct StoreSettings {
     /// Block cache in bytes.
     pub cache_bytes: u64,
+    /// Registrations the store holds at most.
+    pub max_registrations: u64,
 }
 
 /// Bounds on work in flight.
@@ -102,6 +111,7 @@ struct RawConfig {
     app: Option<BTreeMap<String, toml::Table>>,
     store: Option<RawStore>,
     limits: Option<RawLimits>,
+    registrations: Option<registrations::RawRegistrations>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +120,7 @@ struct RawHttp {
     listen: Option<String>,
     threads: Option<i64>,
     requests_per_second: Option<i64>,
+    open_unregister: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +137,7 @@ struct RawComponent {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     cache_mb: Option<i64>,
+    max_registrations: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -250,6 +262,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         listen: None,
         threads: None,
         requests_per_second: None,
+        open_unregister: None,
     });
     let listen = match raw_http.listen.as_deref() {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 5280))),
@@ -272,6 +285,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             1,
             100_000,
         )? as u32,
+        open_unregister: raw_http.open_unregister.unwrap_or(false),
     };
 
     let mut apps = BTreeMap::new();
@@ -336,11 +350,22 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         });
     }
 
-    let raw_store = raw.store.unwrap_or(RawStore { cache_mb: None });
+    let raw_store = raw.store.unwrap_or(RawStore {
+        cache_mb: None,
+        max_registrations: None,
+    });
     let store = StoreSettings {
         cache_bytes: int_in(ctx, "store.cache_mb", raw_store.cache_mb, 4, 1, 4096)? as u64
             * 1024
             * 1024,
+        max_registrations: int_in(
+            ctx,
+            "store.max_registrations",
+            raw_store.max_registrations,
+            1_000_000,
+            1,
+            1 << 40,
+        )? as u64,
     };
     let raw_limits = raw.limits.unwrap_or(RawLimits {
         max_stanza_bytes: None,
@@ -393,6 +418,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         apps,
         store,
         limits,
+        registrations: registrations::validate(raw.registrations, ctx)?,
         from_defaults: defaults,
     })
 }

@@ -21,10 +21,22 @@ impl fmt::Display for Settings {
         }
         writeln!(f, "threads = {}", self.http.threads)?;
         writeln!(f, "requests_per_second = {}", self.http.requests_per_second)?;
+        writeln!(f, "open_unregister = {}", self.http.open_unregister)?;
         writeln!(
             f,
-            "\n[store]\ncache_mb = {}",
-            self.store.cache_bytes / (1024 * 1024)
+            "\n[store]\ncache_mb = {}\nmax_registrations = {}",
+            self.store.cache_bytes / (1024 * 1024),
+            self.store.max_registrations
+        )?;
+        let r = &self.registrations;
+        writeln!(
+            f,
+            "\n[registrations]\nmax_per_jid = {}\nmax_per_domain = {}\n\
+             commands_per_minute_per_jid = {}\ncommands_per_minute_per_domain = {}",
+            r.max_per_jid,
+            r.max_per_domain,
+            r.commands_per_minute_per_jid,
+            r.commands_per_minute_per_domain
         )?;
         writeln!(
             f,

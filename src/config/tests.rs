@@ -83,3 +83,35 @@ fn defaults_are_valid() {
     assert_eq!(d.components[0].jid, "push.localhost");
     assert!(d.apps.contains_key("apns") && d.apps.contains_key("fcm"));
 }
+
+#[test]
+fn registration_limits_have_defaults_and_bounds() {
+    let s = parse(MINIMAL).unwrap();
+    assert_eq!(
+        s.registrations,
+        RegistrationSettings {
+            max_per_jid: 20,
+            max_per_domain: 10_000,
+            commands_per_minute_per_jid: 30,
+            commands_per_minute_per_domain: 600,
+        }
+    );
+    assert_eq!(s.store.max_registrations, 1_000_000);
+    assert!(!s.http.open_unregister);
+    let s = parse(&format!(
+        "{MINIMAL}[registrations]\nmax_per_jid = 3\n[http]\nopen_unregister = true\n[store]\nmax_registrations = 9\n"
+    ))
+    .unwrap();
+    assert_eq!(s.registrations.max_per_jid, 3);
+    assert!(s.http.open_unregister);
+    assert_eq!(s.store.max_registrations, 9);
+    let e = parse(&format!("{MINIMAL}[registrations]\nmax_per_jid = 0\n")).unwrap_err();
+    assert_eq!(e.key, "registrations.max_per_jid");
+    let e = parse(&format!("{MINIMAL}[registrations]\nmax_per_user = 3\n")).unwrap_err();
+    assert!(e.reason.contains("max_per_user"), "{e}");
+    let shown = parse(MINIMAL).unwrap().to_string();
+    assert!(
+        shown.contains("[registrations]\nmax_per_jid = 20"),
+        "{shown}"
+    );
+}

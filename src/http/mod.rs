@@ -5,7 +5,6 @@
 
 mod form;
 mod pages;
-mod ratelimit;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -18,7 +17,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 use crate::core::{Core, RegisterError};
 use crate::stanza::publish::PublishRequest;
 
-pub use ratelimit::RateLimiter;
+pub use crate::ratelimit::RateLimiter;
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 4096;
@@ -46,6 +45,8 @@ pub enum ApiRequest {
         push_type: String,
         /// Device node.
         node: String,
+        /// The node's secret (empty when not given).
+        secret: String,
     },
     /// `POST /push`.
     Push {
@@ -120,9 +121,10 @@ async fn answer(core: &Core, req: ApiRequest) -> ApiReply {
             component,
             push_type,
             node,
+            secret,
         } => {
             let c = core.component_or_first(Some(&component)).clone();
-            match core.unregister(&c, &push_type, &node).await {
+            match core.unregister(&c, &push_type, &node, &secret).await {
                 Ok(r) => ApiReply::ok(&[&r.registration.node, &r.secret]),
                 Err(e) => register_error(e),
             }
@@ -139,7 +141,9 @@ async fn answer(core: &Core, req: ApiRequest) -> ApiReply {
                 encrypted: None,
                 high_hint: false,
             };
-            match core.pushes.push(&component, req).await {
+            // HTTP has no identity: registrations with an owner answer
+            // item-not-found here.
+            match core.pushes.push(&component, None, req).await {
                 Ok(()) => ApiReply::ok(&[&node]),
                 Err(e) => ApiReply::error(e.http_status(), &e.to_string()),
             }
@@ -278,9 +282,12 @@ fn serve(mut req: Request, core: &Core, calls: &Sender<ApiCall>, limiter: &Mutex
             pages::form("register", &["type", "node", "token"]),
             true,
         ),
-        (Method::Get, "unregister") => {
-            respond(req, 200, pages::form("unregister", &["type", "node"]), true)
-        }
+        (Method::Get, "unregister") => respond(
+            req,
+            200,
+            pages::form("unregister", &["type", "node", "secret"]),
+            true,
+        ),
         (Method::Get, "push") => respond(req, 200, pages::form("push", &["node", "secret"]), true),
         (Method::Get, e) if e == "settings" || e.starts_with("settings/") => {
             if !debugging {
@@ -317,6 +324,7 @@ fn serve(mut req: Request, core: &Core, calls: &Sender<ApiCall>, limiter: &Mutex
                     component,
                     push_type: field("type"),
                     node: field("node"),
+                    secret: field("secret"),
                 },
                 _ => ApiRequest::Push {
                     component,

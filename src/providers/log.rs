@@ -3,6 +3,7 @@
 //! one JSON line to a file, and can simulate dead tokens, failures and slow
 //! providers for testing how an XMPP server reacts.
 
+use crate::registrations::owner::short;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
@@ -146,7 +147,7 @@ impl LogProvider {
         log::info!(
             "log provider: {} push for node {} of type {} via {} (not sent anywhere)",
             push.priority.as_str(),
-            push.node,
+            short(&push.node),
             push.push_type,
             push.component
         );

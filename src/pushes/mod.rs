@@ -16,6 +16,7 @@ use throttle::{Decision, Throttle};
 
 use crate::clock::Clock;
 use crate::providers::{Failure, FailureKind, Outcome, PriorityPolicy, Provider, Push};
+use crate::registrations::owner::{may_publish, short};
 use crate::registrations::Registrations;
 use crate::stanza::publish::PublishRequest;
 use crate::store_thread::StoreThread;
@@ -78,11 +79,17 @@ impl PushService {
         &self.apps
     }
 
-    /// Handles one publish for `component`. `Ok` means accepted (sent,
-    /// held by the throttle, or coalesced); errors map to XMPP/HTTP errors.
+    /// Handles one publish for `component` sent by `from` (`None` over
+    /// HTTP). `Ok` means accepted (sent, held by the throttle, or
+    /// coalesced); errors map to XMPP/HTTP errors.
+    ///
+    /// A registration with an owner answers only publishes from its
+    /// owner's domain; to anyone else it looks unknown, secret or not, so
+    /// a leaked node and secret are useless elsewhere.
     pub async fn push(
         self: &Arc<Self>,
         component: &str,
+        from: Option<&str>,
         req: PublishRequest,
     ) -> Result<(), PushError> {
         let reg = self
@@ -90,6 +97,15 @@ impl PushService {
             .lookup(component, &req.node)
             .map_err(store_failed)?
             .ok_or(PushError::UnknownNode)?;
+        if let Some(owner) = &reg.owner {
+            if !may_publish(owner, from) {
+                log::debug!(
+                    "push for node {} from {from:?}, not from its owner's domain",
+                    req.node
+                );
+                return Err(PushError::UnknownNode);
+            }
+        }
         if !self.registrations.verify_secret(&reg, &req.secret) {
             return Err(PushError::WrongSecret);
         }
@@ -146,7 +162,7 @@ impl PushService {
         if let Some(push) = held {
             if let Some(app) = self.apps.get(&push.push_type).cloned() {
                 if let Err(e) = self.send(&app, push).await {
-                    log::info!("held push for node {} failed: {e}", key.1);
+                    log::info!("held push for node {} failed: {e}", short(&key.1));
                 }
             }
         }
@@ -194,7 +210,7 @@ impl PushService {
                     // disable push for it.
                     log::info!(
                         "provider reports node {} ({}) dead, but it registered again since",
-                        push.node,
+                        short(&push.node),
                         push.push_type
                     );
                     return Err(PushError::Provider(Failure {
@@ -205,7 +221,7 @@ impl PushService {
                 }
                 log::info!(
                     "dead token for node {} ({}): removed {} registration(s)",
-                    push.node,
+                    short(&push.node),
                     push.push_type,
                     removed.len()
                 );
@@ -214,7 +230,7 @@ impl PushService {
             Outcome::Failed(f) => {
                 log::warn!(
                     "push to node {} ({}) failed: {}",
-                    push.node,
+                    short(&push.node),
                     push.push_type,
                     f.reason
                 );

@@ -1,14 +1,20 @@
 //! Device registrations: the only owner of the store. Register, renew,
-//! unregister, look up by node or by (type, token), remove dead tokens with
-//! the timestamp rule, derive and verify secrets.
+//! unregister (an owner JID's own over XMPP, by secret over HTTP), look up
+//! by node or by (type, token), remove dead tokens with the timestamp rule,
+//! derive and verify secrets, count registrations per owner and in all.
 //!
 //! Writes that change registrations are synced to disk before they return,
 //! so an acknowledged registration survives `kill -9`. Push outcomes are
 //! written without a sync: losing the latest timestamp in a crash is fine.
 
+mod counters;
+mod migrate;
+pub mod owner;
+mod rate;
 mod record;
 mod secret;
 mod store;
+mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
@@ -17,6 +23,8 @@ use std::time::SystemTime;
 use fjall::PersistMode;
 
 use crate::clock::unix_millis;
+pub use counters::{CountLimits, LimitKind};
+pub use rate::CommandRate;
 pub use record::{PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
 use store::{Store, StoreGuard};
@@ -83,6 +91,45 @@ impl std::fmt::Display for InputError {
     }
 }
 
+/// Why a registration change was refused; nothing was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A count limit is reached.
+    Limit(LimitKind),
+    /// The node was registered over XMPP: only its owner may change it.
+    Owned,
+    /// The secret given does not match the node's.
+    WrongSecret,
+}
+
+/// Why a registration change failed.
+#[derive(Debug)]
+pub enum RegError {
+    /// The store failed.
+    Store(StoreError),
+    /// The change is not allowed.
+    Refused(Refusal),
+}
+
+impl From<StoreError> for RegError {
+    fn from(e: StoreError) -> Self {
+        RegError::Store(e)
+    }
+}
+
+impl std::fmt::Display for RegError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegError::Store(e) => write!(f, "{e}"),
+            RegError::Refused(Refusal::Limit(k)) => write!(f, "{k}"),
+            RegError::Refused(Refusal::Owned) => {
+                f.write_str("node belongs to another registration")
+            }
+            RegError::Refused(Refusal::WrongSecret) => f.write_str("wrong secret for this node"),
+        }
+    }
+}
+
 /// Checks a node, token or type value.
 pub fn check_field(name: &'static str, value: &str) -> Result<(), InputError> {
     if value.is_empty() {
@@ -102,8 +149,10 @@ pub struct Registrations {
     dir: PathBuf,
     cache_bytes: u64,
     key: ServerKey,
-    /// Serializes read-modify-write of registrations.
+    /// Serializes read-modify-write of registrations and their counts.
     write_lock: Mutex<()>,
+    /// Count limits for new registrations.
+    limits: CountLimits,
     /// Why the latest synced write failed (cleared by the next success).
     write_error: Mutex<Option<String>>,
 }
@@ -136,8 +185,15 @@ impl Registrations {
             cache_bytes,
             key,
             write_lock: Mutex::new(()),
+            limits: CountLimits::default(),
             write_error: Mutex::new(None),
         })
+    }
+
+    /// The same store with these count limits.
+    pub fn with_limits(mut self, limits: CountLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The open engine, for one operation. Hold the guard briefly: a
@@ -194,83 +250,6 @@ impl Registrations {
         self.key.verify(&r.component, &r.node, &r.salt, given)
     }
 
-    /// Registers a device, or renews it: re-registering a node keeps its
-    /// secret and updates token and `renewed`. Synced before returning.
-    pub fn register(
-        &self,
-        component: &str,
-        push_type: &str,
-        node: &str,
-        token: &str,
-        now: SystemTime,
-    ) -> Result<Registered, StoreError> {
-        let now_ms = unix_millis(now);
-        let key = record::reg_key(component, node);
-        let _guard = self.lock();
-        let st = self.store()?;
-        let mut batch = st.db.batch().durability(Some(PersistMode::SyncAll));
-        let registration = match st.regs.get(&key)? {
-            Some(bytes) => {
-                let mut r = store::decode(&bytes)?;
-                if r.token != token || r.push_type != push_type {
-                    batch.remove(
-                        &st.tokens,
-                        record::token_key(&r.push_type, &r.token, component, node),
-                    );
-                }
-                r.token = token.to_owned();
-                r.push_type = push_type.to_owned();
-                r.renewed_ms = now_ms;
-                r
-            }
-            None => Registration {
-                v: SCHEMA_VERSION,
-                component: component.to_owned(),
-                push_type: push_type.to_owned(),
-                node: node.to_owned(),
-                token: token.to_owned(),
-                registered_ms: now_ms,
-                renewed_ms: now_ms,
-                salt: hex(&secret::random_bytes().map_err(StoreError::Key)?),
-            },
-        };
-        batch.insert(&st.regs, key, store::encode(&registration));
-        batch.insert(
-            &st.tokens,
-            record::token_key(push_type, token, component, node),
-            "",
-        );
-        self.commit(batch)?;
-        let secret = self.secret_of(&registration);
-        Ok(Registered {
-            registration,
-            secret,
-        })
-    }
-
-    /// Removes a registration if it exists with this type. Synced.
-    pub fn unregister(
-        &self,
-        component: &str,
-        push_type: &str,
-        node: &str,
-    ) -> Result<Option<Registered>, StoreError> {
-        let _guard = self.lock();
-        let st = self.store()?;
-        let Some(r) = st.lookup(component, node)? else {
-            return Ok(None);
-        };
-        if r.push_type != push_type {
-            return Ok(None);
-        }
-        self.commit(st.remove_batch(&r))?;
-        let secret = self.secret_of(&r);
-        Ok(Some(Registered {
-            registration: r,
-            secret,
-        }))
-    }
-
     /// The registration of `node` at `component`.
     pub fn lookup(&self, component: &str, node: &str) -> Result<Option<Registration>, StoreError> {
         self.store()?.lookup(component, node)
@@ -300,7 +279,7 @@ impl Registrations {
         let mut removed = Vec::new();
         for r in st.lookup_token(push_type, token)? {
             if r.renewed_ms <= since_ms {
-                self.commit(st.remove_batch(&r))?;
+                self.commit(st.remove_batch(&r)?)?;
                 removed.push(r);
             }
         }
@@ -363,6 +342,16 @@ impl Registrations {
     /// Approximate number of registrations (all components).
     pub fn approximate_count(&self) -> usize {
         self.store().map_or(0, |st| st.regs.approximate_len())
+    }
+
+    /// Exact number of registrations (all components), from the counters.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        counters::read(&self.store()?.counters, counters::TOTAL)
+    }
+
+    /// Exact number of registrations of `owner`'s JID and of its domain.
+    pub fn count_of_owner(&self, owner: &str) -> Result<(u64, u64), StoreError> {
+        counters::of_owner(&self.store()?.counters, owner)
     }
 
     /// Flushes the journal to disk.

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the record format and key layout; written to the store's
-/// `meta` keyspace so later releases can migrate.
-pub const SCHEMA_VERSION: u32 = 1;
+/// `meta` keyspace so later releases can migrate. Version 2 added
+/// `owner` and the `counters` keyspace (see `migrate.rs`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One registered device, as stored (JSON). The secret itself is never
 /// stored: it is derived from `salt` under the server key.
@@ -17,7 +18,9 @@ pub struct Registration {
     /// Push type (app profile), e.g. `apns`.
     #[serde(rename = "type")]
     pub push_type: String,
-    /// XEP-0357 node (device id).
+    /// XEP-0357 node: derived from (component, owner, device id) for
+    /// registrations made over XMPP, the client's own value over HTTP and
+    /// for registrations made before version 2.
     pub node: String,
     /// Provider token of the device.
     pub token: String,
@@ -27,6 +30,11 @@ pub struct Registration {
     pub renewed_ms: u64,
     /// Random per-registration salt (hex) the secret is derived from.
     pub salt: String,
+    /// Bare JID (lowercase) that registered over XMPP; only it may change
+    /// or remove the registration, and only its domain may push to it.
+    /// `None` for HTTP registrations and those made before version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// Outcome of the latest pushes to a device, kept apart from the record so

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 
+use super::counters::Tally;
+use super::migrate;
 use super::record::{self, Registration, SCHEMA_VERSION};
 use super::StoreError;
 
@@ -14,6 +16,7 @@ pub(super) struct Store {
     pub(super) regs: Keyspace,
     pub(super) tokens: Keyspace,
     pub(super) stats: Keyspace,
+    pub(super) counters: Keyspace,
 }
 
 /// Read access to the open engine for one operation.
@@ -46,6 +49,8 @@ impl Store {
             .open()?;
         let opts = || KeyspaceCreateOptions::default().max_memtable_size(4 * 1024 * 1024);
         let meta = db.keyspace("meta", opts)?;
+        let regs = db.keyspace("registrations", opts)?;
+        let counters = db.keyspace("counters", opts)?;
         match meta.get("schema_version")? {
             Some(v) => {
                 let v = std::str::from_utf8(&v)
@@ -55,6 +60,7 @@ impl Store {
                 if v > SCHEMA_VERSION {
                     return Err(StoreError::SchemaTooNew(v));
                 }
+                migrate::run(&db, &meta, &regs, &counters, v)?;
             }
             None => {
                 meta.insert("schema_version", SCHEMA_VERSION.to_string())?;
@@ -62,9 +68,10 @@ impl Store {
             }
         }
         Ok(Store {
-            regs: db.keyspace("registrations", opts)?,
+            regs,
             tokens: db.keyspace("token_index", opts)?,
             stats: db.keyspace("push_stats", opts)?,
+            counters,
             db,
         })
     }
@@ -102,8 +109,9 @@ impl Store {
         Ok(out)
     }
 
-    /// A synced batch removing `r`, its index entry and its push stats.
-    pub(super) fn remove_batch(&self, r: &Registration) -> OwnedWriteBatch {
+    /// A synced batch removing `r`, its index entry and its push stats,
+    /// and counting it out.
+    pub(super) fn remove_batch(&self, r: &Registration) -> Result<OwnedWriteBatch, StoreError> {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         batch.remove(&self.regs, record::reg_key(&r.component, &r.node));
         batch.remove(
@@ -111,6 +119,9 @@ impl Store {
             record::token_key(&r.push_type, &r.token, &r.component, &r.node),
         );
         batch.remove(&self.stats, record::stats_key(&r.component, &r.node));
-        batch
+        let mut tally = Tally::default();
+        tally.add(r.owner.as_deref(), -1);
+        tally.write_into(&self.counters, &mut batch, None)?;
+        Ok(batch)
     }
 }

@@ -17,18 +17,177 @@ fn at(secs: u64) -> SystemTime {
 }
 
 #[test]
-fn register_renew_keeps_secret_and_moves_the_index() {
+fn owned_renew_keeps_node_and_secret_and_moves_the_index() {
     let d = temp("renew");
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
-    let a = s.register("push.x", "apns", "n1", "tokA", at(100)).unwrap();
-    let b = s.register("push.x", "apns", "n1", "tokB", at(200)).unwrap();
+    let owner = "alice@example.com";
+    let a = s
+        .register_owned("push.x", "apns", owner, "dev", "tokA", at(100))
+        .unwrap();
+    let b = s
+        .register_owned("push.x", "apns", owner, "dev", "tokB", at(200))
+        .unwrap();
+    assert_eq!(a.registration.node, b.registration.node);
+    assert_eq!(
+        a.registration.node,
+        owner::derive_node("push.x", owner, "dev")
+    );
     assert_eq!(a.secret, b.secret);
+    assert_eq!(b.registration.owner.as_deref(), Some(owner));
     assert_eq!(b.registration.registered_ms, 100_000);
     assert_eq!(b.registration.renewed_ms, 200_000);
     assert!(s.lookup_token("apns", "tokA").unwrap().is_empty());
-    assert_eq!(s.lookup_token("apns", "tokB").unwrap()[0].node, "n1");
+    assert_eq!(
+        s.lookup_token("apns", "tokB").unwrap()[0].node,
+        b.registration.node
+    );
     assert!(s.verify_secret(&b.registration, &a.secret));
     assert!(!s.verify_secret(&b.registration, &"0".repeat(64)));
+    assert_eq!(s.count().unwrap(), 1);
+    assert_eq!(s.count_of_owner(owner).unwrap(), (1, 1));
+}
+
+#[test]
+fn another_jid_gets_its_own_registration_and_cannot_touch_the_first() {
+    let d = temp("owners");
+    let s = Registrations::open(&d.0, 1 << 20).unwrap();
+    let v = s
+        .register_owned("push.x", "fcm", "victim@a.example", "dev", "tokV", at(1))
+        .unwrap();
+    let e = s
+        .register_owned(
+            "push.x",
+            "fcm",
+            "attacker@evil.example",
+            "dev",
+            "tokE",
+            at(2),
+        )
+        .unwrap();
+    assert_ne!(v.registration.node, e.registration.node);
+    assert_ne!(v.secret, e.secret);
+    let node = &v.registration.node;
+    // By node the attacker removes nothing; by device id only its own.
+    assert!(s
+        .unregister_owned("push.x", "fcm", "attacker@evil.example", node)
+        .unwrap()
+        .is_none());
+    let own = s
+        .unregister_owned("push.x", "fcm", "attacker@evil.example", "dev")
+        .unwrap()
+        .unwrap();
+    assert_eq!(own.registration.node, e.registration.node);
+    assert_eq!(s.lookup("push.x", node).unwrap().unwrap().token, "tokV");
+    // Over HTTP an owned node is refused, unchanged.
+    assert!(matches!(
+        s.register("push.x", "fcm", node, "tokH", at(3)),
+        Err(RegError::Refused(Refusal::Owned))
+    ));
+    assert!(matches!(
+        s.unregister("push.x", "fcm", node, Some(&v.secret)),
+        Err(RegError::Refused(Refusal::Owned))
+    ));
+    assert_eq!(s.lookup("push.x", node).unwrap().unwrap().token, "tokV");
+    // The owner removes it by its node too.
+    let gone = s
+        .unregister_owned("push.x", "fcm", "victim@a.example", node)
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.registration.node, *node);
+    assert_eq!(s.count().unwrap(), 0);
+    assert_eq!(s.count_of_owner("victim@a.example").unwrap(), (0, 0));
+}
+
+#[test]
+fn http_register_with_another_token_gets_a_fresh_secret() {
+    let d = temp("http");
+    let s = Registrations::open(&d.0, 1 << 20).unwrap();
+    let a = s.register("push.x", "fcm", "n", "tokA", at(1)).unwrap();
+    assert_eq!(
+        s.register("push.x", "fcm", "n", "tokA", at(2))
+            .unwrap()
+            .secret,
+        a.secret,
+        "same type and token: same secret"
+    );
+    let b = s.register("push.x", "fcm", "n", "tokB", at(3)).unwrap();
+    assert_ne!(a.secret, b.secret);
+    let r = s.lookup("push.x", "n").unwrap().unwrap();
+    assert!(!s.verify_secret(&r, &a.secret), "the old secret is void");
+    assert!(s.verify_secret(&r, &b.secret));
+    assert!(s.lookup_token("fcm", "tokA").unwrap().is_empty());
+    // Another type with the same token is another device too.
+    let c = s.register("push.x", "apns", "n", "tokB", at(4)).unwrap();
+    assert_ne!(c.secret, b.secret);
+    assert_eq!(s.count().unwrap(), 1);
+    // Unregister needs the secret (unless open).
+    assert!(matches!(
+        s.unregister("push.x", "apns", "n", Some(&b.secret)),
+        Err(RegError::Refused(Refusal::WrongSecret))
+    ));
+    assert!(s
+        .unregister("push.x", "apns", "n", Some(&c.secret))
+        .unwrap()
+        .is_some());
+    assert_eq!(s.count().unwrap(), 0);
+}
+
+#[test]
+fn an_owner_claims_its_derived_node_made_over_http_first() {
+    let d = temp("claim");
+    let s = Registrations::open(&d.0, 1 << 20).unwrap();
+    let node = owner::derive_node("push.x", "v@a.example", "dev");
+    let squat = s.register("push.x", "fcm", &node, "tokE", at(1)).unwrap();
+    let v = s
+        .register_owned("push.x", "fcm", "v@a.example", "dev", "tokE", at(2))
+        .unwrap();
+    assert_eq!(v.registration.node, node);
+    assert_ne!(v.secret, squat.secret, "the squatter's secret is void");
+    assert_eq!(s.count().unwrap(), 1);
+    assert_eq!(s.count_of_owner("v@a.example").unwrap(), (1, 1));
+}
+
+#[test]
+fn count_limits_refuse_and_store_nothing() {
+    let d = temp("limits");
+    let s = Registrations::open(&d.0, 1 << 20)
+        .unwrap()
+        .with_limits(CountLimits {
+            per_jid: 2,
+            per_domain: 3,
+            total: 5,
+        });
+    let reg = |owner: &str, dev: &str| s.register_owned("c", "fcm", owner, dev, "t", at(1));
+    reg("a@x", "1").unwrap();
+    reg("a@x", "2").unwrap();
+    // Renewing never counts against the limit.
+    reg("a@x", "2").unwrap();
+    assert!(matches!(
+        reg("a@x", "3"),
+        Err(RegError::Refused(Refusal::Limit(LimitKind::Jid)))
+    ));
+    assert!(s
+        .lookup("c", &owner::derive_node("c", "a@x", "3"))
+        .unwrap()
+        .is_none());
+    reg("b@x", "1").unwrap();
+    assert!(matches!(
+        reg("c@x", "1"),
+        Err(RegError::Refused(Refusal::Limit(LimitKind::Domain)))
+    ));
+    reg("a@y", "1").unwrap();
+    s.register("c", "fcm", "h1", "t", at(1)).unwrap();
+    assert!(matches!(
+        s.register("c", "fcm", "h2", "t", at(1)),
+        Err(RegError::Refused(Refusal::Limit(LimitKind::Total)))
+    ));
+    assert_eq!(s.count().unwrap(), 5);
+    assert_eq!(s.count_of_owner("a@x").unwrap(), (2, 3));
+    // Dead-token removal counts out too: every registration used token "t".
+    assert_eq!(s.remove_dead_token("fcm", "t", at(10)).unwrap().len(), 5);
+    assert_eq!(s.count().unwrap(), 0);
+    assert_eq!(s.count_of_owner("a@x").unwrap(), (0, 0));
+    reg("c@x", "1").unwrap();
 }
 
 #[test]
@@ -84,8 +243,11 @@ fn unregister_requires_matching_type_and_survives_reopen() {
         let s = Registrations::open(&d.0, 1 << 20).unwrap();
         s.register("push.x", "apns", "n1", "t1", at(1)).unwrap();
         s.register("push.x", "apns", "n2", "t2", at(1)).unwrap();
-        assert!(s.unregister("push.x", "fcm", "n1").unwrap().is_none());
-        assert!(s.unregister("push.x", "apns", "n1").unwrap().is_some());
+        assert!(s.unregister("push.x", "fcm", "n1", None).unwrap().is_none());
+        assert!(s
+            .unregister("push.x", "apns", "n1", None)
+            .unwrap()
+            .is_some());
         s.record_push("push.x", "n2", at(5), Some("boom")).unwrap();
     }
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
@@ -119,4 +281,90 @@ fn reopen_keeps_every_registration_and_secret() {
     assert!(s.verify_secret(&r, &a.secret));
     s.register("push.x", "fcm", "n2", "tok2", at(2)).unwrap();
     assert_eq!(s.nodes("push.x", 10).unwrap(), ["n1", "n2"]);
+    assert_eq!(s.count().unwrap(), 2);
+}
+
+/// Writes a store exactly as schema version 1 did (records without owner,
+/// `v: 1`, no counters), with `n` registrations; returns their secrets.
+fn write_v1_store(dir: &std::path::Path, n: usize) -> Vec<(String, String)> {
+    use fjall::{Database, KeyspaceCreateOptions};
+    std::fs::create_dir_all(dir).unwrap();
+    let key = ServerKey::load_or_create(&dir.join("server.key")).unwrap();
+    let db = Database::builder(dir.join("store")).open().unwrap();
+    let opts = KeyspaceCreateOptions::default;
+    let meta = db.keyspace("meta", opts).unwrap();
+    let regs = db.keyspace("registrations", opts).unwrap();
+    let tokens = db.keyspace("token_index", opts).unwrap();
+    meta.insert("schema_version", "1").unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let (node, salt) = (format!("n{i:05}"), format!("{i:064x}"));
+        let json = format!(
+            r#"{{"v":1,"component":"push.x","type":"fcm","node":"{node}","token":"t{i}","registered_ms":1,"renewed_ms":1,"salt":"{salt}"}}"#
+        );
+        regs.insert(record::reg_key("push.x", &node), json).unwrap();
+        tokens
+            .insert(
+                record::token_key("fcm", &format!("t{i}"), "push.x", &node),
+                "",
+            )
+            .unwrap();
+        out.push((node.clone(), key.secret("push.x", &node, &salt)));
+    }
+    db.persist(fjall::PersistMode::SyncAll).unwrap();
+    out
+}
+
+#[test]
+fn a_v1_store_is_migrated_and_every_secret_still_verifies() {
+    let d = temp("migrate");
+    let old = write_v1_store(&d.0, 2500);
+    for _ in 0..2 {
+        // Twice: opening a migrated store again changes nothing.
+        let s = Registrations::open(&d.0, 1 << 20).unwrap();
+        assert_eq!(s.count().unwrap(), 2500);
+        for (node, secret) in [&old[0], &old[1234], &old[2499]] {
+            let r = s.lookup("push.x", node).unwrap().unwrap();
+            assert_eq!(r.v, SCHEMA_VERSION);
+            assert_eq!(r.owner, None);
+            assert!(s.verify_secret(&r, secret), "{node}");
+        }
+        assert_eq!(s.lookup_token("fcm", "t7").unwrap()[0].node, "n00007");
+    }
+    // A migration cut short (schema still 1, some records rewritten, a
+    // stale total) runs again from the start and counts afresh.
+    {
+        use fjall::{Database, KeyspaceCreateOptions};
+        let db = Database::builder(d.0.join("store")).open().unwrap();
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).unwrap();
+        let counters = db
+            .keyspace("counters", KeyspaceCreateOptions::default)
+            .unwrap();
+        meta.insert("schema_version", "1").unwrap();
+        counters
+            .insert(counters::TOTAL, 7u64.to_be_bytes())
+            .unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let s = Registrations::open(&d.0, 1 << 20).unwrap();
+    assert_eq!(s.count().unwrap(), 2500);
+    let (node, secret) = &old[42];
+    assert!(s.verify_secret(&s.lookup("push.x", node).unwrap().unwrap(), secret));
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let d = temp("newer");
+    write_v1_store(&d.0, 1);
+    {
+        use fjall::{Database, KeyspaceCreateOptions};
+        let db = Database::builder(d.0.join("store")).open().unwrap();
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).unwrap();
+        meta.insert("schema_version", "99").unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    assert!(matches!(
+        Registrations::open(&d.0, 1 << 20),
+        Err(StoreError::SchemaTooNew(99))
+    ));
 }

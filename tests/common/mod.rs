@@ -225,19 +225,45 @@ pub fn register_iq(id: &str, ty: &str, node: &str, token: &str) -> String {
     )
 }
 
-/// Registers through the ad-hoc command and returns the secret.
-pub fn register(conn: &mut Conn, ty: &str, node: &str, token: &str) -> String {
+/// What `v1-register-push` answered: the node to enable push with (derived
+/// from the requester and the device id) and its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reg {
+    pub node: String,
+    pub secret: String,
+}
+
+/// The node the app server derives for `owner`'s `device` at
+/// push.example.org (pinned by a unit test of the derivation).
+pub fn node_of(owner: &str, device: &str) -> String {
+    push_appserver::registrations::owner::derive_node("push.example.org", owner, device)
+}
+
+/// Registers device `device` for user@example.com through the ad-hoc
+/// command.
+pub fn register(conn: &mut Conn, ty: &str, device: &str, token: &str) -> Reg {
+    register_as(conn, "user@example.com/res", ty, device, token).expect("registered")
+}
+
+/// Registers device `device` for `from` through the ad-hoc command: the
+/// reply's node and secret, or the error's `(type, condition)`.
+pub fn register_as(
+    conn: &mut Conn,
+    from: &str,
+    ty: &str,
+    device: &str,
+    token: &str,
+) -> Result<Reg, (String, String)> {
     let reply = conn.iq(&register_iq(
-        &format!("reg-{node}-{}", fastrand::u32(..)),
+        &format!("reg-{device}-{}", fastrand::u32(..)),
         ty,
-        node,
+        device,
         token,
-    ));
-    assert_eq!(
-        outcome(&reply),
-        ("result".into(), String::new()),
-        "{reply:?}"
-    );
+    )
+    .replace("from='user@example.com/res'", &format!("from='{from}'")));
+    if outcome(&reply).0 != "result" {
+        return Err(outcome(&reply));
+    }
     let cmd = reply.get_child("command", NS_COMMANDS).unwrap();
     assert_eq!(cmd.get_attr("status"), Some("completed"));
     let form = cmd.get_child("x", "jabber:x:data").unwrap();
@@ -249,8 +275,24 @@ pub fn register(conn: &mut Conn, ty: &str, node: &str, token: &str) -> String {
             .unwrap()
     };
     assert_eq!(field("jid"), "push.example.org");
-    assert_eq!(field("node"), node);
-    field("secret")
+    let bare = from.split('/').next().unwrap().to_lowercase();
+    assert_eq!(field("node"), node_of(&bare, device));
+    Ok(Reg {
+        node: field("node"),
+        secret: field("secret"),
+    })
+}
+
+/// A `v1-unregister-push` command from `from` naming `node` (a device id or
+/// a node).
+pub fn unregister_iq(id: &str, from: &str, ty: &str, node: &str) -> String {
+    format!(
+        "<iq type='set' from='{from}' to='push.example.org' id='{id}'>\
+         <command xmlns='{NS_COMMANDS}' node='v1-unregister-push' action='execute'>\
+         <x xmlns='jabber:x:data' type='submit'>\
+         <field var='type'><value>{ty}</value></field>\
+         <field var='node'><value>{node}</value></field></x></command></iq>"
+    )
 }
 
 pub fn publish_iq(id: &str, node: &str, secret: &str, body: Option<&str>) -> String {

@@ -17,6 +17,7 @@ mod settings_tests;
 
 pub use settings::{ApnsAuth, ApnsSettings, Tuning};
 
+use crate::registrations::owner::short;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -142,7 +143,11 @@ impl ApnsProvider {
             Outcome::Delivered => c.delivered.fetch_add(1, Ordering::Relaxed),
             Outcome::DeadToken { .. } => c.dead.fetch_add(1, Ordering::Relaxed),
             Outcome::Failed(f) => {
-                log::info!("APNS push to node {} failed: {}", push.node, f.reason);
+                log::info!(
+                    "APNS push to node {} failed: {}",
+                    short(&push.node),
+                    f.reason
+                );
                 c.failed.fetch_add(1, Ordering::Relaxed)
             }
         };

@@ -18,6 +18,7 @@ pub mod token_http;
 
 pub use settings::{FcmSettings, DEFAULT_ENDPOINT, MAX_TTL_SECS};
 
+use crate::registrations::owner::short;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -131,7 +132,7 @@ impl FcmProvider {
                 None => {
                     log::warn!(
                         "FCM: push for node {} failed after {done} attempt(s): {reason}",
-                        push.node
+                        short(&push.node)
                     );
                     break Outcome::failed(kind, reason);
                 }
@@ -181,7 +182,10 @@ impl FcmProvider {
                 Attempt::Done(Outcome::Delivered)
             }
             Verdict::DeadToken(reason) => {
-                log::info!("FCM: token of node {} is dead ({reason})", push.node);
+                log::info!(
+                    "FCM: token of node {} is dead ({reason})",
+                    short(&push.node)
+                );
                 Attempt::Done(Outcome::DeadToken {
                     since: self.clock.now(),
                 })
@@ -199,7 +203,10 @@ impl FcmProvider {
                 Attempt::Done(Outcome::failed(FailureKind::Unavailable, reason))
             }
             Verdict::Refused(reason) => {
-                log::warn!("FCM refused the push for node {}: {reason}", push.node);
+                log::warn!(
+                    "FCM refused the push for node {}: {reason}",
+                    short(&push.node)
+                );
                 Attempt::Done(Outcome::failed(FailureKind::Unavailable, reason))
             }
         }

@@ -1,0 +1,129 @@
+//! Token-bucket rate limiting by key (a client address, a requester JID, a
+//! domain), with a bounded number of tracked keys.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::time::Instant;
+
+/// Keys tracked at most by [`RateLimiter::new`]; idle ones are forgotten
+/// first.
+const MAX_CLIENTS: usize = 10_000;
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+/// Token buckets by key (client addresses unless said otherwise).
+#[derive(Debug)]
+pub struct RateLimiter<K = IpAddr> {
+    rate: f64,
+    burst: f64,
+    capacity: usize,
+    clients: HashMap<K, Bucket>,
+}
+
+impl<K: Hash + Eq + Clone> RateLimiter<K> {
+    /// `rate` requests per second with bursts of twice that, for at most
+    /// 10,000 keys.
+    pub fn new(rate: u32) -> Self {
+        Self::with(f64::from(rate), f64::from(rate) * 2.0, MAX_CLIENTS)
+    }
+
+    /// `count` requests per minute per key, a minute's worth at once, for
+    /// at most `capacity` keys.
+    pub fn per_minute(count: u32, capacity: usize) -> Self {
+        Self::with(f64::from(count) / 60.0, f64::from(count), capacity)
+    }
+
+    /// `rate` per second, bursts of `burst`, at most `capacity` keys.
+    pub fn with(rate: f64, burst: f64, capacity: usize) -> Self {
+        RateLimiter {
+            rate,
+            burst,
+            capacity,
+            clients: HashMap::new(),
+        }
+    }
+
+    /// Whether a request for `key` at `now` is allowed. When every tracked
+    /// key is busy and the map is full, new keys are refused: memory stays
+    /// bounded whatever the number of keys.
+    pub fn allow(&mut self, key: K, now: Instant) -> bool {
+        if self.clients.len() >= self.capacity && !self.clients.contains_key(&key) {
+            let (rate, burst) = (self.rate, self.burst);
+            // A bucket that has refilled is the same as a forgotten one.
+            self.clients.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * rate < burst
+            });
+            if self.clients.len() >= self.capacity {
+                return false;
+            }
+        }
+        let b = self.clients.entry(key).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
+        b.updated = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Number of keys tracked now.
+    pub fn tracked(&self) -> usize {
+        self.clients.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn allows_a_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(5);
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "::1".parse().unwrap();
+        assert_eq!((0..20).filter(|_| r.allow(a, t0)).count(), 10);
+        assert!(r.allow(b, t0), "other clients are not affected");
+        assert!(!r.allow(a, t0 + Duration::from_millis(100)));
+        assert!(r.allow(a, t0 + Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn per_minute_by_string_key() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::<String>::per_minute(3, 100);
+        let a = || "a@example.com".to_owned();
+        assert_eq!((0..10).filter(|_| r.allow(a(), t0)).count(), 3);
+        assert!(r.allow("b@example.com".into(), t0));
+        // One more every 20 s.
+        assert!(!r.allow(a(), t0 + Duration::from_secs(19)));
+        assert!(r.allow(a(), t0 + Duration::from_secs(21)));
+    }
+
+    #[test]
+    fn the_map_is_bounded_and_forgets_idle_keys_first() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::<u32>::per_minute(2, 3);
+        for k in 0..3 {
+            assert!(r.allow(k, t0));
+        }
+        // Full of busy keys: a new key is refused, memory stays bounded.
+        assert!(!r.allow(99, t0));
+        assert_eq!(r.tracked(), 3);
+        // After a minute every bucket has refilled: they are forgotten.
+        assert!(r.allow(99, t0 + Duration::from_secs(61)));
+        assert_eq!(r.tracked(), 1);
+    }
+}
