@@ -6,6 +6,7 @@
 //! so an acknowledged registration survives `kill -9`. Push outcomes are
 //! written without a sync: losing the latest timestamp in a crash is fine.
 
+mod keycheck;
 mod record;
 mod secret;
 mod store;
@@ -17,6 +18,7 @@ use std::time::SystemTime;
 use fjall::PersistMode;
 
 use crate::clock::unix_millis;
+pub use keycheck::KeyPolicy;
 pub use record::{PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
 use store::{Store, StoreGuard};
@@ -35,6 +37,10 @@ pub enum StoreError {
     SchemaTooNew(u32),
     /// The server key could not be loaded.
     Key(KeyError),
+    /// The server key file is gone but the store was used with a key.
+    KeyMissing(PathBuf),
+    /// The server key file is not the key the store was used with.
+    KeyMismatch(PathBuf),
     /// Creating the data dir failed.
     Io(std::io::Error),
     /// The engine is closed for a reopen, or a reopen failed.
@@ -51,6 +57,8 @@ impl std::fmt::Display for StoreError {
                 "store schema version {v} is newer than this release supports ({SCHEMA_VERSION})"
             ),
             StoreError::Key(e) => write!(f, "{e}"),
+            StoreError::KeyMissing(p) => keycheck::explain(f, p, true),
+            StoreError::KeyMismatch(p) => keycheck::explain(f, p, false),
             StoreError::Io(e) => write!(f, "data dir: {e}"),
             StoreError::Unavailable => f.write_str("store: not open (reopening after a failure)"),
         }
@@ -126,10 +134,21 @@ pub struct Registered {
 impl Registrations {
     /// Opens (or creates) the store in `dir` with a block cache of
     /// `cache_bytes`, sized for small hosts.
+    /// The server key must fit the store (see [`KeyPolicy::Check`]).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Registrations, StoreError> {
+        Self::open_with(dir, cache_bytes, KeyPolicy::Check)
+    }
+
+    /// [`Registrations::open`], treating a server key that does not fit
+    /// the store as `policy` says.
+    pub fn open_with(
+        dir: &Path,
+        cache_bytes: u64,
+        policy: KeyPolicy,
+    ) -> Result<Registrations, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
-        let key = ServerKey::load_or_create(&dir.join("server.key")).map_err(StoreError::Key)?;
         let store = Store::open(dir, cache_bytes)?;
+        let key = keycheck::load_key(dir, &store, policy)?;
         Ok(Registrations {
             store: RwLock::new(Some(store)),
             dir: dir.to_path_buf(),
