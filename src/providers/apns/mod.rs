@@ -18,7 +18,7 @@ mod settings_tests;
 pub use settings::{ApnsAuth, ApnsSettings, Tuning};
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -75,6 +75,8 @@ pub struct ApnsProvider {
     counters: Counters,
     /// The last auth problem logged, so it is logged once, not per push.
     auth_problem: Mutex<Option<String>>,
+    /// A configuration error (environment, topic) was logged.
+    config_alarm: AtomicBool,
 }
 
 impl ApnsProvider {
@@ -130,6 +132,7 @@ impl ApnsProvider {
             clock,
             counters: Counters::default(),
             auth_problem: Mutex::new(None),
+            config_alarm: AtomicBool::new(false),
         })
     }
 
@@ -181,7 +184,10 @@ impl ApnsProvider {
                 }
             };
             let decision = match self.client.send(http, Bytes::from(request.payload)).await {
-                Ok(r) => response::decide(r.status.as_u16(), &r.body, self.clock.now()),
+                Ok(r) => {
+                    let now = self.clock.now();
+                    response::decide(r.status.as_u16(), &r.body, now, self.proven())
+                }
                 Err(e) if e.is_not_processed() && resends < tuning.resends => {
                     resends += 1;
                     log::debug!("APNS: push to node {} not processed, resending", push.node);
@@ -195,6 +201,10 @@ impl ApnsProvider {
                         self.auth_ok();
                     }
                     return outcome;
+                }
+                Decision::Misconfigured { reason } => {
+                    self.misconfigured(push, &reason);
+                    return Outcome::failed(FailureKind::Unavailable, reason);
                 }
                 Decision::Auth {
                     reason,
@@ -221,6 +231,34 @@ impl ApnsProvider {
                     attempt += 1;
                 }
             }
+        }
+    }
+
+    /// Whether this app profile has delivered a push since it started:
+    /// its environment and topic are then known to be right, and an
+    /// ambiguous rejection means a dead token (see [`response`]).
+    fn proven(&self) -> bool {
+        self.counters.delivered.load(Ordering::Relaxed) > 0
+    }
+
+    /// Logs a configuration error loudly, once.
+    fn misconfigured(&self, push: &Push, reason: &str) {
+        if !self.config_alarm.swap(true, Ordering::Relaxed) {
+            log::error!(
+                "[app.{}] APNS ({} {}, topic {}) rejects our pushes as if the configuration were \
+                 wrong: {reason}. No registration is deleted for this until a push to this app \
+                 profile has been delivered; pushes fail with wait/internal-server-error meanwhile",
+                push.push_type,
+                if self.settings.sandbox {
+                    "sandbox"
+                } else {
+                    "production"
+                },
+                self.client.origin().authority(),
+                self.settings.topic,
+            );
+        } else {
+            log::debug!("APNS configuration error for node {}: {reason}", push.node);
         }
     }
 

@@ -46,6 +46,8 @@ pub struct FcmProvider {
     send_path: String,
     /// An auth error was logged and no push succeeded since.
     auth_alarm: AtomicBool,
+    /// A configuration error (wrong project) was logged.
+    config_alarm: AtomicBool,
     delivered: AtomicU64,
     dead: AtomicU64,
     failed: AtomicU64,
@@ -95,6 +97,7 @@ impl FcmProvider {
             tokens,
             clock,
             auth_alarm: AtomicBool::new(false),
+            config_alarm: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -172,7 +175,10 @@ impl FcmProvider {
             Err(e) => return transport_failure(e),
         };
         let retry_after = res.headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok());
-        match response::classify(res.status.as_u16(), retry_after, &res.body) {
+        // Proven: a push was delivered since the start, so the project is
+        // right and SENDER_ID_MISMATCH means this token (see `response`).
+        let proven = self.delivered.load(Ordering::Relaxed) > 0;
+        match response::classify(res.status.as_u16(), retry_after, &res.body, proven) {
             Verdict::Delivered => {
                 if self.auth_alarm.swap(false, Ordering::Relaxed) {
                     log::info!("FCM accepts our credentials again");
@@ -198,6 +204,10 @@ impl FcmProvider {
                 self.auth_refused(&token, drop_token, &reason);
                 Attempt::Done(Outcome::failed(FailureKind::Unavailable, reason))
             }
+            Verdict::Misconfigured(reason) => {
+                self.misconfigured(push, &reason);
+                Attempt::Done(Outcome::failed(FailureKind::Unavailable, reason))
+            }
             Verdict::Refused(reason) => {
                 log::warn!("FCM refused the push for node {}: {reason}", push.node);
                 Attempt::Done(Outcome::failed(FailureKind::Unavailable, reason))
@@ -220,6 +230,21 @@ impl FcmProvider {
             );
         } else {
             log::debug!("FCM auth error: {reason}");
+        }
+    }
+
+    /// Logs a configuration error loudly, once.
+    fn misconfigured(&self, push: &Push, reason: &str) {
+        if !self.config_alarm.swap(true, Ordering::Relaxed) {
+            log::error!(
+                "[app.{}] FCM (project {}) rejects our pushes as if the configuration were \
+                 wrong: {reason}. No registration is deleted for this until a push to this app \
+                 profile has been delivered; pushes fail with wait/internal-server-error meanwhile",
+                push.push_type,
+                self.settings.project_id,
+            );
+        } else {
+            log::debug!("FCM configuration error for node {}: {reason}", push.node);
         }
     }
 
