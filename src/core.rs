@@ -111,6 +111,8 @@ pub struct Core {
     pub links: Vec<(String, Arc<LinkStatus>)>,
     /// Where synced store writes run.
     pub store_thread: StoreThread,
+    /// Retries store writes after a failure (e.g. a full disk).
+    _store_recovery: smol::Task<()>,
 }
 
 impl Core {
@@ -134,6 +136,10 @@ impl Core {
             );
         }
         let store_thread = StoreThread::start();
+        let store_recovery = smol::spawn(crate::registrations::recovery::watch(
+            Arc::clone(&registrations),
+            store_thread.clone(),
+        ));
         let pushes = Arc::new(PushService::new(
             Arc::clone(&registrations),
             store_thread.clone(),
@@ -154,6 +160,7 @@ impl Core {
             clock,
             links,
             store_thread,
+            _store_recovery: store_recovery,
         }))
     }
 

@@ -8,6 +8,7 @@
 
 mod keycheck;
 mod record;
+pub mod recovery;
 mod secret;
 mod store;
 
@@ -114,6 +115,8 @@ pub struct Registrations {
     write_lock: Mutex<()>,
     /// Why the latest synced write failed (cleared by the next success).
     write_error: Mutex<Option<String>>,
+    /// The retry after a failed write (see [`recovery`]).
+    recovery: recovery::Recovery,
 }
 
 impl std::fmt::Debug for Registrations {
@@ -156,6 +159,7 @@ impl Registrations {
             key,
             write_lock: Mutex::new(()),
             write_error: Mutex::new(None),
+            recovery: recovery::Recovery::new(),
         })
     }
 
@@ -186,12 +190,22 @@ impl Registrations {
         self.write_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Commits a synced batch, remembering whether writes work.
+    /// Commits a synced batch, remembering whether writes work; a failure
+    /// wakes the retry (see [`recovery`]).
     fn commit(&self, batch: fjall::OwnedWriteBatch) -> Result<(), StoreError> {
         let result = batch.commit().map_err(StoreError::from);
         *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) =
             result.as_ref().err().map(ToString::to_string);
+        if result.is_err() {
+            self.recovery.wake();
+        }
         result
+    }
+
+    /// An unsynced write failed: the engine likely refuses writes now.
+    fn write_failed(&self, e: &fjall::Error) {
+        *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+        self.recovery.wake();
     }
 
     /// Why registration writes are failing (a full disk, an I/O error),
@@ -349,7 +363,9 @@ impl Registrations {
             }
         }
         let bytes = serde_json::to_vec(&stats).expect("stats serialize");
-        st.stats.insert(key, bytes)?;
+        st.stats
+            .insert(key, bytes)
+            .inspect_err(|e| self.write_failed(e))?;
         Ok(())
     }
 
