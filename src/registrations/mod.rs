@@ -136,8 +136,8 @@ pub struct Registered {
 
 impl Registrations {
     /// Opens (or creates) the store in `dir` with a block cache of
-    /// `cache_bytes`, sized for small hosts.
-    /// The server key must fit the store (see [`KeyPolicy::Check`]).
+    /// `cache_bytes`, sized for small hosts. The server key must fit the
+    /// store (see [`KeyPolicy::Check`]).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Registrations, StoreError> {
         Self::open_with(dir, cache_bytes, KeyPolicy::Check)
     }
