@@ -199,10 +199,16 @@ fn dead_tokens_carry_apples_timestamp() {
             }
         }
         assert_eq!(logged(log::Level::Error, "check `sandbox`"), 1);
+        assert!(
+            p.health().contains("configuration problem"),
+            "{}",
+            p.health()
+        );
         assert_eq!(
             p.send(&push(&token(3), Priority::High)).await,
             Outcome::Delivered
         );
+        assert!(!p.health().contains("configuration problem"));
         // Proven now: the same answers mean dead tokens.
         let before = SystemTime::now() - Duration::from_secs(1);
         for t in [token(2), token(4)] {

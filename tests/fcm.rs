@@ -246,7 +246,9 @@ fn dead_tokens_are_reported_with_the_time_they_died() {
             assert_eq!(failure_kind(&o), FailureKind::Unavailable);
             assert!(matches!(&o, Outcome::Failed(f) if f.reason.contains("project_id")));
         }
+        assert!(e.provider.health().contains("configuration problem"));
         assert_eq!(e.provider.send(&push("t")).await, Outcome::Delivered);
+        assert!(!e.provider.health().contains("configuration problem"));
         // Proven now: the project is right, so the token is dead.
         let now = e.clock.now();
         for _ in 0..2 {

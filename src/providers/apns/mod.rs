@@ -18,7 +18,7 @@ mod settings_tests;
 pub use settings::{ApnsAuth, ApnsSettings, Tuning};
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -75,8 +75,9 @@ pub struct ApnsProvider {
     counters: Counters,
     /// The last auth problem logged, so it is logged once, not per push.
     auth_problem: Mutex<Option<String>>,
-    /// A configuration error (environment, topic) was logged.
-    config_alarm: AtomicBool,
+    /// The configuration error (environment, topic) logged, until a push
+    /// is delivered.
+    config_problem: Mutex<Option<String>>,
 }
 
 impl ApnsProvider {
@@ -132,7 +133,7 @@ impl ApnsProvider {
             clock,
             counters: Counters::default(),
             auth_problem: Mutex::new(None),
-            config_alarm: AtomicBool::new(false),
+            config_problem: Mutex::new(None),
         })
     }
 
@@ -199,6 +200,7 @@ impl ApnsProvider {
                 Decision::Done(outcome) => {
                     if outcome == Outcome::Delivered {
                         self.auth_ok();
+                        self.config_ok();
                     }
                     return outcome;
                 }
@@ -243,7 +245,11 @@ impl ApnsProvider {
 
     /// Logs a configuration error loudly, once.
     fn misconfigured(&self, push: &Push, reason: &str) {
-        if !self.config_alarm.swap(true, Ordering::Relaxed) {
+        let mut problem = self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if problem.is_none() {
             log::error!(
                 "[app.{}] APNS ({} {}, topic {}) rejects our pushes as if the configuration were \
                  wrong: {reason}. No registration is deleted for this until a push to this app \
@@ -257,8 +263,19 @@ impl ApnsProvider {
                 self.client.origin().authority(),
                 self.settings.topic,
             );
+            *problem = Some(reason.to_owned());
         } else {
             log::debug!("APNS configuration error for node {}: {reason}", push.node);
+        }
+    }
+
+    fn config_ok(&self) {
+        let mut problem = self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if problem.take().is_some() {
+            log::info!("APNS delivered a push: the environment and topic are right");
         }
     }
 
@@ -311,6 +328,14 @@ impl ApnsProvider {
             .as_ref()
         {
             line.push_str(&format!("; auth problem: {p}"));
+        }
+        if let Some(p) = self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            line.push_str(&format!("; configuration problem: {p}"));
         }
         line
     }

@@ -20,7 +20,7 @@ pub use settings::{FcmSettings, DEFAULT_ENDPOINT, MAX_TTL_SECS};
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,8 +46,9 @@ pub struct FcmProvider {
     send_path: String,
     /// An auth error was logged and no push succeeded since.
     auth_alarm: AtomicBool,
-    /// A configuration error (wrong project) was logged.
-    config_alarm: AtomicBool,
+    /// The configuration error (wrong project) logged, until a push is
+    /// delivered.
+    config_problem: Mutex<Option<String>>,
     delivered: AtomicU64,
     dead: AtomicU64,
     failed: AtomicU64,
@@ -97,7 +98,7 @@ impl FcmProvider {
             tokens,
             clock,
             auth_alarm: AtomicBool::new(false),
-            config_alarm: AtomicBool::new(false),
+            config_problem: Mutex::new(None),
             delivered: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -183,6 +184,13 @@ impl FcmProvider {
                 if self.auth_alarm.swap(false, Ordering::Relaxed) {
                     log::info!("FCM accepts our credentials again");
                 }
+                let mut problem = self
+                    .config_problem
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if problem.take().is_some() {
+                    log::info!("FCM delivered a push: the project is right");
+                }
                 log::debug!("FCM: push for node {} delivered", push.node);
                 Attempt::Done(Outcome::Delivered)
             }
@@ -235,7 +243,12 @@ impl FcmProvider {
 
     /// Logs a configuration error loudly, once.
     fn misconfigured(&self, push: &Push, reason: &str) {
-        if !self.config_alarm.swap(true, Ordering::Relaxed) {
+        let mut problem = self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if problem.is_none() {
+            *problem = Some(reason.to_owned());
             log::error!(
                 "[app.{}] FCM (project {}) rejects our pushes as if the configuration were \
                  wrong: {reason}. No registration is deleted for this until a push to this app \
@@ -255,7 +268,7 @@ impl FcmProvider {
 
     /// Counters, the token state and the connections.
     pub fn health(&self) -> String {
-        format!(
+        let mut line = format!(
             "fcm provider for project {}: {} delivered, {} dead tokens, {} failed; {}; {} connection(s) open",
             self.settings.project_id,
             self.delivered.load(Ordering::Relaxed),
@@ -263,7 +276,16 @@ impl FcmProvider {
             self.failed.load(Ordering::Relaxed),
             self.tokens.health(),
             self.client.connections_open(),
-        )
+        );
+        if let Some(p) = self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            line.push_str(&format!("; configuration problem: {p}"));
+        }
+        line
     }
 }
 
