@@ -149,6 +149,8 @@ pub struct Core {
     pub store_thread: StoreThread,
     /// Rate of registration commands per requester JID and domain.
     command_rate: Mutex<CommandRate>,
+    /// Retries store writes after a failure (e.g. a full disk).
+    _store_recovery: smol::Task<()>,
 }
 
 impl Core {
@@ -182,6 +184,10 @@ impl Core {
             );
         }
         let store_thread = StoreThread::start();
+        let store_recovery = smol::spawn(crate::registrations::recovery::watch(
+            Arc::clone(&registrations),
+            store_thread.clone(),
+        ));
         let pushes = Arc::new(PushService::new(
             Arc::clone(&registrations),
             store_thread.clone(),
@@ -203,6 +209,7 @@ impl Core {
             links,
             store_thread,
             command_rate,
+            _store_recovery: store_recovery,
         }))
     }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use argh::FromArgs;
 use push_appserver::config::{Settings, SECRET_ENV};
 use push_appserver::providers::ProviderSettings;
+use push_appserver::registrations::{KeyPolicy, Registrations};
 
 /// XEP-0357 push app server for XMPP: answers pushes from Prosody, ejabberd
 /// and others as an external component (XEP-0114) and sends them to Apple
@@ -33,6 +34,11 @@ struct Run {
     /// configuration file (TOML)
     #[argh(option)]
     config: Option<PathBuf>,
+    /// accept the server key on disk (create one if missing) even though the
+    /// store was used with another key: EVERY EXISTING PUSH SECRET BECOMES
+    /// INVALID and devices must register again
+    #[argh(switch)]
+    reset_secrets: bool,
 }
 
 /// Validate a configuration file and print the effective settings (secrets masked).
@@ -79,6 +85,19 @@ fn main() -> ExitCode {
             };
             push_appserver::logging::init(settings.log_level);
             warn_about(&settings);
+            if r.reset_secrets {
+                // Records the key on disk as the store's key; the start
+                // below then opens the store as usual.
+                let opened = Registrations::open_with(
+                    &settings.data_dir,
+                    settings.store.cache_bytes,
+                    KeyPolicy::Reset,
+                );
+                if let Err(e) = opened {
+                    log::error!("cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             let running = match push_appserver::server::start(settings) {
                 Ok(r) => r,
                 Err(e) => {

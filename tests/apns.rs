@@ -175,31 +175,56 @@ fn dead_tokens_carry_apples_timestamp() {
                 )
             } else if t == token(2) {
                 Reply::status(400, r#"{"reason":"BadDeviceToken"}"#)
+            } else if t == token(4) {
+                Reply::status(400, r#"{"reason":"DeviceTokenNotForTopic"}"#)
             } else {
                 Reply::ok()
             }
         });
         let apple = Apple::token(MockOptions::default(), behaviour).await;
         let p = apple.provider("");
+        // 410 is unambiguous, even before any push was delivered.
         assert_eq!(
             p.send(&push(&token(1), Priority::High)).await,
             Outcome::DeadToken {
                 since: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
             }
         );
+        // Before any delivery a 400 BadDeviceToken or DeviceTokenNotForTopic
+        // points at the environment or topic: a failure, logged once.
+        for t in [token(2), token(4), token(2)] {
+            match p.send(&push(&t, Priority::High)).await {
+                Outcome::Failed(f) => assert_eq!(f.kind, FailureKind::Unavailable),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(logged(log::Level::Error, "check `sandbox`"), 1);
+        assert!(
+            p.health().contains("configuration problem"),
+            "{}",
+            p.health()
+        );
+        assert_eq!(
+            p.send(&push(&token(3), Priority::High)).await,
+            Outcome::Delivered
+        );
+        assert!(!p.health().contains("configuration problem"));
+        // Proven now: the same answers mean dead tokens.
         let before = SystemTime::now() - Duration::from_secs(1);
-        match p.send(&push(&token(2), Priority::High)).await {
-            Outcome::DeadToken { since } => assert!(since >= before),
-            other => panic!("{other:?}"),
+        for t in [token(2), token(4)] {
+            match p.send(&push(&t, Priority::High)).await {
+                Outcome::DeadToken { since } => assert!(since >= before),
+                other => panic!("{other:?}"),
+            }
         }
         // A malformed token never reaches Apple.
         assert!(matches!(
             p.send(&push("not-hex/../x", Priority::High)).await,
             Outcome::DeadToken { .. }
         ));
-        assert_eq!(apple.server.stats.requests(), 2);
+        assert_eq!(apple.server.stats.requests(), 7);
         // Dead tokens are not retried.
-        assert!(p.health().contains("2 dead tokens") || p.health().contains("3 dead tokens"));
+        assert!(p.health().contains("4 dead tokens"), "{}", p.health());
     });
 }
 

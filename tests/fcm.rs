@@ -231,11 +231,25 @@ fn fifty_concurrent_pushes_make_one_token_request() {
 fn dead_tokens_are_reported_with_the_time_they_died() {
     run(async {
         let e = env("", quick_retries(), Duration::ZERO).await;
+        let mismatch = Answer::error(403, "PERMISSION_DENIED", Some("SENDER_ID_MISMATCH"));
         e.fcm.script([
+            // Before any delivery a mismatch points at the project: kept.
+            mismatch.clone(),
+            mismatch.clone(),
+            Answer::ok(),
             Answer::error(404, "NOT_FOUND", Some("UNREGISTERED")),
-            Answer::error(403, "PERMISSION_DENIED", Some("SENDER_ID_MISMATCH")),
+            mismatch,
             Answer::error(404, "NOT_FOUND", None),
         ]);
+        for _ in 0..2 {
+            let o = e.provider.send(&push("t")).await;
+            assert_eq!(failure_kind(&o), FailureKind::Unavailable);
+            assert!(matches!(&o, Outcome::Failed(f) if f.reason.contains("project_id")));
+        }
+        assert!(e.provider.health().contains("configuration problem"));
+        assert_eq!(e.provider.send(&push("t")).await, Outcome::Delivered);
+        assert!(!e.provider.health().contains("configuration problem"));
+        // Proven now: the project is right, so the token is dead.
         let now = e.clock.now();
         for _ in 0..2 {
             assert_eq!(
@@ -246,7 +260,7 @@ fn dead_tokens_are_reported_with_the_time_they_died() {
         // A bare 404 (wrong project?) does not unregister anyone.
         let o = e.provider.send(&push("t")).await;
         assert_eq!(failure_kind(&o), FailureKind::Unavailable);
-        assert_eq!(e.fcm.requests(), 3, "none of these is retried");
+        assert_eq!(e.fcm.requests(), 6, "none of these is retried");
     });
 }
 

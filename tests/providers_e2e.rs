@@ -162,3 +162,103 @@ fn fcm_full_path_and_dead_token() {
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
     assert_eq!(google.fcm.seen().len(), 4);
 }
+
+/// A wrong environment (a production token sent to the sandbox) makes
+/// Apple answer 400 BadDeviceToken for every token: before the app profile
+/// has delivered anything, that deletes nothing.
+#[test]
+fn apns_bad_device_token_before_any_delivery_deletes_nothing() {
+    let misconfigured = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let m = Arc::clone(&misconfigured);
+    let behaviour: apple::Behaviour = Arc::new(move |r| {
+        let token = r.path.trim_start_matches("/3/device/");
+        if m.load(std::sync::atomic::Ordering::SeqCst) || token == DEAD {
+            Reply::status(400, r#"{"reason":"BadDeviceToken"}"#)
+        } else {
+            Reply::ok()
+        }
+    });
+    let apple = smol::block_on(Apple::token(MockOptions::default(), behaviour));
+    let dir = TempDir::new("e2e-apns-env");
+    let x = FakeXmpp::new();
+    let app_cfg = format!(
+        "provider = \"apns\"\ntopic = \"{TOPIC}\"\nendpoint = \"{}\"\ncapath = {:?}\n\
+         auth_key = {:?}\nkey_id = \"{KEY_ID}\"\nteam_id = \"{TEAM_ID}\"\n",
+        apple.server.url(),
+        apple.pki.ca_pem.display().to_string(),
+        apple.files.0.join("AuthKey.p8").display().to_string(),
+    );
+    let app = AppServer::start(
+        &dir.0,
+        &component_config(&dir.0, x.port, "apns", &app_cfg),
+        0,
+    );
+    let mut c = x.accept(T);
+    let live = register(&mut c, "apns", "live", LIVE);
+    let dead = register(&mut c, "apns", "dead", DEAD);
+
+    // Misconfigured: a wait error, the registrations stay, logged loudly.
+    for id in ["m1", "m2"] {
+        let r = c.iq(&publish_iq(id, "live", &live, None));
+        assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    }
+    let r = c.iq(&publish_iq("m3", "dead", &dead, None));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    let err = app.stderr();
+    let alarms: Vec<_> = err
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("[app.apns]"))
+        .collect();
+    assert_eq!(alarms.len(), 1, "logged once: {err}");
+    assert!(alarms[0].contains("sandbox"), "{}", alarms[0]);
+
+    // Fixed: the same registration delivers.
+    misconfigured.store(false, std::sync::atomic::Ordering::SeqCst);
+    let r = c.iq(&publish_iq("ok1", "live", &live, None));
+    assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
+
+    // Proven: BadDeviceToken now means a dead token, and the registration goes.
+    let r = c.iq(&publish_iq("d1", "dead", &dead, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    let r = c.iq(&publish_iq("d2", "dead", &dead, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    assert_eq!(apple.server.seen().len(), 5, "d2 never reached Apple");
+}
+
+/// A wrong Firebase project makes FCM answer SENDER_ID_MISMATCH for every
+/// token: before the app profile has delivered anything, that deletes
+/// nothing.
+#[test]
+fn fcm_sender_id_mismatch_before_any_delivery_deletes_nothing() {
+    let google = smol::block_on(fcm_mock::Google::start(Duration::ZERO));
+    let dir = TempDir::new("e2e-fcm-project");
+    let x = FakeXmpp::new();
+    let app_cfg = format!("provider = \"fcm\"\n{}", google.config());
+    let app = AppServer::start(
+        &dir.0,
+        &component_config(&dir.0, x.port, "fcm", &app_cfg),
+        0,
+    );
+    let mut c = x.accept(T);
+    let s = register(&mut c, "fcm", "phone", "fcm-token-1");
+    let mismatch = fcm_mock::Answer::error(403, "PERMISSION_DENIED", Some("SENDER_ID_MISMATCH"));
+
+    google.fcm.script([mismatch.clone()]);
+    let r = c.iq(&publish_iq("m1", "phone", &s, None));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    let err = app.stderr();
+    assert!(
+        err.lines()
+            .any(|l| l.contains("ERROR") && l.contains("[app.fcm]") && l.contains("project_id")),
+        "{err}"
+    );
+    let r = c.iq(&publish_iq("ok1", "phone", &s, None));
+    assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
+
+    google.fcm.script([mismatch]);
+    let r = c.iq(&publish_iq("d1", "phone", &s, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    let r = c.iq(&publish_iq("d2", "phone", &s, None));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    assert_eq!(google.fcm.seen().len(), 3);
+}

@@ -124,12 +124,19 @@ pub fn health(core: &Core) -> String {
         "<li>registrations: about {}</li>\n",
         core.registrations.approximate_count()
     ));
-    if let Some(e) = core.registrations.write_error() {
-        body.push_str(&format!(
-            "<li>store: WRITES FAILING ({}); registrations are refused until disk space \
-             is freed and the server restarted, pushes go on</li>\n",
-            escape(&e)
-        ));
+    match core.registrations.write_error() {
+        Some(e) => body.push_str(&format!(
+            "<li>store: WRITES FAILING ({}); registrations are refused, pushes go on; \
+             retrying by itself ({})</li>\n",
+            escape(&e),
+            escape(
+                &core
+                    .registrations
+                    .recovery_note()
+                    .unwrap_or_else(|| "once disk space is free".to_owned())
+            )
+        )),
+        None => body.push_str("<li>store: writes ok</li>\n"),
     }
     body.push_str("</ul>");
     page("push_appserver: health", &body)

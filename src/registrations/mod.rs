@@ -11,7 +11,9 @@ mod counters;
 mod migrate;
 pub mod owner;
 mod rate;
+mod keycheck;
 mod record;
+pub mod recovery;
 mod secret;
 mod store;
 mod write;
@@ -25,6 +27,7 @@ use fjall::PersistMode;
 use crate::clock::unix_millis;
 pub use counters::{CountLimits, LimitKind};
 pub use rate::CommandRate;
+pub use keycheck::KeyPolicy;
 pub use record::{PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
 use store::{Store, StoreGuard};
@@ -43,6 +46,10 @@ pub enum StoreError {
     SchemaTooNew(u32),
     /// The server key could not be loaded.
     Key(KeyError),
+    /// The server key file is gone but the store was used with a key.
+    KeyMissing(PathBuf),
+    /// The server key file is not the key the store was used with.
+    KeyMismatch(PathBuf),
     /// Creating the data dir failed.
     Io(std::io::Error),
     /// The engine is closed for a reopen, or a reopen failed.
@@ -59,6 +66,8 @@ impl std::fmt::Display for StoreError {
                 "store schema version {v} is newer than this release supports ({SCHEMA_VERSION})"
             ),
             StoreError::Key(e) => write!(f, "{e}"),
+            StoreError::KeyMissing(p) => keycheck::explain(f, p, true),
+            StoreError::KeyMismatch(p) => keycheck::explain(f, p, false),
             StoreError::Io(e) => write!(f, "data dir: {e}"),
             StoreError::Unavailable => f.write_str("store: not open (reopening after a failure)"),
         }
@@ -155,6 +164,8 @@ pub struct Registrations {
     limits: CountLimits,
     /// Why the latest synced write failed (cleared by the next success).
     write_error: Mutex<Option<String>>,
+    /// The retry after a failed write (see [`recovery`]).
+    recovery: recovery::Recovery,
 }
 
 impl std::fmt::Debug for Registrations {
@@ -174,11 +185,22 @@ pub struct Registered {
 
 impl Registrations {
     /// Opens (or creates) the store in `dir` with a block cache of
-    /// `cache_bytes`, sized for small hosts.
+    /// `cache_bytes`, sized for small hosts. The server key must fit the
+    /// store (see [`KeyPolicy::Check`]).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Registrations, StoreError> {
+        Self::open_with(dir, cache_bytes, KeyPolicy::Check)
+    }
+
+    /// [`Registrations::open`], treating a server key that does not fit
+    /// the store as `policy` says.
+    pub fn open_with(
+        dir: &Path,
+        cache_bytes: u64,
+        policy: KeyPolicy,
+    ) -> Result<Registrations, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
-        let key = ServerKey::load_or_create(&dir.join("server.key")).map_err(StoreError::Key)?;
         let store = Store::open(dir, cache_bytes)?;
+        let key = keycheck::load_key(dir, &store, policy)?;
         Ok(Registrations {
             store: RwLock::new(Some(store)),
             dir: dir.to_path_buf(),
@@ -187,6 +209,7 @@ impl Registrations {
             write_lock: Mutex::new(()),
             limits: CountLimits::default(),
             write_error: Mutex::new(None),
+            recovery: recovery::Recovery::new(),
         })
     }
 
@@ -223,12 +246,22 @@ impl Registrations {
         self.write_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Commits a synced batch, remembering whether writes work.
+    /// Commits a synced batch, remembering whether writes work; a failure
+    /// wakes the retry (see [`recovery`]).
     fn commit(&self, batch: fjall::OwnedWriteBatch) -> Result<(), StoreError> {
         let result = batch.commit().map_err(StoreError::from);
         *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) =
             result.as_ref().err().map(ToString::to_string);
+        if result.is_err() {
+            self.recovery.wake();
+        }
         result
+    }
+
+    /// An unsynced write failed: the engine likely refuses writes now.
+    fn write_failed(&self, e: &fjall::Error) {
+        *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+        self.recovery.wake();
     }
 
     /// Why registration writes are failing (a full disk, an I/O error),
@@ -309,7 +342,9 @@ impl Registrations {
             }
         }
         let bytes = serde_json::to_vec(&stats).expect("stats serialize");
-        st.stats.insert(key, bytes)?;
+        st.stats
+            .insert(key, bytes)
+            .inspect_err(|e| self.write_failed(e))?;
         Ok(())
     }
 

@@ -54,27 +54,56 @@ pub fn random_bytes() -> Result<[u8; 32], KeyError> {
 }
 
 impl ServerKey {
-    /// Loads `path`, or creates it with a fresh random key (mode 0600).
-    pub fn load_or_create(path: &Path) -> Result<ServerKey, KeyError> {
+    /// Loads `path`; `None` if the file does not exist.
+    pub fn load(path: &Path) -> Result<Option<ServerKey>, KeyError> {
         match std::fs::read(path) {
-            Ok(bytes) if bytes.len() == 32 => Ok(ServerKey::from_bytes(&bytes)),
+            Ok(bytes) if bytes.len() == 32 => Ok(Some(ServerKey::from_bytes(&bytes))),
             Ok(bytes) => Err(KeyError::BadLength(path.to_path_buf(), bytes.len())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = random_bytes()?;
-                let io = |e| KeyError::Io(path.to_path_buf(), e);
-                let tmp = path.with_extension("tmp");
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create(true).truncate(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = opts.open(&tmp).map_err(io)?;
-                f.write_all(&key).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                std::fs::rename(&tmp, path).map_err(io)?;
-                Ok(ServerKey::from_bytes(&key))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(KeyError::Io(path.to_path_buf(), e)),
         }
+    }
+
+    /// Creates `path` with a fresh random key (mode 0600): written to a
+    /// temporary file, synced, renamed into place, and the directory
+    /// synced, so a crash leaves either no key or the whole key.
+    pub fn create(path: &Path) -> Result<ServerKey, KeyError> {
+        let key = random_bytes()?;
+        let io = |e| KeyError::Io(path.to_path_buf(), e);
+        let tmp = path.with_extension("tmp");
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp).map_err(io)?;
+        f.write_all(&key).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(io)?;
+        // The rename is durable only once the directory entry is.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+        Ok(ServerKey::from_bytes(&key))
+    }
+
+    /// Loads `path`, or creates it (see [`ServerKey::create`]).
+    pub fn load_or_create(path: &Path) -> Result<ServerKey, KeyError> {
+        match Self::load(path)? {
+            Some(k) => Ok(k),
+            None => Self::create(path),
+        }
+    }
+
+    /// A value that identifies the key without revealing it: an HMAC of a
+    /// fixed label, stored next to the registrations so a lost or swapped
+    /// key file is noticed at start.
+    pub fn check_value(&self) -> String {
+        hex(hmac::sign(&self.0, b"push-appserver server key check v1").as_ref())
     }
 
     /// A key from raw bytes (tests).
@@ -164,11 +193,20 @@ mod tests {
             .unwrap()
             .secret("c", "n", "s");
         assert_eq!(a, b);
+        let k = ServerKey::load(&path).unwrap().unwrap();
+        assert_eq!(k.check_value().len(), 64);
+        assert_ne!(
+            k.check_value(),
+            ServerKey::from_bytes(&[1; 32]).check_value()
+        );
+        assert!(!dir.join("server.tmp").exists());
         std::fs::write(&path, b"short").unwrap();
         assert!(matches!(
             ServerKey::load_or_create(&path),
             Err(KeyError::BadLength(_, 5))
         ));
+        std::fs::remove_file(&path).unwrap();
+        assert!(ServerKey::load(&path).unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -76,6 +76,9 @@ pub struct ApnsProvider {
     counters: Counters,
     /// The last auth problem logged, so it is logged once, not per push.
     auth_problem: Mutex<Option<String>>,
+    /// The configuration error (environment, topic) logged, until a push
+    /// is delivered.
+    config_problem: Mutex<Option<String>>,
 }
 
 impl ApnsProvider {
@@ -131,6 +134,7 @@ impl ApnsProvider {
             clock,
             counters: Counters::default(),
             auth_problem: Mutex::new(None),
+            config_problem: Mutex::new(None),
         })
     }
 
@@ -186,7 +190,10 @@ impl ApnsProvider {
                 }
             };
             let decision = match self.client.send(http, Bytes::from(request.payload)).await {
-                Ok(r) => response::decide(r.status.as_u16(), &r.body, self.clock.now()),
+                Ok(r) => {
+                    let now = self.clock.now();
+                    response::decide(r.status.as_u16(), &r.body, now, self.proven())
+                }
                 Err(e) if e.is_not_processed() && resends < tuning.resends => {
                     resends += 1;
                     log::debug!("APNS: push to node {} not processed, resending", push.node);
@@ -198,8 +205,13 @@ impl ApnsProvider {
                 Decision::Done(outcome) => {
                     if outcome == Outcome::Delivered {
                         self.auth_ok();
+                        self.config_ok();
                     }
                     return outcome;
+                }
+                Decision::Misconfigured { reason } => {
+                    self.misconfigured(push, &reason);
+                    return Outcome::failed(FailureKind::Unavailable, reason);
                 }
                 Decision::Auth {
                     reason,
@@ -226,6 +238,49 @@ impl ApnsProvider {
                     attempt += 1;
                 }
             }
+        }
+    }
+
+    /// Whether this app profile has delivered a push since it started:
+    /// its environment and topic are then known to be right, and an
+    /// ambiguous rejection means a dead token (see [`response`]).
+    fn proven(&self) -> bool {
+        self.counters.delivered.load(Ordering::Relaxed) > 0
+    }
+
+    /// Logs a configuration error loudly, once.
+    fn misconfigured(&self, push: &Push, reason: &str) {
+        let mut problem = self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if problem.is_none() {
+            log::error!(
+                "[app.{}] APNS ({} {}, topic {}) rejects our pushes as if the configuration were \
+                 wrong: {reason}. No registration is deleted for this until a push to this app \
+                 profile has been delivered; pushes fail with wait/internal-server-error meanwhile",
+                push.push_type,
+                if self.settings.sandbox {
+                    "sandbox"
+                } else {
+                    "production"
+                },
+                self.client.origin().authority(),
+                self.settings.topic,
+            );
+            *problem = Some(reason.to_owned());
+        } else {
+            log::debug!("APNS configuration error for node {}: {reason}", push.node);
+        }
+    }
+
+    fn config_ok(&self) {
+        let mut problem = self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if problem.take().is_some() {
+            log::info!("APNS delivered a push: the environment and topic are right");
         }
     }
 
@@ -278,6 +333,14 @@ impl ApnsProvider {
             .as_ref()
         {
             line.push_str(&format!("; auth problem: {p}"));
+        }
+        if let Some(p) = self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            line.push_str(&format!("; configuration problem: {p}"));
         }
         line
     }

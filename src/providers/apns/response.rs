@@ -4,10 +4,17 @@
 //! |--------|--------------------------------------------|-------------------------------|
 //! | 200    |                                            | delivered                     |
 //! | 410    | any (`Unregistered`, `ExpiredToken`)       | dead since Apple's `timestamp`|
-//! | 400    | `BadDeviceToken`, `DeviceTokenNotForTopic` | dead since now                |
+//! | 400    | `BadDeviceToken`, `DeviceTokenNotForTopic` | dead since now, once proven   |
 //! | 403    | certificate or token problem               | auth problem: failed, logged  |
 //! | 429, 5xx | `TooManyRequests`, `InternalServerError`, ... | retry with backoff         |
 //! | other  |                                            | failed with Apple's reason    |
+//!
+//! "Once proven": a wrong environment (a production token sent to the
+//! sandbox, the default) or a wrong `topic` makes Apple answer 400
+//! `BadDeviceToken`/`DeviceTokenNotForTopic` for every token, so these
+//! remove a registration only after the app profile has delivered at least
+//! one push since the start (its environment and topic are then right).
+//! Before that they are a configuration error: nothing is deleted.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +35,13 @@ pub enum Decision {
         /// Why, for logs and the failure.
         reason: String,
     },
+    /// An answer that, before any push was delivered, points at the
+    /// configuration (environment or topic) rather than at the token:
+    /// fail without deleting anything, and tell the operator.
+    Misconfigured {
+        /// Apple's reason and the likely cause.
+        reason: String,
+    },
     /// Apple refused our credentials (403): fail, and tell the operator.
     Auth {
         /// Apple's reason, e.g. `ExpiredProviderToken`.
@@ -43,8 +57,9 @@ struct ErrorBody {
     timestamp: Option<u64>,
 }
 
-/// Decides from the HTTP status and body of an answer received at `now`.
-pub fn decide(status: u16, body: &[u8], now: SystemTime) -> Decision {
+/// Decides from the HTTP status and body of an answer received at `now`;
+/// `proven`: this app profile has delivered a push since it started.
+pub fn decide(status: u16, body: &[u8], now: SystemTime, proven: bool) -> Decision {
     if status == 200 {
         return Decision::Done(Outcome::Delivered);
     }
@@ -66,7 +81,19 @@ pub fn decide(status: u16, body: &[u8], now: SystemTime) -> Decision {
             Decision::Done(Outcome::DeadToken { since })
         }
         400 if matches!(reason.as_str(), "BadDeviceToken" | "DeviceTokenNotForTopic") => {
-            Decision::Done(Outcome::DeadToken { since: now })
+            if proven {
+                return Decision::Done(Outcome::DeadToken { since: now });
+            }
+            let hint = if reason == "BadDeviceToken" {
+                "the tokens are most likely for the other APNS environment: check `sandbox` \
+                 (true, the default, sends to the sandbox; App Store and TestFlight builds \
+                 need sandbox = false)"
+            } else {
+                "check `topic`: it must be the app's bundle id"
+            };
+            Decision::Misconfigured {
+                reason: format!("{} before any push was delivered: {hint}", describe()),
+            }
         }
         403 => Decision::Auth {
             token_rejected: matches!(
@@ -93,28 +120,55 @@ mod tests {
 
     #[test]
     fn success_and_dead_tokens() {
-        assert_eq!(decide(200, b"", now()), Decision::Done(Outcome::Delivered));
+        assert_eq!(
+            decide(200, b"", now(), false),
+            Decision::Done(Outcome::Delivered)
+        );
         assert_eq!(
             decide(
                 410,
                 br#"{"reason":"Unregistered","timestamp":1700000000123}"#,
-                now()
+                now(),
+                false
             ),
             Decision::Done(Outcome::DeadToken {
                 since: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
             })
         );
         assert_eq!(
-            decide(410, br#"{"reason":"ExpiredToken"}"#, now()),
+            decide(410, br#"{"reason":"ExpiredToken"}"#, now(), false),
             Decision::Done(Outcome::DeadToken { since: now() })
         );
         for reason in ["BadDeviceToken", "DeviceTokenNotForTopic"] {
             let body = format!(r#"{{"reason":"{reason}"}}"#);
             assert_eq!(
-                decide(400, body.as_bytes(), now()),
+                decide(400, body.as_bytes(), now(), true),
                 Decision::Done(Outcome::DeadToken { since: now() })
             );
         }
+    }
+
+    #[test]
+    fn ambiguous_rejections_before_any_delivery_are_a_configuration_error() {
+        let bad = |reason: &str| {
+            let body = format!(r#"{{"reason":"{reason}"}}"#);
+            match decide(400, body.as_bytes(), now(), false) {
+                Decision::Misconfigured { reason } => reason,
+                other => panic!("{other:?}"),
+            }
+        };
+        let r = bad("BadDeviceToken");
+        assert!(r.contains("BadDeviceToken") && r.contains("sandbox"), "{r}");
+        let r = bad("DeviceTokenNotForTopic");
+        assert!(
+            r.contains("DeviceTokenNotForTopic") && r.contains("topic"),
+            "{r}"
+        );
+        // 410 is unambiguous: dead even before any delivery.
+        assert!(matches!(
+            decide(410, br#"{"reason":"Unregistered"}"#, now(), false),
+            Decision::Done(Outcome::DeadToken { .. })
+        ));
     }
 
     #[test]
@@ -125,7 +179,7 @@ mod tests {
             (503, r#"{"reason":"ServiceUnavailable"}"#),
             (502, "<html>bad gateway</html>"),
         ] {
-            match decide(status, body.as_bytes(), now()) {
+            match decide(status, body.as_bytes(), now(), true) {
                 Decision::Retry { kind, reason } => {
                     assert_eq!(kind, FailureKind::Unavailable);
                     assert!(reason.contains(&status.to_string()), "{reason}");
@@ -138,14 +192,19 @@ mod tests {
     #[test]
     fn auth_problems_name_the_reason() {
         assert_eq!(
-            decide(403, br#"{"reason":"ExpiredProviderToken"}"#, now()),
+            decide(403, br#"{"reason":"ExpiredProviderToken"}"#, now(), true),
             Decision::Auth {
                 reason: "APNS status 403: ExpiredProviderToken".into(),
                 token_rejected: true
             }
         );
         assert_eq!(
-            decide(403, br#"{"reason":"BadCertificateEnvironment"}"#, now()),
+            decide(
+                403,
+                br#"{"reason":"BadCertificateEnvironment"}"#,
+                now(),
+                false
+            ),
             Decision::Auth {
                 reason: "APNS status 403: BadCertificateEnvironment".into(),
                 token_rejected: false
@@ -156,14 +215,14 @@ mod tests {
     #[test]
     fn other_client_errors_fail_with_apples_reason() {
         assert_eq!(
-            decide(400, br#"{"reason":"BadTopic"}"#, now()),
+            decide(400, br#"{"reason":"BadTopic"}"#, now(), true),
             Decision::Done(Outcome::failed(
                 FailureKind::Unavailable,
                 "APNS status 400: BadTopic"
             ))
         );
         assert_eq!(
-            decide(413, b"not json", now()),
+            decide(413, b"not json", now(), true),
             Decision::Done(Outcome::failed(FailureKind::Unavailable, "APNS status 413"))
         );
     }

@@ -21,7 +21,7 @@ pub use settings::{FcmSettings, DEFAULT_ENDPOINT, MAX_TTL_SECS};
 use crate::registrations::owner::short;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -47,6 +47,9 @@ pub struct FcmProvider {
     send_path: String,
     /// An auth error was logged and no push succeeded since.
     auth_alarm: AtomicBool,
+    /// The configuration error (wrong project) logged, until a push is
+    /// delivered.
+    config_problem: Mutex<Option<String>>,
     delivered: AtomicU64,
     dead: AtomicU64,
     failed: AtomicU64,
@@ -96,6 +99,7 @@ impl FcmProvider {
             tokens,
             clock,
             auth_alarm: AtomicBool::new(false),
+            config_problem: Mutex::new(None),
             delivered: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -173,10 +177,20 @@ impl FcmProvider {
             Err(e) => return transport_failure(e),
         };
         let retry_after = res.headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok());
-        match response::classify(res.status.as_u16(), retry_after, &res.body) {
+        // Proven: a push was delivered since the start, so the project is
+        // right and SENDER_ID_MISMATCH means this token (see `response`).
+        let proven = self.delivered.load(Ordering::Relaxed) > 0;
+        match response::classify(res.status.as_u16(), retry_after, &res.body, proven) {
             Verdict::Delivered => {
                 if self.auth_alarm.swap(false, Ordering::Relaxed) {
                     log::info!("FCM accepts our credentials again");
+                }
+                let mut problem = self
+                    .config_problem
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if problem.take().is_some() {
+                    log::info!("FCM delivered a push: the project is right");
                 }
                 log::debug!("FCM: push for node {} delivered", push.node);
                 Attempt::Done(Outcome::Delivered)
@@ -200,6 +214,10 @@ impl FcmProvider {
             },
             Verdict::Auth { reason, drop_token } => {
                 self.auth_refused(&token, drop_token, &reason);
+                Attempt::Done(Outcome::failed(FailureKind::Unavailable, reason))
+            }
+            Verdict::Misconfigured(reason) => {
+                self.misconfigured(push, &reason);
                 Attempt::Done(Outcome::failed(FailureKind::Unavailable, reason))
             }
             Verdict::Refused(reason) => {
@@ -230,6 +248,26 @@ impl FcmProvider {
         }
     }
 
+    /// Logs a configuration error loudly, once.
+    fn misconfigured(&self, push: &Push, reason: &str) {
+        let mut problem = self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if problem.is_none() {
+            *problem = Some(reason.to_owned());
+            log::error!(
+                "[app.{}] FCM (project {}) rejects our pushes as if the configuration were \
+                 wrong: {reason}. No registration is deleted for this until a push to this app \
+                 profile has been delivered; pushes fail with wait/internal-server-error meanwhile",
+                push.push_type,
+                self.settings.project_id,
+            );
+        } else {
+            log::debug!("FCM configuration error for node {}: {reason}", push.node);
+        }
+    }
+
     /// Access token requests made so far.
     pub fn token_requests(&self) -> u64 {
         self.tokens.requests()
@@ -237,7 +275,7 @@ impl FcmProvider {
 
     /// Counters, the token state and the connections.
     pub fn health(&self) -> String {
-        format!(
+        let mut line = format!(
             "fcm provider for project {}: {} delivered, {} dead tokens, {} failed; {}; {} connection(s) open",
             self.settings.project_id,
             self.delivered.load(Ordering::Relaxed),
@@ -245,7 +283,16 @@ impl FcmProvider {
             self.failed.load(Ordering::Relaxed),
             self.tokens.health(),
             self.client.connections_open(),
-        )
+        );
+        if let Some(p) = self
+            .config_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            line.push_str(&format!("; configuration problem: {p}"));
+        }
+        line
     }
 }
 

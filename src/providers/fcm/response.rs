@@ -3,9 +3,11 @@
 //!
 //! Errors carry `error.details[].errorCode` (an `FcmError`); the HTTP
 //! status decides only when no code is given. A token is declared dead only
-//! on an explicit `UNREGISTERED` or `SENDER_ID_MISMATCH`: a bare 404 can also
-//! mean a wrong `project_id`, and unregistering every device over a typo
-//! would be far worse than a failed push.
+//! on an explicit `UNREGISTERED`, or on `SENDER_ID_MISMATCH` once the app
+//! profile has delivered a push since it started: a wrong `project_id` (or
+//! service account) makes FCM answer `SENDER_ID_MISMATCH` for every token,
+//! and a bare 404 can mean the same, and unregistering every device over a
+//! typo would be far worse than a failed push.
 
 use std::time::Duration;
 
@@ -36,6 +38,10 @@ pub enum Verdict {
         /// Forget the cached access token.
         drop_token: bool,
     },
+    /// Before any push was delivered: an answer that points at the
+    /// configuration (the project) rather than at the token. Fail without
+    /// deleting anything, and tell the operator.
+    Misconfigured(String),
     /// FCM refused this message; retrying would not help.
     Refused(String),
 }
@@ -61,8 +67,9 @@ struct ErrorDetail {
     error_code: Option<String>,
 }
 
-/// Classifies one answer.
-pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict {
+/// Classifies one answer; `proven`: this app profile has delivered a push
+/// since it started.
+pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8], proven: bool) -> Verdict {
     if (200..300).contains(&status) {
         return Verdict::Delivered;
     }
@@ -75,7 +82,12 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8]) -> Verdict 
     let reason = describe(status, code.as_deref(), info.as_ref());
     let retry_after = retry_after.and_then(parse_retry_after);
     match (code.as_deref(), status) {
-        (Some("UNREGISTERED" | "SENDER_ID_MISMATCH"), _) => Verdict::DeadToken(reason),
+        (Some("UNREGISTERED"), _) => Verdict::DeadToken(reason),
+        (Some("SENDER_ID_MISMATCH"), _) if proven => Verdict::DeadToken(reason),
+        (Some("SENDER_ID_MISMATCH"), _) => Verdict::Misconfigured(format!(
+            "{reason} before any push was delivered: the tokens belong to another Firebase \
+             project; check project_id and the service account"
+        )),
         (Some("QUOTA_EXCEEDED"), _) | (None, 429) => Verdict::Retry {
             retry_after: Some(retry_after.unwrap_or(QUOTA_BACKOFF)),
             reason,
@@ -148,23 +160,36 @@ mod tests {
     #[test]
     fn success() {
         let body = br#"{"name":"projects/p/messages/0:1"}"#;
-        assert_eq!(classify(200, None, body), Verdict::Delivered);
+        assert_eq!(classify(200, None, body, true), Verdict::Delivered);
     }
 
     #[test]
     fn dead_tokens_need_an_explicit_code() {
-        let v = classify(404, None, &error(404, "NOT_FOUND", Some("UNREGISTERED")));
-        assert_eq!(v, Verdict::DeadToken("FCM 404 UNREGISTERED: m".into()));
         let v = classify(
-            403,
+            404,
             None,
-            &error(403, "PERMISSION_DENIED", Some("SENDER_ID_MISMATCH")),
+            &error(404, "NOT_FOUND", Some("UNREGISTERED")),
+            true,
         );
+        assert_eq!(v, Verdict::DeadToken("FCM 404 UNREGISTERED: m".into()));
+        let mismatch = error(403, "PERMISSION_DENIED", Some("SENDER_ID_MISMATCH"));
+        let v = classify(403, None, &mismatch, true);
         assert!(matches!(v, Verdict::DeadToken(_)));
-        let v = classify(404, None, &error(404, "NOT_FOUND", None));
+        // Before any delivery: the project is the likely culprit.
+        let v = classify(403, None, &mismatch, false);
+        assert!(
+            matches!(&v, Verdict::Misconfigured(r) if r.contains("project_id")),
+            "{v:?}"
+        );
+        let unregistered = error(404, "NOT_FOUND", Some("UNREGISTERED"));
+        assert!(matches!(
+            classify(404, None, &unregistered, false),
+            Verdict::DeadToken(_)
+        ));
+        let v = classify(404, None, &error(404, "NOT_FOUND", None), true);
         assert!(matches!(v, Verdict::Refused(r) if r.contains("project_id")));
         assert!(matches!(
-            classify(404, None, b"<html>"),
+            classify(404, None, b"<html>", true),
             Verdict::Refused(_)
         ));
     }
@@ -175,6 +200,7 @@ mod tests {
             503,
             Some("7"),
             &error(503, "UNAVAILABLE", Some("UNAVAILABLE")),
+            true,
         );
         assert_eq!(
             v,
@@ -183,7 +209,7 @@ mod tests {
                 reason: "FCM 503 UNAVAILABLE: m".into()
             }
         );
-        let v = classify(500, None, &error(500, "INTERNAL", Some("INTERNAL")));
+        let v = classify(500, None, &error(500, "INTERNAL", Some("INTERNAL")), true);
         assert!(matches!(
             v,
             Verdict::Retry {
@@ -191,7 +217,10 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(classify(502, None, b""), Verdict::Retry { .. }));
+        assert!(matches!(
+            classify(502, None, b"", true),
+            Verdict::Retry { .. }
+        ));
     }
 
     #[test]
@@ -201,16 +230,16 @@ mod tests {
             Verdict::Retry { retry_after, .. } => retry_after,
             other => panic!("{other:?}"),
         };
-        assert_eq!(after(classify(429, None, &body)), Some(QUOTA_BACKOFF));
+        assert_eq!(after(classify(429, None, &body, true)), Some(QUOTA_BACKOFF));
         assert_eq!(
-            after(classify(429, Some("2"), &body)),
+            after(classify(429, Some("2"), &body, true)),
             Some(Duration::from_secs(2))
         );
     }
 
     #[test]
     fn auth_errors_drop_the_token_only_when_it_was_ours() {
-        let v = classify(401, None, &error(401, "UNAUTHENTICATED", None));
+        let v = classify(401, None, &error(401, "UNAUTHENTICATED", None), true);
         assert!(matches!(
             v,
             Verdict::Auth {
@@ -222,6 +251,7 @@ mod tests {
             401,
             None,
             &error(401, "UNAUTHENTICATED", Some("THIRD_PARTY_AUTH_ERROR")),
+            true,
         );
         assert!(matches!(
             v,
@@ -230,7 +260,7 @@ mod tests {
                 ..
             }
         ));
-        let v = classify(403, None, &error(403, "PERMISSION_DENIED", None));
+        let v = classify(403, None, &error(403, "PERMISSION_DENIED", None), true);
         assert!(matches!(
             v,
             Verdict::Auth {
@@ -246,6 +276,7 @@ mod tests {
             400,
             None,
             &error(400, "INVALID_ARGUMENT", Some("INVALID_ARGUMENT")),
+            true,
         );
         assert_eq!(v, Verdict::Refused("FCM 400 INVALID_ARGUMENT: m".into()));
     }
