@@ -199,10 +199,10 @@ fn apns_bad_device_token_before_any_delivery_deletes_nothing() {
 
     // Misconfigured: a wait error, the registrations stay, logged loudly.
     for id in ["m1", "m2"] {
-        let r = c.iq(&publish_iq(id, "live", &live, None));
+        let r = c.iq(&publish_iq(id, &live.node, &live.secret, None));
         assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
     }
-    let r = c.iq(&publish_iq("m3", "dead", &dead, None));
+    let r = c.iq(&publish_iq("m3", &dead.node, &dead.secret, None));
     assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
     let err = app.stderr();
     let alarms: Vec<_> = err
@@ -214,13 +214,13 @@ fn apns_bad_device_token_before_any_delivery_deletes_nothing() {
 
     // Fixed: the same registration delivers.
     misconfigured.store(false, std::sync::atomic::Ordering::SeqCst);
-    let r = c.iq(&publish_iq("ok1", "live", &live, None));
+    let r = c.iq(&publish_iq("ok1", &live.node, &live.secret, None));
     assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
 
     // Proven: BadDeviceToken now means a dead token, and the registration goes.
-    let r = c.iq(&publish_iq("d1", "dead", &dead, None));
+    let r = c.iq(&publish_iq("d1", &dead.node, &dead.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
-    let r = c.iq(&publish_iq("d2", "dead", &dead, None));
+    let r = c.iq(&publish_iq("d2", &dead.node, &dead.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
     assert_eq!(apple.server.seen().len(), 5, "d2 never reached Apple");
 }
@@ -244,7 +244,7 @@ fn fcm_sender_id_mismatch_before_any_delivery_deletes_nothing() {
     let mismatch = fcm_mock::Answer::error(403, "PERMISSION_DENIED", Some("SENDER_ID_MISMATCH"));
 
     google.fcm.script([mismatch.clone()]);
-    let r = c.iq(&publish_iq("m1", "phone", &s, None));
+    let r = c.iq(&publish_iq("m1", &s.node, &s.secret, None));
     assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
     let err = app.stderr();
     assert!(
@@ -252,13 +252,13 @@ fn fcm_sender_id_mismatch_before_any_delivery_deletes_nothing() {
             .any(|l| l.contains("ERROR") && l.contains("[app.fcm]") && l.contains("project_id")),
         "{err}"
     );
-    let r = c.iq(&publish_iq("ok1", "phone", &s, None));
+    let r = c.iq(&publish_iq("ok1", &s.node, &s.secret, None));
     assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
 
     google.fcm.script([mismatch]);
-    let r = c.iq(&publish_iq("d1", "phone", &s, None));
+    let r = c.iq(&publish_iq("d1", &s.node, &s.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
-    let r = c.iq(&publish_iq("d2", "phone", &s, None));
+    let r = c.iq(&publish_iq("d2", &s.node, &s.secret, None));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
     assert_eq!(google.fcm.seen().len(), 3);
 }

@@ -8,10 +8,10 @@
 //! written without a sync: losing the latest timestamp in a crash is fine.
 
 mod counters;
+mod keycheck;
 mod migrate;
 pub mod owner;
 mod rate;
-mod keycheck;
 mod record;
 pub mod recovery;
 mod secret;
@@ -26,8 +26,8 @@ use fjall::PersistMode;
 
 use crate::clock::unix_millis;
 pub use counters::{CountLimits, LimitKind};
-pub use rate::CommandRate;
 pub use keycheck::KeyPolicy;
+pub use rate::CommandRate;
 pub use record::{PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
 use store::{Store, StoreGuard};
