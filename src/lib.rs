@@ -22,6 +22,7 @@ pub mod pushes;
 pub mod registrations;
 pub mod router;
 pub mod server;
+pub mod shutdown;
 pub mod stanza;
 pub mod store_thread;
 pub mod xml;
