@@ -41,7 +41,7 @@ pub struct Running {
     /// The HTTP API, when enabled.
     pub http: Option<HttpApi>,
     /// Triggered by [`Running::shutdown`]; every part serving peers watches it.
-    pub shutdown: Shutdown,
+    pub signal: Shutdown,
     links: Vec<smol::Task<()>>,
     tasks: Vec<smol::Task<()>>,
 }
@@ -49,7 +49,7 @@ pub struct Running {
 impl Running {
     /// Waits until shutdown (the links reconnect by themselves).
     pub async fn wait(&self) {
-        self.shutdown.wait().await;
+        self.signal.wait().await;
     }
 
     /// Stops the component links: each stops reading, lets requests in
@@ -57,7 +57,7 @@ impl Running {
     /// `wait/remote-server-timeout`, closes its stream and returns. Returns
     /// when every link is closed (bounded: `grace` plus a few seconds).
     pub async fn shutdown(self, grace: Duration) {
-        self.shutdown.trigger(grace);
+        self.signal.trigger(grace);
         let links = async {
             for t in self.links {
                 t.await;
@@ -116,7 +116,7 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
     Ok(Running {
         core,
         http,
-        shutdown,
+        signal: shutdown,
         links,
         tasks,
     })

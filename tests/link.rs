@@ -243,11 +243,8 @@ fn push_then_sigterm(c: &mut Conn, app: &AppServer, after: Duration) -> Instant 
 
 #[test]
 fn sigterm_lets_a_push_in_flight_finish_then_closes_the_stream() {
-    let (_d, _x, mut app, mut c) = start(
-        "sigterm-finish",
-        "[limits]\nshutdown_grace_secs = 5",
-        "delay_ms = 1000",
-    );
+    // The default grace is 5 s.
+    let (_d, _x, mut app, mut c) = start("sigterm-finish", "", "delay_ms = 1000");
     let term = push_then_sigterm(&mut c, &app, Duration::from_millis(200));
     let r = c.recv(Duration::from_secs(3)).expect("the push's answer");
     assert_eq!(r.get_attr("id"), Some("push1"));

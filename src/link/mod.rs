@@ -1,7 +1,9 @@
 //! The component link (XEP-0114): one task per configured component. Owns
-//! the TCP stream, the handshake, keepalive, reconnect with backoff and the
-//! stanza size limit. It knows nothing about pushes: it hands parsed
-//! stanzas to a [`StanzaHandler`] and writes the replies it is given.
+//! the TCP stream, the handshake, keepalive and liveness pings, reconnect
+//! with backoff, the stanza limits and the graceful close at shutdown. It
+//! knows nothing about pushes: it hands parsed stanzas to a
+//! [`StanzaHandler`] and writes the replies it is given, and it makes sure
+//! every iq request gets exactly one answer (see [`Replier`]).
 
 pub mod handshake;
 pub mod liveness;
@@ -42,7 +44,8 @@ pub struct LinkConfig {
     pub secret: Secret,
     /// Largest stanza accepted; larger ones are skipped.
     pub max_stanza: usize,
-    /// Stanzas in flight before reading pauses.
+    /// Stanzas in flight (being handled, or their reply not yet written)
+    /// before reading pauses.
     pub max_in_flight: usize,
     /// Whitespace keepalive after this much silence.
     pub keepalive: Duration,

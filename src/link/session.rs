@@ -437,10 +437,11 @@ async fn skip(ctx: &Ctx<'_>, head: Option<&[u8]>, why: SkipReason, size: usize) 
     let d = skipped::decide(head, why, size, cfg.max_stanza, &cfg.jid);
     ctx.status.stanzas.fetch_add(1, Ordering::Relaxed);
     log::warn!(
-        "component {}: skipped a {size}-byte <{}> from {}: {}{}",
+        "component {}: skipped a {size}-byte <{}> from {:?}: {}{}",
         cfg.jid,
         d.name.as_deref().unwrap_or("?"),
-        d.from.as_deref().unwrap_or("an unknown sender"),
+        // Debug-quoted: the sender is whatever the stanza claims.
+        d.from.as_deref().unwrap_or("unknown"),
         why.text(),
         if d.reply.is_some() {
             "; answered policy-violation"
