@@ -5,11 +5,13 @@
 //! [`StanzaHandler`] and writes the replies it is given, and it makes sure
 //! every iq request gets exactly one answer (see [`Replier`]).
 
+mod connect;
 pub mod handshake;
 pub mod liveness;
 mod replier;
 mod session;
 pub mod skipped;
+mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

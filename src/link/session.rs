@@ -6,18 +6,20 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use futures_lite::{AsyncReadExt, FutureExt};
 use smol::channel::{Receiver, Sender};
 use smol::lock::Semaphore;
 use smol::net::TcpStream;
 
 use super::liveness::{self, Liveness, Tick};
 use super::replier::{Outgoing, Pending, Replier};
-use super::{handshake, skipped, LinkConfig, LinkError, LinkStatus, StanzaHandler};
+use super::{
+    connect, handshake, skipped, writer, LinkConfig, LinkError, LinkStatus, StanzaHandler,
+};
 use crate::backoff::Reconnect;
 use crate::shutdown::Shutdown;
 use crate::stanza::{IqHeader, StanzaError};
-use crate::xml::{parse_element, parse_header, Frame, FrameError, Framer, SkipReason, NS_STREAM};
+use crate::xml::{parse_element, Frame, Framer, SkipReason, NS_STREAM};
 
 /// Longest wait for the writer to flush when a session ends.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
@@ -32,7 +34,7 @@ pub(super) async fn run(
     shutdown: &Shutdown,
     policy: &mut Reconnect,
 ) -> Result<(), LinkError> {
-    let opened = async { Some(open(cfg).await) }
+    let opened = async { Some(connect::open(cfg).await) }
         .or(async {
             shutdown.wait().await;
             None
@@ -47,98 +49,6 @@ pub(super) async fn run(
     status.connects.fetch_add(1, Ordering::Relaxed);
     log::info!("component {}: connected to {}", cfg.jid, cfg.server);
     serve(cfg, handler, status, shutdown, stream, framer).await
-}
-
-async fn timeout<T>(
-    d: Duration,
-    what: &'static str,
-    f: impl std::future::Future<Output = Result<T, LinkError>>,
-) -> Result<T, LinkError> {
-    f.or(async {
-        async_io::Timer::after(d).await;
-        Err(LinkError::Timeout(what))
-    })
-    .await
-}
-
-/// Connects and completes the XEP-0114 handshake.
-async fn open(cfg: &LinkConfig) -> Result<(TcpStream, Framer), LinkError> {
-    let mut stream = timeout(cfg.connect_timeout, "connecting", async {
-        TcpStream::connect(cfg.server.as_str())
-            .await
-            .map_err(LinkError::Connect)
-    })
-    .await?;
-    let _ = stream.set_nodelay(true);
-    let mut framer = Framer::new(cfg.max_stanza);
-    let mut buf = vec![0u8; 4096];
-    timeout(cfg.connect_timeout, "during the handshake", async {
-        stream
-            .write_all(handshake::stream_header(&cfg.jid).as_bytes())
-            .await
-            .map_err(LinkError::Io)?;
-        let header = match read_frame(&mut stream, &mut framer, &mut buf).await? {
-            Frame::Header(h) => parse_header(&h).map_err(|e| LinkError::Protocol(e.to_string()))?,
-            _ => return Err(LinkError::Protocol("expected a stream header".into())),
-        };
-        let id = header
-            .get_attr("id")
-            .ok_or_else(|| LinkError::Protocol("stream header without an id".into()))?
-            .to_owned();
-        stream
-            .write_all(handshake::handshake(&id, cfg.secret.expose()).as_bytes())
-            .await
-            .map_err(LinkError::Io)?;
-        match read_frame(&mut stream, &mut framer, &mut buf).await? {
-            Frame::Stanza(b) => {
-                let el = parse_element(&b).map_err(|e| LinkError::Protocol(e.to_string()))?;
-                if el.name == "handshake" {
-                    Ok(())
-                } else if el.is("error", NS_STREAM) {
-                    Err(LinkError::Rejected(handshake::error_condition(&el)))
-                } else {
-                    Err(LinkError::Protocol(format!(
-                        "expected <handshake/>, got <{}>",
-                        el.name
-                    )))
-                }
-            }
-            Frame::End => Err(LinkError::Rejected("stream closed".into())),
-            Frame::Header(_) | Frame::Skipped { .. } => Err(LinkError::Protocol(
-                "unexpected answer to the handshake".into(),
-            )),
-        }
-    })
-    .await?;
-    Ok((stream, framer))
-}
-
-/// Reads until the framer yields a frame (handshake only: no liveness).
-async fn read_frame(
-    stream: &mut TcpStream,
-    framer: &mut Framer,
-    buf: &mut [u8],
-) -> Result<Frame, LinkError> {
-    loop {
-        match framer.next_frame() {
-            Ok(Some(f)) => return Ok(f),
-            Ok(None) => {}
-            Err(e) => return Err(protocol_error(stream, &e).await),
-        }
-        let n = stream.read(buf).await.map_err(LinkError::Io)?;
-        if n == 0 {
-            return Err(LinkError::Closed);
-        }
-        framer.push(&buf[..n]);
-    }
-}
-
-/// Tells the server why we give up on its stream, then reports it.
-async fn protocol_error(stream: &mut TcpStream, e: &FrameError) -> LinkError {
-    let msg = handshake::stream_error(e.condition(), e.reason());
-    let _ = stream.write_all(msg.as_bytes()).await;
-    let _ = stream.flush().await;
-    LinkError::Protocol(e.to_string())
 }
 
 /// What the read side shares with the repliers and the writer.
@@ -201,7 +111,7 @@ async fn serve(
         let stream = stream.clone();
         let (keepalive, write_timeout) = (cfg.keepalive, cfg.ping_timeout);
         async move {
-            if let Err(e) = write_loop(stream, rx, keepalive, write_timeout).await {
+            if let Err(e) = writer::write_loop(stream, rx, keepalive, write_timeout).await {
                 let _ = dead_tx.try_send(e);
             }
         }
@@ -309,11 +219,15 @@ async fn close(ctx: &Ctx<'_>, deadline: Instant, dead_rx: &Receiver<LinkError>) 
             late.len()
         );
     }
+    // One write for all of them, so a full queue cannot multiply the wait.
     let err = StanzaError::remote_server_timeout("the push service is shutting down");
+    let mut last = String::new();
     for h in &late {
-        ctx.send_bare(h.error(jid, &err).to_stanza_string()).await;
+        h.error(jid, &err)
+            .write_to(&mut last, crate::xml::NS_COMPONENT);
     }
-    ctx.send_bare("</stream:stream>").await;
+    last.push_str("</stream:stream>");
+    ctx.send_bare(last).await;
 }
 
 impl Conn {
@@ -451,53 +365,5 @@ async fn skip(ctx: &Ctx<'_>, head: Option<&[u8]>, why: SkipReason, size: usize) 
     );
     if let Some((header, stanza)) = d.reply {
         ctx.replier(Some(header)).await.send(&stanza);
-    }
-}
-
-/// Writes queued stanzas, batching what is ready into one write, and a
-/// whitespace keepalive after `keepalive` of silence. A write that takes
-/// longer than `write_timeout` ends the session (the server stopped reading).
-async fn write_loop(
-    mut stream: TcpStream,
-    rx: Receiver<Outgoing>,
-    keepalive: Duration,
-    write_timeout: Duration,
-) -> Result<(), LinkError> {
-    let mut out = String::with_capacity(16 * 1024);
-    let mut slots = Vec::new();
-    loop {
-        let next = async { rx.recv().await.ok().map(Some) }
-            .or(async {
-                async_io::Timer::after(keepalive).await;
-                Some(None)
-            })
-            .await;
-        match next {
-            None => return stream.flush().await.map_err(LinkError::Io),
-            Some(None) => out.push(' '),
-            Some(Some(o)) => {
-                out.push_str(&o.text);
-                slots.extend(o.permit);
-                while out.len() < 64 * 1024 {
-                    match rx.try_recv() {
-                        Ok(o) => {
-                            out.push_str(&o.text);
-                            slots.extend(o.permit);
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-        }
-        timeout(write_timeout, "writing to the server", async {
-            stream
-                .write_all(out.as_bytes())
-                .await
-                .map_err(LinkError::Io)
-        })
-        .await?;
-        out.clear();
-        // The in-flight slots free only now that their replies are written.
-        slots.clear();
     }
 }
