@@ -270,7 +270,7 @@ fn sigterm_answers_a_push_still_in_flight_after_the_grace() {
     assert_eq!(r.get_attr("id"), Some("push1"));
     assert_eq!(outcome(&r), ("wait".into(), "remote-server-timeout".into()));
     assert!(
-        answered > Duration::from_millis(800) && answered < Duration::from_millis(2000),
+        answered > Duration::from_millis(800) && answered < Duration::from_millis(2500),
         "{answered:?}"
     );
     // Exactly one answer, then the stream close.
