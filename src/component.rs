@@ -34,6 +34,8 @@ impl StanzaHandler for ComponentHandler {
             Err(e) => header.error(jid, &e),
         };
         match route(&stanza) {
+            // Not a request: nothing to answer (the link answers a request
+            // whose replier is dropped, so routes and link agree on this).
             Route::Ignore => {}
             Route::Ping => reply.send(&answer(Ok(None))),
             Route::DiscoInfo(node) => reply.send(&answer(disco::info(node).map(Some))),

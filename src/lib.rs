@@ -23,6 +23,7 @@ pub mod ratelimit;
 pub mod registrations;
 pub mod router;
 pub mod server;
+pub mod shutdown;
 pub mod stanza;
 pub mod store_thread;
 pub mod xml;

@@ -106,7 +106,8 @@ fn main() -> ExitCode {
                 }
             };
             let core = std::sync::Arc::clone(&running.core);
-            let signal = smol::block_on(async {
+            let grace = std::time::Duration::from_secs(core.settings.limits.shutdown_grace_secs);
+            smol::block_on(async {
                 use futures_lite::{FutureExt, StreamExt};
                 let mut signals = match async_signal::Signals::new([
                     async_signal::Signal::Term,
@@ -116,19 +117,24 @@ fn main() -> ExitCode {
                     Err(e) => {
                         log::warn!("cannot watch for SIGTERM/SIGINT: {e}");
                         running.wait().await;
-                        return None;
+                        return;
                     }
                 };
-                async { signals.next().await.and_then(Result::ok) }
+                if let Some(Ok(sig)) = signals.next().await {
+                    log::info!(
+                        "{sig:?}: shutting down (up to {}s for pushes in flight)",
+                        grace.as_secs()
+                    );
+                }
+                // A second signal skips the wait for work in flight.
+                running
+                    .shutdown(grace)
                     .or(async {
-                        running.wait().await;
-                        None
+                        signals.next().await;
+                        log::warn!("second signal: exiting without waiting");
                     })
-                    .await
+                    .await;
             });
-            if let Some(sig) = signal {
-                log::info!("{sig:?}: shutting down");
-            }
             // Registrations are synced as they are made; this flushes push results too.
             if let Err(e) = core.registrations.sync() {
                 log::error!("final store sync failed: {e}");

@@ -28,13 +28,11 @@ pub enum Route<'a> {
 
 /// Routes one stanza.
 pub fn route(stanza: &Element) -> Route<'_> {
-    if stanza.name != "iq" || stanza.ns != crate::xml::NS_COMPONENT {
+    // The link answers exactly the stanzas this accepts, whatever the handler does.
+    if !crate::stanza::is_iq_request(stanza) {
         return Route::Ignore;
     }
     let kind = stanza.get_attr("type").unwrap_or_default();
-    if kind != "get" && kind != "set" {
-        return Route::Ignore;
-    }
     let mut payloads = stanza.elements();
     let Some(payload) = payloads.next() else {
         return Route::Malformed("iq without a payload");
@@ -90,6 +88,14 @@ mod tests {
         );
         assert!(r("<iq type='set'/>").starts_with("Malformed"));
         assert_eq!(r("<iq type='result' id='1'/>"), "Ignore");
+        assert_eq!(
+            r("<iq xmlns='jabber:client' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>"),
+            "Ping"
+        );
+        assert_eq!(
+            r("<iq xmlns='jabber:client' type='get'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"),
+            "DiscoInfo(None)"
+        );
         assert_eq!(r("<message><body>hi</body></message>"), "Ignore");
     }
 }

@@ -2,12 +2,16 @@
 //! HTTP API threads and the channel between them.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::FutureExt;
 
 use crate::component::ComponentHandler;
 use crate::config::Settings;
 use crate::core::{self, Core};
 use crate::http::{self, HttpApi};
 use crate::link::{self, LinkConfig};
+use crate::shutdown::Shutdown;
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -36,15 +40,37 @@ pub struct Running {
     pub core: Arc<Core>,
     /// The HTTP API, when enabled.
     pub http: Option<HttpApi>,
+    /// Triggered by [`Running::shutdown`]; every part serving peers watches it.
+    pub signal: Shutdown,
+    links: Vec<smol::Task<()>>,
     tasks: Vec<smol::Task<()>>,
 }
 
 impl Running {
-    /// Waits forever (the links reconnect by themselves).
-    pub async fn wait(self) {
-        for t in self.tasks {
-            t.await;
-        }
+    /// Waits until shutdown (the links reconnect by themselves).
+    pub async fn wait(&self) {
+        self.signal.wait().await;
+    }
+
+    /// Stops the component links: each stops reading, lets requests in
+    /// flight finish within `grace`, answers the rest
+    /// `wait/remote-server-timeout`, closes its stream and returns. Returns
+    /// when every link is closed (bounded: `grace` plus a few seconds).
+    pub async fn shutdown(self, grace: Duration) {
+        self.signal.trigger(grace);
+        let links = async {
+            for t in self.links {
+                t.await;
+            }
+        };
+        // Each link bounds its own steps; this only guards against a bug.
+        links
+            .or(async {
+                async_io::Timer::after(grace + Duration::from_secs(5)).await;
+                log::warn!("links did not close in time");
+            })
+            .await;
+        drop(self.tasks);
     }
 }
 
@@ -52,6 +78,8 @@ impl Running {
 pub fn start(settings: Settings) -> Result<Running, ServeError> {
     let core = Core::start(settings).map_err(ServeError::Core)?;
     let mut tasks = Vec::new();
+    let mut links = Vec::new();
+    let shutdown = Shutdown::new();
     for c in &core.settings.components {
         let limits = &core.settings.limits;
         let mut cfg = LinkConfig::new(
@@ -61,10 +89,18 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
             limits.max_stanza_bytes,
             limits.max_in_flight,
         );
-        cfg.keepalive = std::time::Duration::from_secs(limits.keepalive_secs);
+        cfg.keepalive = Duration::from_secs(limits.keepalive_secs);
+        cfg.ping_after = Duration::from_secs(limits.ping_after_secs);
+        cfg.ping_timeout = Duration::from_secs(limits.ping_timeout_secs);
+        cfg.ping_to = c.ping_to.clone();
         let handler = Arc::new(ComponentHandler::new(Arc::clone(&core), c.clone()));
         let status = Arc::clone(core.link(&c.jid).expect("a status per component"));
-        tasks.push(smol::spawn(link::run(cfg, handler, status)));
+        links.push(smol::spawn(link::run(
+            cfg,
+            handler,
+            status,
+            shutdown.clone(),
+        )));
     }
     let http = match core.settings.http.listen {
         Some(addr) => {
@@ -77,5 +113,11 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
         }
         None => None,
     };
-    Ok(Running { core, http, tasks })
+    Ok(Running {
+        core,
+        http,
+        signal: shutdown,
+        links,
+        tasks,
+    })
 }

@@ -239,23 +239,14 @@ fn reconnects_after_the_server_drops_the_link_and_after_a_rejected_handshake() {
 }
 
 #[test]
-fn garbage_and_oversized_stanzas_get_a_stream_error_then_a_new_link() {
+fn garbage_gets_a_stream_error_then_a_new_link() {
+    // Oversized and deep stanzas are skipped instead (tests/link.rs).
     let (_d, x, _app, mut c) = start("garbage", "", "");
     c.send("<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'></iq></ping>");
     let err = c.recv(T).expect("stream error");
     assert_eq!(err.name, "error");
     assert!(
         err.elements().any(|e| e.name == "not-well-formed"),
-        "{err:?}"
-    );
-    assert!(c.closed_within(T));
-
-    let mut c = x.accept(T);
-    let big = format!("<message><body>{}</body></message>", "x".repeat(70 * 1024));
-    c.send(&big);
-    let err = c.recv(T).expect("stream error");
-    assert!(
-        err.elements().any(|e| e.name == "policy-violation"),
         "{err:?}"
     );
     assert!(c.closed_within(T));

@@ -75,6 +75,8 @@ pub struct ComponentSettings {
     pub secret: Secret,
     /// Push types this component accepts; each names an app profile.
     pub types: Vec<String>,
+    /// Domain the link pings when the server is silent (the XMPP server's).
+    pub ping_to: String,
 }
 
 /// Store sizing for small hosts.
@@ -89,7 +91,8 @@ pub struct StoreSettings {
 /// Bounds on work in flight.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Largest stanza accepted from the XMPP server, in bytes.
+    /// Largest stanza accepted from the XMPP server, in bytes; larger ones
+    /// are skipped (an iq request gets `modify/policy-violation`).
     pub max_stanza_bytes: usize,
     /// Pushes handled at once per component before reading pauses.
     pub max_in_flight: usize,
@@ -97,6 +100,12 @@ pub struct Limits {
     pub push_timeout_secs: u64,
     /// Seconds of silence on a component link before a whitespace keepalive.
     pub keepalive_secs: u64,
+    /// Seconds without anything from the XMPP server before the link pings it.
+    pub ping_after_secs: u64,
+    /// Seconds to wait for anything after that ping before reconnecting.
+    pub ping_timeout_secs: u64,
+    /// Seconds pushes in flight may take to finish at shutdown.
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +140,7 @@ struct RawComponent {
     secret: Option<String>,
     secret_file: Option<PathBuf>,
     types: Vec<String>,
+    ping_to: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +157,9 @@ struct RawLimits {
     max_in_flight: Option<i64>,
     push_timeout_secs: Option<i64>,
     keepalive_secs: Option<i64>,
+    ping_after_secs: Option<i64>,
+    ping_timeout_secs: Option<i64>,
+    shutdown_grace_secs: Option<i64>,
 }
 
 impl Settings {
@@ -342,11 +355,17 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
                 ));
             }
         }
+        let ping_to = match c.ping_to {
+            Some(d) if valid_domain(&d) => d,
+            Some(d) => return Err(ctx.error(key("ping_to"), format!("{d:?} is not a domain"))),
+            None => crate::link::liveness::default_ping_to(&c.jid).to_owned(),
+        };
         components.push(ComponentSettings {
             jid: c.jid,
             server: c.server,
             secret: Secret::new(secret),
             types: c.types,
+            ping_to,
         });
     }
 
@@ -372,15 +391,18 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         max_in_flight: None,
         push_timeout_secs: None,
         keepalive_secs: None,
+        ping_after_secs: None,
+        ping_timeout_secs: None,
+        shutdown_grace_secs: None,
     });
     let limits = Limits {
         max_stanza_bytes: int_in(
             ctx,
             "limits.max_stanza_bytes",
             raw_limits.max_stanza_bytes,
-            65536,
+            262_144,
             4096,
-            1 << 20,
+            16 << 20,
         )? as usize,
         max_in_flight: int_in(
             ctx,
@@ -405,6 +427,30 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             60,
             1,
             3600,
+        )? as u64,
+        ping_after_secs: int_in(
+            ctx,
+            "limits.ping_after_secs",
+            raw_limits.ping_after_secs,
+            30,
+            1,
+            3600,
+        )? as u64,
+        ping_timeout_secs: int_in(
+            ctx,
+            "limits.ping_timeout_secs",
+            raw_limits.ping_timeout_secs,
+            20,
+            1,
+            600,
+        )? as u64,
+        shutdown_grace_secs: int_in(
+            ctx,
+            "limits.shutdown_grace_secs",
+            raw_limits.shutdown_grace_secs,
+            5,
+            0,
+            300,
         )? as u64,
     };
 

@@ -46,6 +46,13 @@ impl fmt::Display for Settings {
             self.limits.push_timeout_secs,
             self.limits.keepalive_secs
         )?;
+        writeln!(
+            f,
+            "ping_after_secs = {}\nping_timeout_secs = {}\nshutdown_grace_secs = {}",
+            self.limits.ping_after_secs,
+            self.limits.ping_timeout_secs,
+            self.limits.shutdown_grace_secs
+        )?;
         for c in &self.components {
             writeln!(f, "\n[[component]]")?;
             writeln!(f, "jid = {:?}", c.jid)?;
@@ -57,6 +64,7 @@ impl fmt::Display for Settings {
             };
             writeln!(f, "secret = \"{masked}\"")?;
             writeln!(f, "types = {:?}", c.types)?;
+            writeln!(f, "ping_to = {:?}", c.ping_to)?;
         }
         for (name, app) in &self.apps {
             writeln!(f, "\n[app.{name}]")?;

@@ -21,7 +21,39 @@ fn minimal_file_gets_seed_defaults() {
     assert_eq!(s.rate_limit, 5);
     assert_eq!(s.http.listen, Some("127.0.0.1:5280".parse().unwrap()));
     assert_eq!(s.components[0].types, vec!["fcm".to_owned()]);
-    assert_eq!(s.limits.max_stanza_bytes, 65536);
+    assert_eq!(s.limits.max_stanza_bytes, 262_144);
+    assert_eq!(
+        (
+            s.limits.ping_after_secs,
+            s.limits.ping_timeout_secs,
+            s.limits.shutdown_grace_secs
+        ),
+        (30, 20, 5)
+    );
+    assert_eq!(s.components[0].ping_to, "example.org");
+}
+
+#[test]
+fn link_limits_and_ping_to() {
+    let s =
+        parse(&format!(
+        "{}\n[limits]\nmax_stanza_bytes = 16777216\nping_after_secs = 1\nshutdown_grace_secs = 0\n",
+        MINIMAL.replace("types = [\"fcm\"]", "types = [\"fcm\"]\nping_to = \"xmpp.example.org\"")
+    ))
+        .unwrap();
+    assert_eq!(s.limits.max_stanza_bytes, 16 << 20);
+    assert_eq!(s.components[0].ping_to, "xmpp.example.org");
+    let shown = s.to_string();
+    assert!(
+        shown.contains("ping_after_secs = 1") && shown.contains("ping_to = \"xmpp.example.org\"")
+    );
+    let e = parse(&format!(
+        "{MINIMAL}\n[limits]\nmax_stanza_bytes = 16777217\n"
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "limits.max_stanza_bytes");
+    let e = parse(&format!("{MINIMAL}\n[limits]\nping_timeout_secs = 0\n")).unwrap_err();
+    assert_eq!(e.key, "limits.ping_timeout_secs");
 }
 
 #[test]

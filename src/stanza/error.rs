@@ -1,6 +1,6 @@
 //! Stanza errors (RFC 6120 section 8.3) and iq replies.
 
-use crate::xml::{Element, NS_COMPONENT, NS_STANZAS};
+use crate::xml::{Element, NS_CLIENT, NS_COMPONENT, NS_SERVER, NS_STANZAS};
 
 /// The `type` of a stanza error: what the sender should do about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,16 @@ impl StanzaError {
         }
     }
 
+    /// `wait/remote-server-timeout` with a reason.
+    pub fn remote_server_timeout(text: impl Into<String>) -> Self {
+        Self::new(ErrorType::Wait, "remote-server-timeout", text)
+    }
+
+    /// `modify/policy-violation` with a reason (a stanza over a limit).
+    pub fn policy_violation(text: impl Into<String>) -> Self {
+        Self::new(ErrorType::Modify, "policy-violation", text)
+    }
+
     /// `wait/internal-server-error` with a reason.
     pub fn internal(text: impl Into<String>) -> Self {
         Self::new(ErrorType::Wait, "internal-server-error", text)
@@ -106,7 +116,21 @@ pub struct IqHeader {
     pub id: String,
 }
 
+/// Whether a stanza is an iq request (type `get` or `set`) in a stanza
+/// namespace: exactly these must get exactly one answer. Servers forward
+/// stanzas as `jabber:component:accept`, some as `jabber:client`.
+pub fn is_iq_request(stanza: &Element) -> bool {
+    stanza.name == "iq"
+        && [NS_COMPONENT, NS_CLIENT, NS_SERVER].contains(&stanza.ns.as_str())
+        && matches!(stanza.get_attr("type"), Some("get" | "set"))
+}
+
 impl IqHeader {
+    /// The header of an iq request (see [`is_iq_request`]), else `None`.
+    pub fn of_request(stanza: &Element) -> Option<Self> {
+        is_iq_request(stanza).then(|| Self::of(stanza))
+    }
+
     /// Reads `from` and `id` of a stanza (empty when missing).
     pub fn of(stanza: &Element) -> Self {
         IqHeader {
@@ -141,6 +165,18 @@ impl IqHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iq_requests_in_any_stanza_namespace() {
+        let req = |xml: &str| is_iq_request(&crate::xml::parse_element(xml.as_bytes()).unwrap());
+        assert!(req("<iq type='get'/>"));
+        assert!(req("<iq xmlns='jabber:client' type='set'/>"));
+        assert!(req("<iq xmlns='jabber:server' type='get'/>"));
+        assert!(!req("<iq xmlns='urn:other' type='get'/>"));
+        assert!(!req("<iq type='result'/>"));
+        assert!(!req("<iq/>"));
+        assert!(!req("<message type='get'/>"));
+    }
 
     #[test]
     fn error_reply_shape() {

@@ -7,4 +7,4 @@ pub mod error;
 pub mod forms;
 pub mod publish;
 
-pub use error::{ErrorType, IqHeader, StanzaError};
+pub use error::{is_iq_request, ErrorType, IqHeader, StanzaError};

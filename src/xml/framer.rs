@@ -5,6 +5,15 @@
 //! It only tracks element depth (tags, quotes, CDATA); the stanza itself is
 //! parsed afterwards by [`crate::xml::parse`], so a frame is always complete
 //! and bounded in size before any tree is built.
+//!
+//! A stanza over the size limit or nested too deeply does not end the
+//! stream: any user can address the component, and the XMPP server forwards
+//! larger stanzas than we want to hold. The framer switches to discard mode
+//! ([`super::discard`]), follows the stanza's depth without keeping its
+//! bytes, and yields [`Frame::Skipped`] with the opening tag (when small)
+//! so the caller can answer an iq. Only malformed XML is an error.
+
+use super::discard::Discard;
 
 /// What the framer found next in the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -15,6 +24,35 @@ pub enum Frame {
     Stanza(Vec<u8>),
     /// `</stream:stream>`: the peer closed its stream.
     End,
+    /// A stanza that was dropped unread because of a limit.
+    Skipped {
+        /// Its opening tag (e.g. `<iq type='set' id='1' from='a@b'>`), when
+        /// that tag alone fits in [`MAX_HEAD`] bytes and the size limit.
+        head: Option<Vec<u8>>,
+        /// Which limit it broke.
+        why: SkipReason,
+        /// Its full size in bytes.
+        size: usize,
+    },
+}
+
+/// Why a stanza was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Larger than the size limit.
+    TooLarge,
+    /// Elements nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+impl SkipReason {
+    /// A short explanation for logs and error texts.
+    pub fn text(self) -> &'static str {
+        match self {
+            SkipReason::TooLarge => "stanza too large",
+            SkipReason::TooDeep => "elements nested too deeply",
+        }
+    }
 }
 
 /// Why the stream cannot be read further. Each maps to an RFC 6120 stream
@@ -58,7 +96,18 @@ impl std::fmt::Display for FrameError {
 impl std::error::Error for FrameError {}
 
 /// Deepest element nesting accepted inside a stanza.
-const MAX_DEPTH: usize = 32;
+pub const MAX_DEPTH: usize = 32;
+
+/// Largest opening tag kept from a skipped stanza.
+pub const MAX_HEAD: usize = 4096;
+
+/// A stanza being skipped.
+#[derive(Debug)]
+struct Skipping {
+    scan: Discard,
+    head: Option<Vec<u8>>,
+    why: SkipReason,
+}
 
 /// Incremental stream splitter. See the module docs.
 #[derive(Debug)]
@@ -72,10 +121,12 @@ pub struct Framer {
     stanza_start: usize,
     max_stanza: usize,
     failed: Option<FrameError>,
+    /// Set while discarding an over-limit stanza.
+    skipping: Option<Skipping>,
 }
 
 impl Framer {
-    /// A framer refusing stanzas larger than `max_stanza` bytes.
+    /// A framer skipping stanzas larger than `max_stanza` bytes.
     pub fn new(max_stanza: usize) -> Self {
         Framer {
             buf: Vec::with_capacity(4096),
@@ -84,7 +135,13 @@ impl Framer {
             stanza_start: 0,
             max_stanza,
             failed: None,
+            skipping: None,
         }
+    }
+
+    /// Bytes held in the buffer (bounded by the size limit plus one push).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
     }
 
     /// Appends bytes read from the socket.
@@ -107,8 +164,12 @@ impl Framer {
 
     fn scan(&mut self) -> Result<Option<Frame>, FrameError> {
         loop {
+            if self.skipping.is_some() {
+                return self.scan_discard();
+            }
             if self.depth >= 2 && self.pos - self.stanza_start > self.max_stanza {
-                return Err(FrameError::PolicyViolation("stanza exceeds the size limit"));
+                self.start_discard(SkipReason::TooLarge);
+                continue;
             }
             let Some(&b) = self.buf.get(self.pos) else {
                 self.compact();
@@ -200,9 +261,8 @@ impl Framer {
                         (_, true) => {}
                         (d, false) => {
                             if d > MAX_DEPTH {
-                                return Err(FrameError::PolicyViolation(
-                                    "elements nested too deeply",
-                                ));
+                                self.start_discard(SkipReason::TooDeep);
+                                continue;
                             }
                             self.depth += 1;
                         }
@@ -219,10 +279,66 @@ impl Framer {
         } else {
             self.buf.len()
         };
-        if pending > self.max_stanza {
-            return Err(FrameError::PolicyViolation("stanza exceeds the size limit"));
+        if pending <= self.max_stanza {
+            return Ok(None);
         }
-        Ok(None)
+        match self.depth {
+            0 => Err(FrameError::PolicyViolation("stream header too large")),
+            // An unfinished start tag of a stanza (after compact it is at
+            // `pos`): the stanza is over the limit before its first `>`.
+            1 if self
+                .buf
+                .get(self.pos + 1)
+                .is_some_and(|b| !b"/!?".contains(b)) =>
+            {
+                self.stanza_start = self.pos;
+                self.start_discard(SkipReason::TooLarge);
+                self.scan_discard()
+            }
+            1 => Err(FrameError::NotWellFormed("end tag too long")),
+            _ => {
+                self.start_discard(SkipReason::TooLarge);
+                self.scan_discard()
+            }
+        }
+    }
+
+    /// Enters discard mode for the stanza starting at `stanza_start`,
+    /// keeping its opening tag if small. The discard scanner re-reads the
+    /// buffered part of the stanza from its start, so it knows the depth.
+    fn start_discard(&mut self, why: SkipReason) {
+        let rest = &self.buf[self.stanza_start..];
+        let head = tag_end(&rest[..rest.len().min(MAX_HEAD)]).map(|end| rest[..=end].to_vec());
+        self.skipping = Some(Skipping {
+            scan: Discard::new(),
+            head,
+            why,
+        });
+        self.pos = self.stanza_start;
+        self.depth = 1;
+    }
+
+    /// Feeds what is buffered to the discard scanner; drops those bytes.
+    fn scan_discard(&mut self) -> Result<Option<Frame>, FrameError> {
+        let Some(sk) = self.skipping.as_mut() else {
+            return Ok(None);
+        };
+        match sk.scan.feed(&self.buf[self.pos..])? {
+            Some(n) => {
+                self.pos += n;
+                let size = sk.scan.size();
+                let (head, why) = (sk.head.take(), sk.why);
+                self.skipping = None;
+                self.reset_after(self.pos);
+                Ok(Some(Frame::Skipped { head, why, size }))
+            }
+            None => {
+                self.buf.clear();
+                self.pos = 0;
+                self.stanza_start = 0;
+                Ok(None)
+            }
+        }
     }
 
     /// Forgets everything before `at` (the end of a complete frame).
@@ -264,100 +380,4 @@ fn tag_end(tag: &[u8]) -> Option<usize> {
         }
     }
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frames(input: &[&[u8]]) -> Vec<Result<Frame, FrameError>> {
-        let mut f = Framer::new(1024);
-        let mut out = Vec::new();
-        for chunk in input {
-            f.push(chunk);
-            loop {
-                match f.next_frame() {
-                    Ok(Some(fr)) => out.push(Ok(fr)),
-                    Ok(None) => break,
-                    Err(e) => {
-                        out.push(Err(e));
-                        return out;
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn splits_header_stanzas_and_end_across_chunk_boundaries() {
-        let out = frames(&[
-            b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' id='a>b'>",
-            b"<handshake/> <iq id='1'><ping xmlns='urn:xmpp:ping'/></i",
-            b"q>\n<message><body><![CDATA[</message>]]></body></message></stream:stream>",
-        ]);
-        assert_eq!(out.len(), 5, "{out:?}");
-        assert!(matches!(&out[0], Ok(Frame::Header(h)) if h.ends_with(b"id='a>b'>")));
-        assert_eq!(out[1], Ok(Frame::Stanza(b"<handshake/>".to_vec())));
-        assert_eq!(
-            out[2],
-            Ok(Frame::Stanza(
-                b"<iq id='1'><ping xmlns='urn:xmpp:ping'/></iq>".to_vec()
-            ))
-        );
-        assert!(matches!(&out[3], Ok(Frame::Stanza(s)) if s.ends_with(b"</body></message>")));
-        assert_eq!(out[4], Ok(Frame::End));
-    }
-
-    #[test]
-    fn byte_at_a_time_gives_the_same_frames() {
-        let input = b"<stream:stream><iq type='get'><a><b/></a></iq><x/></stream:stream>";
-        let chunks: Vec<&[u8]> = input.chunks(1).collect();
-        let out = frames(&chunks);
-        assert_eq!(out.len(), 4);
-        assert_eq!(
-            out[1],
-            Ok(Frame::Stanza(b"<iq type='get'><a><b/></a></iq>".to_vec()))
-        );
-    }
-
-    #[test]
-    fn refuses_oversized_stanza_without_buffering_it_all() {
-        let mut f = Framer::new(100);
-        f.push(b"<stream:stream><iq>");
-        assert!(matches!(f.next_frame(), Ok(Some(Frame::Header(_)))));
-        f.push(&[b'a'; 200]);
-        assert_eq!(
-            f.next_frame(),
-            Err(FrameError::PolicyViolation("stanza exceeds the size limit"))
-        );
-    }
-
-    #[test]
-    fn rejects_garbage_comments_and_dtds() {
-        assert!(matches!(
-            frames(&[b"<stream:stream>hello"]).last(),
-            Some(Err(FrameError::NotWellFormed(_)))
-        ));
-        assert!(matches!(
-            frames(&[b"<stream:stream><!-- hi -->"]).last(),
-            Some(Err(FrameError::RestrictedXml(_)))
-        ));
-        assert!(matches!(
-            frames(&[b"<!DOCTYPE foo [ <!ENTITY x 'y'> ]>"]).last(),
-            Some(Err(FrameError::RestrictedXml(_)))
-        ));
-    }
-
-    #[test]
-    fn refuses_deep_nesting() {
-        let mut s = b"<stream:stream>".to_vec();
-        for _ in 0..40 {
-            s.extend_from_slice(b"<a>");
-        }
-        assert!(matches!(
-            frames(&[&s]).last(),
-            Some(Err(FrameError::PolicyViolation(_)))
-        ));
-    }
 }

@@ -1,16 +1,23 @@
 //! XML for the component stream: framing bytes into stanzas, parsing them
 //! into element trees and serializing replies.
 
+mod discard;
 pub mod element;
 pub mod framer;
+#[cfg(test)]
+mod framer_tests;
 pub mod parse;
 
 pub use element::{escape, Element, Node};
-pub use framer::{Frame, FrameError, Framer};
-pub use parse::{parse_element, parse_header, ParseError};
+pub use framer::{Frame, FrameError, Framer, SkipReason};
+pub use parse::{parse_element, parse_header, parse_start_tag, ParseError};
 
 /// Default namespace of stanzas on a XEP-0114 component stream.
 pub const NS_COMPONENT: &str = "jabber:component:accept";
+/// Namespace of client stanzas; servers may forward them unchanged.
+pub const NS_CLIENT: &str = "jabber:client";
+/// Namespace of server-to-server stanzas.
+pub const NS_SERVER: &str = "jabber:server";
 /// Namespace of the stream element and stream errors.
 pub const NS_STREAM: &str = "http://etherx.jabber.org/streams";
 /// Namespace of stanza error conditions.
@@ -65,6 +72,10 @@ mod robustness {
                         Ok(Some(Frame::Header(h))) => {
                             frames += 1;
                             let _ = parse_header(&h);
+                        }
+                        Ok(Some(Frame::Skipped { head, .. })) => {
+                            frames += 1;
+                            assert!(head.is_none_or(|h| h.len() <= framer::MAX_HEAD));
                         }
                         Ok(Some(Frame::End)) => break 'feed,
                         Ok(None) => break,

@@ -147,18 +147,23 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element, Pa
 /// The attributes of a stream header tag such as
 /// `<stream:stream xmlns=... id='abc'>`.
 pub fn parse_header(bytes: &[u8]) -> Result<Element, ParseError> {
+    let el = parse_start_tag(bytes).map_err(|_| err("expected a stream header"))?;
+    if el.is("stream", NS_STREAM) {
+        Ok(el)
+    } else {
+        Err(err("expected a stream:stream header"))
+    }
+}
+
+/// The element (name, namespace, attributes; no children) opened by a lone
+/// start tag such as `<iq type='set' id='1'>`, e.g. the kept head of a
+/// skipped stanza.
+pub fn parse_start_tag(bytes: &[u8]) -> Result<Element, ParseError> {
     let mut reader = Reader::from_reader(bytes);
     let mut scope = base_scope();
     match reader.read_event().map_err(err)? {
-        Event::Start(start) => {
-            let el = open_element(&start, &mut scope)?;
-            if el.is("stream", NS_STREAM) {
-                Ok(el)
-            } else {
-                Err(err("expected a stream:stream header"))
-            }
-        }
-        _ => Err(err("expected a stream header")),
+        Event::Start(start) | Event::Empty(start) => open_element(&start, &mut scope),
+        _ => Err(err("expected a start tag")),
     }
 }
 

@@ -158,6 +158,7 @@ impl Conn {
             Frame::Stanza(b) => Some(parse_element(&b).unwrap()),
             Frame::End => None,
             Frame::Header(_) => panic!("second header"),
+            Frame::Skipped { .. } => panic!("the app server sent a stanza over 1 MiB"),
         }
     }
 
