@@ -1,5 +1,5 @@
-//! Wires the parts together: the core, one link task per component, the
-//! HTTP API threads and the channel between them.
+//! Wires the parts together: the core, one link task per component and
+//! the HTTP API, all on the smol executor.
 
 use std::sync::Arc;
 
@@ -66,16 +66,6 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
         let status = Arc::clone(core.link(&c.jid).expect("a status per component"));
         tasks.push(smol::spawn(link::run(cfg, handler, status)));
     }
-    let http = match core.settings.http.listen {
-        Some(addr) => {
-            let (tx, rx) = smol::channel::bounded(256);
-            tasks.push(smol::spawn(http::serve_calls(Arc::clone(&core), rx)));
-            Some(
-                HttpApi::start(addr, core.settings.http.threads, Arc::clone(&core), tx)
-                    .map_err(ServeError::Http)?,
-            )
-        }
-        None => None,
-    };
+    let http = HttpApi::start(Arc::clone(&core)).map_err(ServeError::Http)?;
     Ok(Running { core, http, tasks })
 }
