@@ -1,0 +1,337 @@
+//! The HTTP API under hostile clients, through the binary on 127.0.0.1:
+//! idle floods, slow heads and bodies, descriptor exhaustion, forged
+//! forwarding headers, HTTPS with a renewed certificate, and the attack
+//! of issue 7 in a bounded form.
+
+mod common;
+#[path = "support/pki.rs"]
+mod pki;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(10);
+const HEALTH: &str = "/push_appserver/v1/health";
+
+/// A config with `http` lines added to the `[http]` table.
+fn cfg(dir: &std::path::Path, xmpp: u16, http: u16, extra_http: &str) -> String {
+    let rps = if extra_http.contains("requests_per_second") {
+        ""
+    } else {
+        "requests_per_second = 100000\n"
+    };
+    config(dir, xmpp, http, "", "").replacen(
+        &format!("listen = \"127.0.0.1:{http}\"\n"),
+        &format!("listen = \"127.0.0.1:{http}\"\n{rps}{extra_http}\n"),
+        1,
+    )
+}
+
+fn proc_field(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn threads(app: &AppServer) -> u64 {
+    proc_field(app.child.id(), "Threads:")
+}
+
+fn rss_kib(app: &AppServer) -> u64 {
+    proc_field(app.child.id(), "VmRSS:")
+}
+
+fn alive(app: &mut AppServer) -> bool {
+    matches!(app.child.try_wait(), Ok(None))
+}
+
+/// GET /health on a fresh connection: status and time taken, or None when
+/// the connection failed.
+fn health(port: u16) -> Option<(u16, Duration)> {
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(
+        format!("GET {HEALTH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    text.contains("RUNNING").then_some((status, t0.elapsed()))
+}
+
+/// Waits until /health answers 200.
+fn wait_healthy(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some((200, _)) = health(port) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn start(tag: &str, extra_http: &str) -> (TempDir, FakeXmpp, AppServer) {
+    let dir = TempDir::new(tag);
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, extra_http), port);
+    assert!(wait_healthy(port, T), "the API came up");
+    (dir, x, app)
+}
+
+/// Opens `n` connections that send nothing.
+fn idle_connections(port: u16, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect()
+}
+
+/// True when the server closed `s` within `timeout` (EOF or reset; any
+/// response before it is skipped).
+fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline {
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// A POST whose head is complete but whose body (of `len` bytes) is not.
+fn stuck_post(port: u16, len: usize) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(
+        format!(
+            "POST /push_appserver/v1/register HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len}\r\n\r\ntype="
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s
+}
+
+/// Raises this process's open-files limit to its hard limit; returns it.
+fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut r), 0);
+        r.rlim_cur = r.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur
+    }
+}
+
+#[test]
+fn idle_connections_cost_no_threads() {
+    let (_dir, _x, mut app) = start("http-threads", "");
+    std::thread::sleep(Duration::from_millis(200));
+    let idle = threads(&app);
+    let conns = idle_connections(app.http_port, 500);
+    assert_eq!(conns.len(), 500);
+    std::thread::sleep(Duration::from_millis(300));
+    let busy = threads(&app);
+    assert!(alive(&mut app), "the process lives");
+    assert!(
+        busy.abs_diff(idle) <= 2,
+        "threads idle {idle}, with 500 connections {busy}"
+    );
+    let (status, took) = health(app.http_port).expect("health answers");
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn a_full_table_evicts_the_oldest_idle_connection_never_a_served_one() {
+    let (_dir, _x, mut app) = start(
+        "http-evict",
+        "max_connections = 16\nrequest_timeout_secs = 3",
+    );
+    let port = app.http_port;
+    // The oldest connection has sent its head: it is being served.
+    let mut served = stuck_post(port, 23);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut idle = idle_connections(port, 30);
+    let (status, took) = health(port).expect("a real client gets in");
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(
+        closed_within(&mut idle[0], Duration::from_secs(1)),
+        "the oldest idle connection was evicted"
+    );
+    assert!(
+        !closed_within(&mut idle[29], Duration::from_millis(200)),
+        "the newest idle connection stays"
+    );
+    // The served request finishes normally.
+    served.write_all(b"fcm&node=n&token=t").unwrap();
+    served
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut head = [0u8; 12];
+    served.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    drop(idle);
+
+    // Nothing evictable: a new connection is closed at once.
+    let mut busy: Vec<TcpStream> = (0..16).map(|_| stuck_post(port, 100)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let t0 = Instant::now();
+    assert!(closed_within(&mut extra, Duration::from_secs(1)));
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    for s in &mut busy {
+        let _ = s.write_all(&[b'a'; 95]);
+    }
+    drop(busy);
+    assert!(wait_healthy(port, Duration::from_secs(3)));
+    assert!(alive(&mut app));
+}
+
+#[test]
+fn bodies_that_never_arrive_delay_nothing_and_are_cut_off() {
+    let (_dir, _x, mut app) = start(
+        "http-deadline",
+        "request_timeout_secs = 2\nidle_timeout_secs = 1",
+    );
+    let port = app.http_port;
+    let t0 = Instant::now();
+    let mut stuck = [stuck_post(port, 2000), stuck_post(port, 2000)];
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (status, took) = health(port).expect("health answers");
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    for s in &mut stuck {
+        assert!(closed_within(s, Duration::from_secs(4)));
+    }
+    assert!(closed_within(&mut silent, Duration::from_secs(1)));
+    let cut = t0.elapsed();
+    assert!(
+        cut >= Duration::from_millis(1800) && cut < Duration::from_secs(4),
+        "{cut:?}"
+    );
+
+    // A keep-alive connection serves several requests, then idles out.
+    let mut ka = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    ka.set_read_timeout(Some(T)).unwrap();
+    for _ in 0..3 {
+        ka.write_all(format!("GET {HEALTH} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&got).contains("</html>") {
+            let n = ka.read(&mut buf).unwrap();
+            assert!(n > 0, "connection kept open");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+    }
+    let idle_from = Instant::now();
+    assert!(closed_within(&mut ka, Duration::from_secs(3)));
+    assert!(idle_from.elapsed() >= Duration::from_millis(800));
+    assert!(alive(&mut app));
+}
+
+#[test]
+fn running_out_of_descriptors_is_survived() {
+    let dir = TempDir::new("http-emfile");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let cfg_path = dir.0.join("config.toml");
+    std::fs::write(
+        &cfg_path,
+        cfg(&dir.0, x.port, port, "request_timeout_secs = 2"),
+    )
+    .unwrap();
+    let stderr_path = dir.0.join("stderr.log");
+    let child = Command::new("prlimit")
+        .args(["--nofile=64:64", "--"])
+        .arg(env!("CARGO_BIN_EXE_push-appserver"))
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut app = AppServer {
+        child,
+        dir: dir.0.clone(),
+        http_port: port,
+        stderr_path,
+    };
+    assert!(wait_healthy(port, T), "{}", app.stderr());
+    let conns = idle_connections(port, 200);
+    assert_eq!(conns.len(), 200, "the kernel queues what is not accepted");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(alive(&mut app), "{}", app.stderr());
+    drop(conns);
+    assert!(
+        wait_healthy(port, Duration::from_secs(5)),
+        "{}",
+        app.stderr()
+    );
+    assert!(alive(&mut app));
+    let log = app.stderr();
+    assert!(
+        log.contains("HTTP accept failed") && log.contains("open files"),
+        "{log}"
+    );
+    assert!(
+        log.matches("HTTP accept failed").count() <= 3,
+        "logged at most every few seconds: {log}"
+    );
+}
+
+fn get_as(port: u16, forwarded_for: &str) -> u16 {
+    http(
+        port,
+        "GET",
+        HEALTH,
+        "",
+        &[("X-Forwarded-For", forwarded_for)],
+    )
+    .0
+}
+
+#[test]
+fn forwarded_for_names_the_client_only_from_trusted_proxies() {
+    // 1 request/s with a burst of 2 per client.
+    let limited = |extra: &str| {
+        let (_d, _x, app) = start("http-proxy", &format!("requests_per_second = 1\n{extra}"));
+        let p = app.http_port;
+        let a: Vec<u16> = (0..3).map(|_| get_as(p, "203.0.113.1")).collect();
+        let b = get_as(p, "198.51.100.7, 10.1.2.3");
+        (a, b)
+    };
+    let (a, b) = limited("trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]");
+    assert_eq!(a, vec![200, 200, 429], "one client runs out");
+    assert_eq!(b, 200, "another client behind the proxy has its own bucket");
+    let (a, b) = limited("");
+    assert!(a.contains(&429), "{a:?}");
+    assert_eq!(b, 429, "without trusted proxies the header is ignored");
+}
