@@ -335,3 +335,139 @@ fn forwarded_for_names_the_client_only_from_trusted_proxies() {
     assert!(a.contains(&429), "{a:?}");
     assert_eq!(b, 429, "without trusted proxies the header is ignored");
 }
+
+/// A CA for the HTTPS test and server certificates for 127.0.0.1.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    /// (certificate PEM, key PEM, certificate DER) of a new server cert.
+    fn server(&self) -> (String, String, Vec<u8>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+    }
+
+    fn client(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // Full handshakes only: a resumed session shows the old certificate.
+        config.resumption = rustls::client::Resumption::disabled();
+        Arc::new(config)
+    }
+}
+
+/// GET /health over HTTPS: the response text and the server's certificate.
+fn https_health(port: u16, config: &Arc<rustls::ClientConfig>) -> Result<(String, Vec<u8>), String> {
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::clone(config), name).map_err(|e| e.to_string())?;
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    tls.write_all(format!("GET {HEALTH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof && !out.is_empty() => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let cert = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+        .unwrap_or_default();
+    Ok((String::from_utf8_lossy(&out).into_owned(), cert))
+}
+
+#[test]
+fn https_serves_the_api_and_picks_up_a_renewed_certificate() {
+    let ca = Ca::new();
+    let client = ca.client();
+    let dir = TempDir::new("http-tls");
+    let (cert1, key1, der1) = ca.server();
+    dir.write("cert.pem", &cert1);
+    dir.write("key.pem", &key1);
+    let x = FakeXmpp::new();
+    let (port, tls_port) = (free_port(), free_port());
+    let tls = format!(
+        "tls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n\
+         request_timeout_secs = 2"
+    );
+    let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, &tls), port);
+    assert!(wait_healthy(port, T), "{}", app.stderr());
+    let (text, cert) = https_health(tls_port, &client).expect("HTTPS works");
+    assert!(text.starts_with("HTTP/1.1 200") && text.contains("RUNNING"), "{text}");
+    assert_eq!(cert, der1);
+
+    // A broken file keeps the old certificate and says so.
+    dir.write("cert.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while !app.stderr().contains("keeping the previous certificate") && Instant::now() < deadline {
+        let (_, cert) = https_health(tls_port, &client).expect("still served");
+        assert_eq!(cert, der1);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(app.stderr().contains("keeping the previous certificate"), "{}", app.stderr());
+
+    // A renewed certificate is served to new connections, no restart.
+    let (cert2, key2, der2) = ca.server();
+    dir.write("key.pem", &key2);
+    dir.write("cert.pem", &cert2);
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut seen = Vec::new();
+    while seen != der2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = https_health(tls_port, &client).expect("served").1;
+    }
+    assert!(seen == der2, "the renewed certificate is served: {}", app.stderr());
+    assert_eq!(
+        https_health(tls_port, &client).unwrap().0.lines().next(),
+        Some("HTTP/1.1 200 OK")
+    );
+
+    // A TLS client that never says hello is cut off by the request deadline.
+    let mut silent = TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    let t0 = Instant::now();
+    assert!(closed_within(&mut silent, Duration::from_secs(4)));
+    assert!(t0.elapsed() > Duration::from_millis(1500), "{:?}", t0.elapsed());
+
+    // Missing or unparsable files are refused at start with file, key, reason.
+    for (cert, key, bad) in [
+        ("missing.pem", "key.pem", "http.tls_cert"),
+        ("cert.pem", "cert.pem", "http.tls_key"),
+    ] {
+        let text = cfg(
+            &dir.0,
+            x.port,
+            port,
+            &format!("tls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert = \"{cert}\"\ntls_key = \"{key}\""),
+        );
+        let path = dir.write("bad.toml", text);
+        let out = Command::new(env!("CARGO_BIN_EXE_push-appserver"))
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("bad.toml") && err.contains(bad), "{err}");
+    }
+}
