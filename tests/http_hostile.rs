@@ -375,14 +375,20 @@ impl Ca {
 }
 
 /// GET /health over HTTPS: the response text and the server's certificate.
-fn https_health(port: u16, config: &Arc<rustls::ClientConfig>) -> Result<(String, Vec<u8>), String> {
+fn https_health(
+    port: u16,
+    config: &Arc<rustls::ClientConfig>,
+) -> Result<(String, Vec<u8>), String> {
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::clone(config), name).map_err(|e| e.to_string())?;
+    let mut conn =
+        rustls::ClientConnection::new(Arc::clone(config), name).map_err(|e| e.to_string())?;
     let mut sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    tls.write_all(format!("GET {HEALTH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .map_err(|e| e.to_string())?;
+    tls.write_all(
+        format!("GET {HEALTH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     match tls.read_to_end(&mut out) {
         Ok(_) => {}
@@ -414,7 +420,10 @@ fn https_serves_the_api_and_picks_up_a_renewed_certificate() {
     let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, &tls), port);
     assert!(wait_healthy(port, T), "{}", app.stderr());
     let (text, cert) = https_health(tls_port, &client).expect("HTTPS works");
-    assert!(text.starts_with("HTTP/1.1 200") && text.contains("RUNNING"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.contains("RUNNING"),
+        "{text}"
+    );
     assert_eq!(cert, der1);
 
     // A broken file keeps the old certificate and says so.
@@ -425,7 +434,11 @@ fn https_serves_the_api_and_picks_up_a_renewed_certificate() {
         assert_eq!(cert, der1);
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(app.stderr().contains("keeping the previous certificate"), "{}", app.stderr());
+    assert!(
+        app.stderr().contains("keeping the previous certificate"),
+        "{}",
+        app.stderr()
+    );
 
     // A renewed certificate is served to new connections, no restart.
     let (cert2, key2, der2) = ca.server();
@@ -437,7 +450,11 @@ fn https_serves_the_api_and_picks_up_a_renewed_certificate() {
         std::thread::sleep(Duration::from_millis(200));
         seen = https_health(tls_port, &client).expect("served").1;
     }
-    assert!(seen == der2, "the renewed certificate is served: {}", app.stderr());
+    assert!(
+        seen == der2,
+        "the renewed certificate is served: {}",
+        app.stderr()
+    );
     assert_eq!(
         https_health(tls_port, &client).unwrap().0.lines().next(),
         Some("HTTP/1.1 200 OK")
@@ -447,7 +464,11 @@ fn https_serves_the_api_and_picks_up_a_renewed_certificate() {
     let mut silent = TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
     let t0 = Instant::now();
     assert!(closed_within(&mut silent, Duration::from_secs(4)));
-    assert!(t0.elapsed() > Duration::from_millis(1500), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() > Duration::from_millis(1500),
+        "{:?}",
+        t0.elapsed()
+    );
 
     // Missing or unparsable files are refused at start with file, key, reason.
     for (cert, key, bad) in [
@@ -458,7 +479,9 @@ fn https_serves_the_api_and_picks_up_a_renewed_certificate() {
             &dir.0,
             x.port,
             port,
-            &format!("tls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert = \"{cert}\"\ntls_key = \"{key}\""),
+            &format!(
+                "tls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert = \"{cert}\"\ntls_key = \"{key}\""
+            ),
         );
         let path = dir.write("bad.toml", text);
         let out = Command::new(env!("CARGO_BIN_EXE_push-appserver"))
@@ -470,4 +493,51 @@ fn https_serves_the_api_and_picks_up_a_renewed_certificate() {
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains("bad.toml") && err.contains(bad), "{err}");
     }
+}
+
+#[test]
+fn shutdown_closes_idle_connections_and_lets_served_requests_finish() {
+    let dir = TempDir::new("http-shutdown");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let path = dir.write(
+        "config.toml",
+        cfg(&dir.0, x.port, port, "request_timeout_secs = 3"),
+    );
+    let settings = push_appserver::config::Settings::load(&path).unwrap();
+    let running = push_appserver::server::start(settings).unwrap();
+    let api = running.http.as_ref().expect("the API runs");
+    assert_eq!(api.addr, Some(([127, 0, 0, 1], port).into()));
+    assert!(wait_healthy(port, T));
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut served = stuck_post(port, 23);
+    std::thread::sleep(Duration::from_millis(200));
+    std::thread::scope(|s| {
+        let stopping = s.spawn(|| {
+            let t0 = Instant::now();
+            smol::block_on(api.shutdown(Duration::from_secs(2)));
+            t0.elapsed()
+        });
+        assert!(
+            closed_within(&mut idle, Duration::from_secs(1)),
+            "idle closed"
+        );
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "no new connections"
+        );
+        served.write_all(b"fcm&node=n&token=t").unwrap();
+        served
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut out = String::new();
+        let _ = served.read_to_string(&mut out);
+        assert!(
+            out.starts_with("HTTP/1.1 200") && out.contains("Connection: close"),
+            "{out}"
+        );
+        let took = stopping.join().unwrap();
+        assert!(took < Duration::from_secs(2), "done once drained: {took:?}");
+    });
+    assert_eq!(api.connections(), 0);
 }

@@ -192,19 +192,88 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         log::debug!(
             "HTTP {client} {} {} -> {}",
             head.method,
-            head.path,
+            head.path.get(..80).unwrap_or(&head.path),
             resp.status
         );
         buf.drain(..end);
         if head.close || slot.closing() || n + 1 == MAX_REQUESTS {
             resp = resp.closing();
         }
-        if write(io, &resp.to_bytes(), t.write).await.is_err() {
+        if let Err(e) = write(io, &resp.to_bytes(), t.write).await {
+            log::debug!("HTTP {peer}: closing, response not sent: {e}");
             return;
         }
         if resp.close {
             let _ = io.close().or(after(t.write, Ok(()))).await;
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A peer that never takes a byte.
+    struct Stuck;
+
+    impl AsyncWrite for Stuck {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_reader_that_takes_nothing_is_cut_off_at_the_write_deadline() {
+        let t0 = Instant::now();
+        let r = smol::block_on(write(
+            &mut Stuck,
+            b"HTTP/1.1 200 OK\r\n",
+            Duration::from_millis(100),
+        ));
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn reads_end_at_the_deadline() {
+        let mut buf = Vec::new();
+        let r = smol::block_on(read_more(
+            &mut futures_lite::io::empty(),
+            &mut buf,
+            Instant::now() + Duration::from_secs(5),
+        ));
+        assert!(matches!(r, Err(ReadEnd::Closed)));
+        let r = smol::block_on(read_more(
+            &mut PendingRead,
+            &mut buf,
+            Instant::now() + Duration::from_millis(50),
+        ));
+        assert!(matches!(r, Err(ReadEnd::TimedOut)));
+    }
+
+    /// A peer that never sends.
+    struct PendingRead;
+
+    impl AsyncRead for PendingRead {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
         }
     }
 }
