@@ -10,7 +10,6 @@ mod pki;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,10 +43,6 @@ fn proc_field(pid: u32, field: &str) -> u64 {
 
 fn threads(app: &AppServer) -> u64 {
     proc_field(app.child.id(), "Threads:")
-}
-
-fn rss_kib(app: &AppServer) -> u64 {
-    proc_field(app.child.id(), "VmRSS:")
 }
 
 fn alive(app: &mut AppServer) -> bool {
@@ -128,22 +123,6 @@ fn stuck_post(port: u16, len: usize) -> TcpStream {
     )
     .unwrap();
     s
-}
-
-/// Raises this process's open-files limit to its hard limit; returns it.
-fn raise_nofile() -> u64 {
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        let mut r = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut r), 0);
-        r.rlim_cur = r.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        r.rlim_cur
-    }
 }
 
 #[test]
