@@ -135,7 +135,8 @@ pub struct Context {
 /// Accepts connections until the task is cancelled.
 pub async fn accept_loop(listener: Async<TcpListener>, scheme: Scheme, ctx: Context) {
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
-    let (mut full_log, mut trouble_log) = (Throttled::default(), Throttled::default());
+    let (mut full_log, mut trouble_log, mut gone_log): (Throttled, Throttled, Throttled) =
+        Default::default();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -177,7 +178,9 @@ pub async fn accept_loop(listener: Async<TcpListener>, scheme: Scheme, ctx: Cont
             Err(e) => {
                 let trouble = classify(&e);
                 if trouble == AcceptTrouble::ClientGone {
-                    log::debug!("HTTP accept: {e}");
+                    if let Some(skipped) = gone_log.due(Instant::now()) {
+                        log::debug!("HTTP accept: {e} ({skipped} more since the last message)");
+                    }
                     continue;
                 }
                 if trouble == AcceptTrouble::Resources {

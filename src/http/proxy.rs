@@ -83,22 +83,31 @@ impl TrustedProxies {
     }
 
     /// The client of a request from TCP peer `peer`: from a trusted peer,
-    /// the rightmost untrusted hop of `Forwarded` (preferred) or
-    /// `X-Forwarded-For`; else the peer itself. An unreadable hop
-    /// (`unknown`, an obfuscated name) ends the walk at the trusted hop
-    /// to its right.
+    /// the rightmost hop of `X-Forwarded-For` or `Forwarded` that is not a
+    /// trusted proxy; else the peer itself. When both headers are present
+    /// they must agree, else the peer counts: a proxy maintains one of them
+    /// and passes the other through from the client, so a disagreement
+    /// means a forged header. An unreadable hop (`unknown`, an obfuscated
+    /// name) ends the walk at the trusted hop to its right.
     pub fn client(&self, peer: IpAddr, xff: Option<&str>, forwarded: Option<&str>) -> IpAddr {
         let peer = peer.to_canonical();
         if !self.is_trusted(peer) {
             return peer;
         }
-        let hops: Vec<Option<IpAddr>> = match (forwarded, xff) {
-            (Some(f), _) => forwarded_for(f).collect(),
-            (None, Some(x)) => x.split(',').map(parse_hop).collect(),
-            (None, None) => return peer,
-        };
+        let by_xff = xff.map(|x| self.walk(peer, x.split(',').map(parse_hop)));
+        let by_forwarded = forwarded.map(|f| self.walk(peer, forwarded_for(f)));
+        match (by_xff, by_forwarded) {
+            (Some(a), Some(b)) if a == b => a,
+            (Some(_), Some(_)) | (None, None) => peer,
+            (Some(a), None) | (None, Some(a)) => a,
+        }
+    }
+
+    /// Walks `hops` (left to right as sent) from the right, starting at the
+    /// trusted `peer`.
+    fn walk(&self, peer: IpAddr, hops: impl DoubleEndedIterator<Item = Option<IpAddr>>) -> IpAddr {
         let mut client = peer;
-        for hop in hops.into_iter().rev() {
+        for hop in hops.rev() {
             let Some(ip) = hop else { return client };
             client = ip;
             if !self.is_trusted(ip) {
@@ -110,7 +119,7 @@ impl TrustedProxies {
 }
 
 /// The `for=` values of a `Forwarded` header (RFC 7239), left to right.
-fn forwarded_for(header: &str) -> impl Iterator<Item = Option<IpAddr>> + '_ {
+fn forwarded_for(header: &str) -> impl DoubleEndedIterator<Item = Option<IpAddr>> + '_ {
     header.split(',').filter_map(|element| {
         element.split(';').find_map(|pair| {
             let (k, v) = pair.split_once('=')?;
@@ -207,11 +216,14 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_is_preferred_and_parsed() {
+    fn forwarded_is_parsed_and_must_agree_with_x_forwarded_for() {
         let t = trusted();
         let peer = ip("::1");
         let f = Some("for=4.4.4.4;proto=https, For=\"[2001:db8::1]:4711\";by=10.0.0.1");
-        assert_eq!(t.client(peer, Some("9.9.9.9"), f), ip("2001:db8::1"));
+        assert_eq!(t.client(peer, None, f), ip("2001:db8::1"));
+        assert_eq!(t.client(peer, Some("2001:db8::1"), f), ip("2001:db8::1"));
+        // One of them was passed through from the client: neither counts.
+        assert_eq!(t.client(peer, Some("9.9.9.9"), f), peer);
         assert_eq!(
             t.client(peer, None, Some("for=4.4.4.4, for=10.1.1.1")),
             ip("4.4.4.4")
