@@ -188,7 +188,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         let client = shared.client(peer.ip(), &head);
-        let mut resp = routes::route(shared, &head, &buf[head.len..end], client).await;
+        // Boxed: the answer's state exists only while a request is served,
+        // not in every idle connection's task.
+        let mut resp = Box::pin(routes::route(shared, &head, &buf[head.len..end], client)).await;
         log::debug!(
             "HTTP {client} {} {} -> {}",
             head.method,

@@ -214,16 +214,20 @@ async fn connection(
             let mut stream = stream;
             conn::serve(&mut stream, peer, accepted, slot, &ctx.shared, t).await;
         }
+        // Boxed: TLS state is large and only HTTPS connections need it.
         Scheme::Tls(acceptor) => {
-            let handshake = async { acceptor.accept(stream).await.ok() }
-                .or(async {
-                    smol::Timer::at(accepted + t.request).await;
-                    None
-                })
-                .await;
-            if let Some(mut tls) = handshake {
-                conn::serve(&mut tls, peer, accepted, slot, &ctx.shared, t).await;
-            }
+            Box::pin(async move {
+                let handshake = async { acceptor.accept(stream).await.ok() }
+                    .or(async {
+                        smol::Timer::at(accepted + t.request).await;
+                        None
+                    })
+                    .await;
+                if let Some(mut tls) = handshake {
+                    conn::serve(&mut tls, peer, accepted, slot, &ctx.shared, t).await;
+                }
+            })
+            .await
         }
     }
 }
