@@ -12,6 +12,37 @@ pub fn equal_jitter(base: Duration, n: u32, cap: Duration, unit: f64) -> Duratio
     full.min(cap).mul_f64(0.5 + unit.clamp(0.0, 1.0) / 2.0)
 }
 
+/// Retry delays for one kind of failure: doubling from `base` to `cap`
+/// with equal jitter, back to the start after a success.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    /// Delays from `base` (jittered) doubling up to `cap`.
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Backoff {
+            base,
+            cap,
+            failures: 0,
+        }
+    }
+
+    /// The wait after one more failure; `unit` is a random number in [0, 1).
+    pub fn next_delay(&mut self, unit: f64) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        equal_jitter(self.base, self.failures, self.cap, unit)
+    }
+
+    /// Back to the first delay (after a success).
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
 /// When a component link tries again, as a pure policy fed with the time.
 ///
 /// The backoff protects an XMPP server that refuses us or is down, not one

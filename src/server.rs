@@ -1,5 +1,5 @@
-//! Wires the parts together: the core, one link task per component, the
-//! HTTP API threads and the channel between them.
+//! Wires the parts together: the core, one link task per component and
+//! the HTTP API, all on the smol executor.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +43,6 @@ pub struct Running {
     /// Triggered by [`Running::shutdown`]; every part serving peers watches it.
     pub signal: Shutdown,
     links: Vec<smol::Task<()>>,
-    tasks: Vec<smol::Task<()>>,
 }
 
 impl Running {
@@ -52,32 +51,39 @@ impl Running {
         self.signal.wait().await;
     }
 
-    /// Stops the component links: each stops reading, lets requests in
-    /// flight finish within `grace`, answers the rest
-    /// `wait/remote-server-timeout`, closes its stream and returns. Returns
-    /// when every link is closed (bounded: `grace` plus a few seconds).
+    /// Stops serving: the HTTP API stops accepting and lets requests being
+    /// served finish, and each component link stops reading, lets requests
+    /// in flight finish within `grace`, answers the rest
+    /// `wait/remote-server-timeout` and closes its stream. Both run at
+    /// once; returns when they are done (bounded: `grace` plus a few
+    /// seconds).
     pub async fn shutdown(self, grace: Duration) {
         self.signal.trigger(grace);
+        let http = async {
+            if let Some(api) = &self.http {
+                api.shutdown(grace).await;
+            }
+        };
         let links = async {
             for t in self.links {
                 t.await;
             }
         };
-        // Each link bounds its own steps; this only guards against a bug.
-        links
-            .or(async {
-                async_io::Timer::after(grace + Duration::from_secs(5)).await;
-                log::warn!("links did not close in time");
-            })
-            .await;
-        drop(self.tasks);
+        // Each part bounds its own steps; this only guards against a bug.
+        async {
+            futures_lite::future::zip(http, links).await;
+        }
+        .or(async {
+            async_io::Timer::after(grace + Duration::from_secs(5)).await;
+            log::warn!("the links and the HTTP API did not close in time");
+        })
+        .await;
     }
 }
 
 /// Starts everything described by `settings`.
 pub fn start(settings: Settings) -> Result<Running, ServeError> {
     let core = Core::start(settings).map_err(ServeError::Core)?;
-    let mut tasks = Vec::new();
     let mut links = Vec::new();
     let shutdown = Shutdown::new();
     for c in &core.settings.components {
@@ -102,22 +108,11 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
             shutdown.clone(),
         )));
     }
-    let http = match core.settings.http.listen {
-        Some(addr) => {
-            let (tx, rx) = smol::channel::bounded(256);
-            tasks.push(smol::spawn(http::serve_calls(Arc::clone(&core), rx)));
-            Some(
-                HttpApi::start(addr, core.settings.http.threads, Arc::clone(&core), tx)
-                    .map_err(ServeError::Http)?,
-            )
-        }
-        None => None,
-    };
+    let http = HttpApi::start(Arc::clone(&core)).map_err(ServeError::Http)?;
     Ok(Running {
         core,
         http,
         signal: shutdown,
         links,
-        tasks,
     })
 }

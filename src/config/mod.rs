@@ -12,12 +12,14 @@ mod show;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 pub use error::{ConfigContext, ConfigError, Secret};
 pub use registrations::RegistrationSettings;
 
+use crate::http::proxy::TrustedProxies;
 use crate::providers::ProviderSettings;
 
 /// Environment variable holding the component secret for the embedded defaults.
@@ -53,15 +55,39 @@ pub struct Settings {
 /// HTTP API settings.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Plain HTTP listen address; `None` disables the API.
+    /// Plain HTTP listen address; `None` disables it.
     pub listen: Option<SocketAddr>,
-    /// Worker threads serving requests.
-    pub threads: usize,
+    /// The old `threads` key was set: it means nothing since the API runs
+    /// on the async executor; warned about at start.
+    pub threads_ignored: bool,
     /// Requests per second allowed per client address (burst of twice that).
     pub requests_per_second: u32,
     /// Lets `unregister` work without the node's secret, as in the seed:
     /// anyone who knows a node can then remove it.
     pub open_unregister: bool,
+    /// Open connections at most (plain and TLS together).
+    pub max_connections: usize,
+    /// Time for a request's head and body to arrive (and the TLS handshake).
+    pub request_timeout: Duration,
+    /// Time an idle keep-alive connection is kept open.
+    pub idle_timeout: Duration,
+    /// Time a client has to take its response.
+    pub write_timeout: Duration,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` headers name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// The HTTPS listener, if configured.
+    pub tls: Option<HttpTlsSettings>,
+}
+
+/// The HTTPS listener of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTlsSettings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// PEM certificate chain (re-read when it changes).
+    pub cert: PathBuf,
+    /// PEM private key (re-read when it changes).
+    pub key: PathBuf,
 }
 
 /// One XEP-0114 component link.
@@ -123,13 +149,21 @@ struct RawConfig {
     registrations: Option<registrations::RawRegistrations>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<String>,
     threads: Option<i64>,
     requests_per_second: Option<i64>,
     open_unregister: Option<bool>,
+    max_connections: Option<i64>,
+    request_timeout_secs: Option<i64>,
+    idle_timeout_secs: Option<i64>,
+    write_timeout_secs: Option<i64>,
+    trusted_proxies: Option<Vec<String>>,
+    tls_listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -271,35 +305,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         }
     };
 
-    let raw_http = raw.http.unwrap_or(RawHttp {
-        listen: None,
-        threads: None,
-        requests_per_second: None,
-        open_unregister: None,
-    });
-    let listen = match raw_http.listen.as_deref() {
-        None => Some(SocketAddr::from(([127, 0, 0, 1], 5280))),
-        Some("") | Some("off") => None,
-        Some(s) => Some(s.parse().map_err(|_| {
-            ctx.error(
-                "http.listen",
-                format!("{s:?} is not an address like 127.0.0.1:5280"),
-            )
-        })?),
-    };
-    let http = HttpSettings {
-        listen,
-        threads: int_in(ctx, "http.threads", raw_http.threads, 2, 1, 64)? as usize,
-        requests_per_second: int_in(
-            ctx,
-            "http.requests_per_second",
-            raw_http.requests_per_second,
-            20,
-            1,
-            100_000,
-        )? as u32,
-        open_unregister: raw_http.open_unregister.unwrap_or(false),
-    };
+    let http = http_settings(raw.http, ctx)?;
 
     let mut apps = BTreeMap::new();
     for (name, table) in raw.app.unwrap_or_default() {
@@ -466,6 +472,80 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         limits,
         registrations: registrations::validate(raw.registrations, ctx)?,
         from_defaults: defaults,
+    })
+}
+
+fn http_settings(raw: Option<RawHttp>, ctx: &ConfigContext) -> Result<HttpSettings, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let address = |key: &str, s: &str| -> Result<SocketAddr, ConfigError> {
+        s.parse()
+            .map_err(|_| ctx.error(key, format!("{s:?} is not an address like 127.0.0.1:5280")))
+    };
+    let listen = match raw.listen.as_deref() {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 5280))),
+        Some("") | Some("off") => None,
+        Some(s) => Some(address("http.listen", s)?),
+    };
+    let secs = |key: &str, v: Option<i64>, default: i64| -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(
+            int_in(ctx, key, v, default, 1, 3600)? as u64
+        ))
+    };
+    let mut proxies = Vec::new();
+    for (i, p) in raw.trusted_proxies.unwrap_or_default().iter().enumerate() {
+        proxies.push(
+            p.parse()
+                .map_err(|e: String| ctx.error(format!("http.trusted_proxies[{i}]"), e))?,
+        );
+    }
+    let tls = match (raw.tls_listen.as_deref(), raw.tls_cert, raw.tls_key) {
+        (None | Some("") | Some("off"), None, None) => None,
+        (Some(l), Some(cert), Some(key)) if !matches!(l, "" | "off") => {
+            let listen = address("http.tls_listen", l)?;
+            let cert = ctx.existing_file("http.tls_cert", &cert)?;
+            let key = ctx.existing_file("http.tls_key", &key)?;
+            crate::http::tls::load_certified_key(&cert, &key).map_err(|e| {
+                let k = if e.is_key() {
+                    "http.tls_key"
+                } else {
+                    "http.tls_cert"
+                };
+                ctx.error(k, e.to_string())
+            })?;
+            Some(HttpTlsSettings { listen, cert, key })
+        }
+        _ => {
+            return Err(ctx.error(
+                "http.tls_listen",
+                "HTTPS needs tls_listen, tls_cert and tls_key together",
+            ))
+        }
+    };
+    Ok(HttpSettings {
+        listen,
+        threads_ignored: raw.threads.is_some(),
+        open_unregister: raw.open_unregister.unwrap_or(false),
+        requests_per_second: int_in(
+            ctx,
+            "http.requests_per_second",
+            raw.requests_per_second,
+            20,
+            1,
+            100_000,
+        )? as u32,
+        max_connections: int_in(
+            ctx,
+            "http.max_connections",
+            raw.max_connections,
+            512,
+            16,
+            65536,
+        )? as usize,
+        request_timeout: secs("http.request_timeout_secs", raw.request_timeout_secs, 5)?,
+        idle_timeout: secs("http.idle_timeout_secs", raw.idle_timeout_secs, 5)?,
+        write_timeout: secs("http.write_timeout_secs", raw.write_timeout_secs, 10)?,
+        trusted_proxies: TrustedProxies(proxies),
+        tls,
     })
 }
 

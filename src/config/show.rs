@@ -19,9 +19,35 @@ impl fmt::Display for Settings {
             Some(a) => writeln!(f, "listen = \"{a}\"")?,
             None => writeln!(f, "listen = \"off\"")?,
         }
-        writeln!(f, "threads = {}", self.http.threads)?;
-        writeln!(f, "requests_per_second = {}", self.http.requests_per_second)?;
-        writeln!(f, "open_unregister = {}", self.http.open_unregister)?;
+        let h = &self.http;
+        writeln!(f, "requests_per_second = {}", h.requests_per_second)?;
+        writeln!(f, "open_unregister = {}", h.open_unregister)?;
+        writeln!(f, "max_connections = {}", h.max_connections)?;
+        writeln!(
+            f,
+            "request_timeout_secs = {}\nidle_timeout_secs = {}\nwrite_timeout_secs = {}",
+            h.request_timeout.as_secs(),
+            h.idle_timeout.as_secs(),
+            h.write_timeout.as_secs()
+        )?;
+        let proxies: Vec<String> = h.trusted_proxies.0.iter().map(|c| c.to_string()).collect();
+        writeln!(f, "trusted_proxies = {proxies:?}")?;
+        match &h.tls {
+            Some(t) => writeln!(
+                f,
+                "tls_listen = \"{}\"\ntls_cert = {:?}\ntls_key = {:?}",
+                t.listen,
+                t.cert.display().to_string(),
+                t.key.display().to_string()
+            )?,
+            None => writeln!(f, "tls_listen = \"off\"")?,
+        }
+        if h.threads_ignored {
+            writeln!(
+                f,
+                "# threads is set but ignored: the API runs on the async executor"
+            )?;
+        }
         writeln!(
             f,
             "\n[store]\ncache_mb = {}\nmax_registrations = {}",

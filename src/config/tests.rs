@@ -147,3 +147,51 @@ fn registration_limits_have_defaults_and_bounds() {
         "{shown}"
     );
 }
+
+#[test]
+fn http_bounds_deadlines_and_proxies() {
+    let s = parse(MINIMAL).unwrap();
+    let h = &s.http;
+    assert_eq!(h.max_connections, 512);
+    assert_eq!(h.request_timeout, Duration::from_secs(5));
+    assert_eq!(h.idle_timeout, Duration::from_secs(5));
+    assert_eq!(h.write_timeout, Duration::from_secs(10));
+    assert!(h.trusted_proxies.0.is_empty() && h.tls.is_none() && !h.threads_ignored);
+
+    let s = parse(&format!(
+        "{MINIMAL}\n[http]\nthreads = 4\nmax_connections = 16\n\
+         trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n"
+    ))
+    .unwrap();
+    assert!(s.http.threads_ignored);
+    assert_eq!(s.http.max_connections, 16);
+    assert!(s
+        .http
+        .trusted_proxies
+        .is_trusted("10.1.2.3".parse().unwrap()));
+    let shown = s.to_string();
+    assert!(
+        shown.contains("max_connections = 16")
+            && shown.contains("trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]")
+            && shown.contains("request_timeout_secs = 5"),
+        "{shown}"
+    );
+
+    for (text, key) in [
+        ("max_connections = 15", "http.max_connections"),
+        ("max_connections = 65537", "http.max_connections"),
+        ("request_timeout_secs = 0", "http.request_timeout_secs"),
+        (
+            "trusted_proxies = [\"::1\", \"10.0.0.0/40\"]",
+            "http.trusted_proxies[1]",
+        ),
+        ("tls_listen = \"127.0.0.1:5443\"", "http.tls_listen"),
+        (
+            "tls_listen = \"127.0.0.1:5443\"\ntls_cert = \"no.pem\"\ntls_key = \"no.pem\"",
+            "http.tls_cert",
+        ),
+    ] {
+        let e = parse(&format!("{MINIMAL}\n[http]\n{text}\n")).unwrap_err();
+        assert_eq!(e.key, key, "{text}: {e}");
+    }
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use fjall::{KeyspaceCreateOptions, PersistMode};
 
 use super::{Registrations, StoreError};
-use crate::backoff::equal_jitter;
+use crate::backoff::Backoff;
 use crate::clock::unix_millis;
 use crate::store_thread::StoreThread;
 
@@ -156,7 +156,7 @@ impl Registrations {
 pub async fn watch(regs: Arc<Registrations>, store_thread: StoreThread) {
     let woken = regs.recovery.woken.clone();
     while woken.recv().await.is_ok() {
-        let mut failures = 0u32;
+        let mut backoff = Backoff::new(RETRY_FIRST, RETRY_CAP);
         let mut wait = ROOM_POLL;
         let mut announced = false;
         loop {
@@ -185,8 +185,7 @@ pub async fn watch(regs: Arc<Registrations>, store_thread: StoreThread) {
                     wait = ROOM_POLL;
                 }
                 Step::Failed(reason) => {
-                    failures = failures.saturating_add(1);
-                    wait = equal_jitter(RETRY_FIRST, failures, RETRY_CAP, fastrand::f64());
+                    wait = backoff.next_delay(fastrand::f64());
                     log::warn!(
                         "store: writes still fail ({reason}); next retry in {:.1}s",
                         wait.as_secs_f64()

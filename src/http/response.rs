@@ -1,0 +1,114 @@
+//! Responses: status, content type and body serialized as HTTP/1.1.
+
+/// Sent before reading a body the client waits to be invited for.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// A complete response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// HTML rather than plain text.
+    pub html: bool,
+    /// The body.
+    pub body: String,
+    /// Close the connection after this response.
+    pub close: bool,
+}
+
+impl Response {
+    /// A plain-text response.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Response {
+            status,
+            html: false,
+            body: body.into(),
+            close: false,
+        }
+    }
+
+    /// An HTML page.
+    pub fn html(status: u16, body: impl Into<String>) -> Self {
+        Response {
+            html: true,
+            ..Response::text(status, body)
+        }
+    }
+
+    /// The seed's `ERROR\n<reason>\n` answer.
+    pub fn error(status: u16, why: &str) -> Self {
+        Response::text(status, format!("ERROR\n{why}\n"))
+    }
+
+    /// The same response, closing the connection afterwards.
+    pub fn closing(self) -> Self {
+        Response {
+            close: true,
+            ..self
+        }
+    }
+
+    /// The response as bytes on the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let ctype = if self.html {
+            "text/html; charset=utf-8"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{}\r\n",
+            self.status,
+            reason(self.status),
+            self.body.len(),
+            if self.close {
+                "Connection: close\r\n"
+            } else {
+                ""
+            },
+        )
+        .into_bytes();
+        out.extend_from_slice(self.body.as_bytes());
+        out
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_status_headers_and_body() {
+        let r = Response::error(413, "too large").closing();
+        assert_eq!(
+            String::from_utf8(r.to_bytes()).unwrap(),
+            "HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 16\r\nConnection: close\r\n\r\nERROR\ntoo large\n"
+        );
+        let h = String::from_utf8(Response::html(200, "<p>").to_bytes()).unwrap();
+        assert!(
+            h.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/html"),
+            "{h}"
+        );
+        assert!(!h.contains("Connection"), "{h}");
+    }
+}

@@ -1,0 +1,143 @@
+//! Which endpoint answers a request, and how: the seed's paths, status
+//! codes and texts. No business logic: registrations and pushes go to
+//! [`api::answer`], pages to [`pages`].
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::core::Core;
+
+use super::api::{self, ApiRequest};
+use super::proxy::TrustedProxies;
+use super::request::Head;
+use super::response::Response;
+use super::{form, pages, RateLimiter, MAX_BODY, PREFIX};
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The core's services.
+    pub core: Arc<Core>,
+    /// Requests per client.
+    pub limiter: Mutex<RateLimiter>,
+    /// Proxies whose forwarding headers are believed.
+    pub proxies: TrustedProxies,
+}
+
+impl Shared {
+    /// The client of a request from `peer`.
+    pub fn client(&self, peer: IpAddr, head: &Head) -> IpAddr {
+        self.proxies.client(
+            peer,
+            head.x_forwarded_for.as_deref(),
+            head.forwarded.as_deref(),
+        )
+    }
+}
+
+/// The component JID named by the Host header (port stripped).
+fn host_of(head: &Head) -> Option<String> {
+    let h = head.host.as_deref()?.to_ascii_lowercase();
+    Some(match h.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_owned(),
+        _ => h,
+    })
+}
+
+/// Answers one complete request from `client`.
+pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) -> Response {
+    let allowed = shared
+        .limiter
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .allow(client, Instant::now());
+    if !allowed {
+        return Response::error(429, "too many requests");
+    }
+    let core = &shared.core;
+    let Some(endpoint) = head.path.strip_prefix(PREFIX) else {
+        return Response::error(404, "unknown endpoint");
+    };
+    let debugging = core.settings.debugging;
+    let component = core
+        .component_or_first(host_of(head).as_deref())
+        .jid
+        .clone();
+    match (head.method.as_str(), endpoint) {
+        ("GET", "health") => Response::html(200, pages::health(core)),
+        ("GET", "register" | "unregister" | "push") if !debugging => {
+            Response::error(403, "forms are only available with debugging = true")
+        }
+        ("GET", "register") => {
+            Response::html(200, pages::form("register", &["type", "node", "token"]))
+        }
+        ("GET", "unregister") => {
+            Response::html(200, pages::form("unregister", &["type", "node", "secret"]))
+        }
+        ("GET", "push") => Response::html(200, pages::form("push", &["node", "secret"])),
+        ("GET", e) if e == "settings" || e.starts_with("settings/") => {
+            if !debugging {
+                return Response::error(403, "settings are only available with debugging = true");
+            }
+            // Store reads may touch the disk: off the executor.
+            let (core, e) = (Arc::clone(core), e.to_owned());
+            smol::unblock(move || match settings_page(&core, &component, &e) {
+                Ok(html) => Response::html(200, html),
+                Err((status, why)) => Response::error(status, &why),
+            })
+            .await
+        }
+        ("POST", "register" | "unregister" | "push") => {
+            if body.len() > MAX_BODY {
+                return Response::error(413, "request body too large (max 4096 bytes)");
+            }
+            let Ok(body) = std::str::from_utf8(body) else {
+                return Response::error(400, "request body is not UTF-8");
+            };
+            match ApiRequest::from_form(endpoint, component, body) {
+                Some(req) => {
+                    let reply = api::answer(core, req).await;
+                    Response::text(reply.status, reply.body)
+                }
+                None => Response::error(404, "unknown endpoint"),
+            }
+        }
+        (_, "register" | "unregister" | "push" | "health" | "settings") => {
+            Response::error(405, "method not allowed")
+        }
+        _ => Response::error(404, "unknown endpoint"),
+    }
+}
+
+fn settings_page(core: &Core, component: &str, endpoint: &str) -> Result<String, (u16, String)> {
+    let store_err = |e: crate::registrations::StoreError| (500, e.to_string());
+    match endpoint.strip_prefix("settings/") {
+        None | Some("") => {
+            const LIMIT: usize = 1000;
+            let nodes = core
+                .registrations
+                .nodes(component, LIMIT + 1)
+                .map_err(store_err)?;
+            let truncated = nodes.len() > LIMIT;
+            Ok(pages::settings_list(
+                component,
+                &nodes[..nodes.len().min(LIMIT)],
+                truncated,
+            ))
+        }
+        Some(encoded) => {
+            let node = form::decode(encoded, false);
+            let reg = core
+                .registrations
+                .lookup(component, &node)
+                .map_err(store_err)?
+                .ok_or((404, format!("node {node} is not registered")))?;
+            let stats = core
+                .registrations
+                .push_stats(component, &node)
+                .map_err(store_err)?;
+            Ok(pages::settings_node(&reg, &stats))
+        }
+    }
+}
