@@ -152,7 +152,9 @@ fn main() {
         format!(
             "data_dir = \"{}\"\nrate_limit = 0\nlog_level = \"warn\"\n[http]\nlisten = \"off\"\n\
              [[component]]\njid = \"{JID}\"\nserver = \"127.0.0.1:{port}\"\nsecret = \"{SECRET}\"\n\
-             types = [\"bench\"]\n[app.bench]\n{app}",
+             types = [\"bench\"]\n\
+             [registrations]\nmax_per_domain = 10000000\ncommands_per_minute_per_domain = 16000000\n\
+             commands_per_minute_per_jid = 1000\n[app.bench]\n{app}",
             dir.join("data").display()
         ),
     )
@@ -161,12 +163,27 @@ fn main() {
         .args(["run", "--config"])
         .arg(&cfg)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", args.binary));
     let pid = child.id();
 
-    let (stream, _) = listener.accept().unwrap();
+    // Bounded: a server that exits (a bad config) must not hang the bench.
+    listener.set_nonblocking(true).unwrap();
+    let accept_deadline = Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(_) if Instant::now() < accept_deadline => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("the server exited before connecting: {status}");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("the server did not connect within 10 s: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).unwrap();
     stream.set_nodelay(true).unwrap();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = Reader {
@@ -195,21 +212,23 @@ fn main() {
         ));
     }
     writer.write_all(regs.as_bytes()).unwrap();
-    let mut secrets = vec![String::new(); args.devices];
+    // (node, secret) from each reply: nodes are derived per requester.
+    let mut secrets = vec![(String::new(), String::new()); args.devices];
     for _ in 0..args.devices {
         let Some(Frame::Stanza(b)) = reader.next() else {
             panic!("link closed")
         };
         let el = parse_element(&b).unwrap();
         let i: usize = el.get_attr("id").unwrap()[1..].parse().unwrap();
-        let secret = el
-            .elements()
-            .next()
-            .and_then(|c| c.elements().next())
-            .and_then(|x| x.elements().find(|f| f.get_attr("var") == Some("secret")))
-            .map(|f| f.elements().next().unwrap().text_content())
-            .unwrap_or_else(|| panic!("registration failed: {el:?}"));
-        secrets[i] = secret;
+        let field = |var: &str| {
+            el.elements()
+                .next()
+                .and_then(|c| c.elements().next())
+                .and_then(|x| x.elements().find(|f| f.get_attr("var") == Some(var)))
+                .map(|f| f.elements().next().unwrap().text_content())
+                .unwrap_or_else(|| panic!("registration failed: {el:?}"))
+        };
+        secrets[i] = (field("node"), field("secret"));
     }
     let reg_secs = reg_started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
@@ -239,8 +258,8 @@ fn main() {
                 for k in i..batch_end {
                     let d = k % secrets.len();
                     out.push_str(&format!(
-                        "<iq type='set' from='bench' to='{JID}' id='{k}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='node{d}'><item><notification xmlns='urn:xmpp:push:0'><x xmlns='jabber:x:data' type='form'><field var='FORM_TYPE'><value>urn:xmpp:push:summary</value></field><field var='message-count'><value>1</value></field><field var='last-message-body'><value>New Message!</value></field></x></notification></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='secret'><value>{}</value></field></x></publish-options></pubsub></iq>",
-                        secrets[d]
+                        "<iq type='set' from='bench' to='{JID}' id='{k}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='{}'><item><notification xmlns='urn:xmpp:push:0'><x xmlns='jabber:x:data' type='form'><field var='FORM_TYPE'><value>urn:xmpp:push:summary</value></field><field var='message-count'><value>1</value></field><field var='last-message-body'><value>New Message!</value></field></x></notification></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='secret'><value>{}</value></field></x></publish-options></pubsub></iq>",
+                        secrets[d].0, secrets[d].1
                     ));
                     sent_at[k].store(now, Ordering::Relaxed);
                 }
