@@ -4,6 +4,7 @@
 //! variant.
 
 pub mod apns;
+pub mod config_problem;
 pub mod fcm;
 pub mod log;
 mod push;

@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use super::config_problem::ConfigProblem;
 use super::{FailureKind, Outcome, Push, StartError};
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::h2client::{tls, H2Client, H2Error, H2Options};
@@ -78,7 +79,7 @@ pub struct ApnsProvider {
     auth_problem: Mutex<Option<String>>,
     /// The configuration error (environment, topic) logged, until a push
     /// is delivered.
-    config_problem: Mutex<Option<String>>,
+    config_problem: ConfigProblem,
 }
 
 impl ApnsProvider {
@@ -134,7 +135,7 @@ impl ApnsProvider {
             clock,
             counters: Counters::default(),
             auth_problem: Mutex::new(None),
-            config_problem: Mutex::new(None),
+            config_problem: ConfigProblem::default(),
         })
     }
 
@@ -250,11 +251,7 @@ impl ApnsProvider {
 
     /// Logs a configuration error loudly, once.
     fn misconfigured(&self, push: &Push, reason: &str) {
-        let mut problem = self
-            .config_problem
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if problem.is_none() {
+        if self.config_problem.report(reason) {
             log::error!(
                 "[app.{}] APNS ({} {}, topic {}) rejects our pushes as if the configuration were \
                  wrong: {reason}. No registration is deleted for this until a push to this app \
@@ -268,18 +265,13 @@ impl ApnsProvider {
                 self.client.origin().authority(),
                 self.settings.topic,
             );
-            *problem = Some(reason.to_owned());
         } else {
             log::debug!("APNS configuration error for node {}: {reason}", push.node);
         }
     }
 
     fn config_ok(&self) {
-        let mut problem = self
-            .config_problem
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if problem.take().is_some() {
+        if self.config_problem.clear() {
             log::info!("APNS delivered a push: the environment and topic are right");
         }
     }
@@ -334,14 +326,7 @@ impl ApnsProvider {
         {
             line.push_str(&format!("; auth problem: {p}"));
         }
-        if let Some(p) = self
-            .config_problem
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            line.push_str(&format!("; configuration problem: {p}"));
-        }
+        line.push_str(&self.config_problem.health_suffix());
         line
     }
 }

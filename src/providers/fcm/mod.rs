@@ -21,12 +21,13 @@ pub use settings::{FcmSettings, DEFAULT_ENDPOINT, MAX_TTL_SECS};
 use crate::registrations::owner::short;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 
+use super::config_problem::ConfigProblem;
 use super::{FailureKind, Outcome, Push, StartError};
 use crate::clock::{Clock, SystemClock};
 use crate::h2client::{tls, H2Client, H2Error, H2Options, Origin};
@@ -49,7 +50,7 @@ pub struct FcmProvider {
     auth_alarm: AtomicBool,
     /// The configuration error (wrong project) logged, until a push is
     /// delivered.
-    config_problem: Mutex<Option<String>>,
+    config_problem: ConfigProblem,
     delivered: AtomicU64,
     dead: AtomicU64,
     failed: AtomicU64,
@@ -99,7 +100,7 @@ impl FcmProvider {
             tokens,
             clock,
             auth_alarm: AtomicBool::new(false),
-            config_problem: Mutex::new(None),
+            config_problem: ConfigProblem::default(),
             delivered: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -185,11 +186,7 @@ impl FcmProvider {
                 if self.auth_alarm.swap(false, Ordering::Relaxed) {
                     log::info!("FCM accepts our credentials again");
                 }
-                let mut problem = self
-                    .config_problem
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                if problem.take().is_some() {
+                if self.config_problem.clear() {
                     log::info!("FCM delivered a push: the project is right");
                 }
                 log::debug!("FCM: push for node {} delivered", push.node);
@@ -250,12 +247,7 @@ impl FcmProvider {
 
     /// Logs a configuration error loudly, once.
     fn misconfigured(&self, push: &Push, reason: &str) {
-        let mut problem = self
-            .config_problem
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if problem.is_none() {
-            *problem = Some(reason.to_owned());
+        if self.config_problem.report(reason) {
             log::error!(
                 "[app.{}] FCM (project {}) rejects our pushes as if the configuration were \
                  wrong: {reason}. No registration is deleted for this until a push to this app \
@@ -284,14 +276,7 @@ impl FcmProvider {
             self.tokens.health(),
             self.client.connections_open(),
         );
-        if let Some(p) = self
-            .config_problem
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            line.push_str(&format!("; configuration problem: {p}"));
-        }
+        line.push_str(&self.config_problem.health_suffix());
         line
     }
 }
