@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const T: Duration = Duration::from_secs(10);
-const HEALTH: &str = "/push_appserver/v1/health";
 const ATTACK: Duration = Duration::from_secs(8);
 /// The bound the app server's resident memory must stay under.
 const RSS_BOUND_KIB: u64 = 40 * 1024;
@@ -30,21 +29,6 @@ fn proc_field(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
-}
-
-fn health(port: u16) -> Option<(u16, Duration)> {
-    let t0 = Instant::now();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(
-        format!("GET {HEALTH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let text = String::from_utf8_lossy(&out);
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    text.contains("RUNNING").then_some((status, t0.elapsed()))
 }
 
 fn raise_nofile() -> u64 {

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const T: Duration = Duration::from_secs(10);
-const HEALTH: &str = "/push_appserver/v1/health";
 
 /// A config with `http` lines added to the `[http]` table.
 fn cfg(dir: &std::path::Path, xmpp: u16, http: u16, extra_http: &str) -> String {
@@ -47,23 +46,6 @@ fn threads(app: &AppServer) -> u64 {
 
 fn alive(app: &mut AppServer) -> bool {
     matches!(app.child.try_wait(), Ok(None))
-}
-
-/// GET /health on a fresh connection: status and time taken, or None when
-/// the connection failed.
-fn health(port: u16) -> Option<(u16, Duration)> {
-    let t0 = Instant::now();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(
-        format!("GET {HEALTH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let text = String::from_utf8_lossy(&out);
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    text.contains("RUNNING").then_some((status, t0.elapsed()))
 }
 
 /// Waits until /health answers 200.
