@@ -1,0 +1,464 @@
+//! The durability harness: the app server run under the power-loss shim
+//! (`powerloss.c`), a model of what was acknowledged, load threads that
+//! register, renew, unregister and push over XMPP and HTTP at once while
+//! tolerating a `kill -9` at any moment, and the checker that proves every
+//! acknowledged state after a restart by pushing with node and secret.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use push_appserver::xml::Element;
+
+use crate::common::*;
+
+/// Compiles the shim once per test binary; its path.
+pub fn shim() -> PathBuf {
+    static SHIM: OnceLock<PathBuf> = OnceLock::new();
+    SHIM.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reliability/powerloss.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libpowerloss.so");
+        let tmp = out.with_extension(format!("so.{}", std::process::id()));
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let status = Command::new(&cc)
+            .args(["-shared", "-fPIC", "-O2", "-Wall", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .arg("-ldl")
+            .status()
+            .unwrap_or_else(|e| panic!("{cc} (a C compiler builds the power-loss shim): {e}"));
+        assert!(status.success(), "compiling {}", src.display());
+        std::fs::rename(&tmp, &out).unwrap();
+        out
+    })
+    .clone()
+}
+
+/// One app server setup: a data dir, its durable image, a fake XMPP server
+/// that stays up across restarts.
+pub struct Rig {
+    pub dir: TempDir,
+    pub xmpp: FakeXmpp,
+    pub data: PathBuf,
+    pub image: PathBuf,
+}
+
+impl Rig {
+    pub fn new(tag: &str) -> Rig {
+        let dir = TempDir::new(tag);
+        let data = dir.path("data");
+        let image = dir.path("image");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&image).unwrap();
+        Rig {
+            data: data.canonicalize().unwrap(),
+            image: image.canonicalize().unwrap(),
+            dir,
+            xmpp: FakeXmpp::new(),
+        }
+    }
+
+    /// Starts the server under the shim (`nosync_store`: the store's
+    /// fsyncs become no-ops) and accepts its component connection.
+    pub fn start(&self, nosync_store: bool) -> (AppServer, Conn) {
+        let http_port = free_port();
+        let cfg = self.dir.write(
+            "config.toml",
+            format!(
+                "data_dir = \"{data}\"\nrate_limit = 0\nlog_level = \"info\"\n\
+                 [http]\nlisten = \"127.0.0.1:{http_port}\"\nrequests_per_second = 100000\n\
+                 [[component]]\njid = \"push.example.org\"\nserver = \"127.0.0.1:{xmpp}\"\n\
+                 secret = \"{SECRET}\"\ntypes = [\"fcm\"]\n\
+                 [app.fcm]\nprovider = \"log\"\nfile = \"{pushes}\"\n\
+                 [registrations]\nmax_per_jid = 1000\nmax_per_domain = 1000000\n\
+                 commands_per_minute_per_jid = 1000000\ncommands_per_minute_per_domain = 16000000\n",
+                data = self.data.display(),
+                xmpp = self.xmpp.port,
+                pushes = self.dir.path("pushes.jsonl").display(),
+            ),
+        );
+        let stderr_path = self.dir.path(&format!("stderr-{}.log", fastrand::u32(..)));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_push-appserver"));
+        cmd.args(["run", "--config"])
+            .arg(&cfg)
+            .env("LD_PRELOAD", shim())
+            .env("POWERLOSS_ROOT", &self.data)
+            .env("POWERLOSS_IMAGE", &self.image)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap());
+        if nosync_store {
+            cmd.env("POWERLOSS_NOSYNC_UNDER", self.data.join("store"));
+        }
+        let app = AppServer {
+            child: cmd.spawn().unwrap(),
+            dir: self.dir.0.clone(),
+            http_port,
+            stderr_path,
+        };
+        let conn = self.xmpp.accept(Duration::from_secs(20));
+        (app, conn)
+    }
+
+    /// After a `kill -9`: the machine loses power too, so the data dir
+    /// becomes what was made durable.
+    pub fn lose_power(&self) {
+        std::fs::remove_dir_all(&self.data).unwrap();
+        copy_tree(&self.image, &self.data);
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name.to_string_lossy().ends_with(".powerloss-tmp") {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// What is known about one registration key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// Acknowledged as registered with this node and secret.
+    Present(Reg),
+    /// Never registered, or acknowledged as removed.
+    Absent,
+    /// A change was in flight at the crash: either outcome is fine.
+    Unsure,
+}
+
+/// A registration key: an XMPP (owner, device) or an HTTP node.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub owner: Option<String>,
+    pub device: String,
+    pub known: Known,
+}
+
+/// Counts over a run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub acked_writes: u64,
+    pub checked: u64,
+    pub lost: u64,
+    pub resurrected: u64,
+    pub pushes: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, o: Tally) {
+        self.acked_writes += o.acked_writes;
+        self.checked += o.checked;
+        self.lost += o.lost;
+        self.resurrected += o.resurrected;
+        self.pushes += o.pushes;
+    }
+}
+
+/// Sends an iq; its reply, or None if the link died first.
+fn try_iq(c: &mut Conn, xml: &str, id: &str) -> Option<Element> {
+    c.stream.write_all(xml.as_bytes()).ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let asked = Instant::now();
+        match c.next_frame(Duration::from_millis(200)) {
+            Some(push_appserver::xml::Frame::Stanza(b)) => {
+                let el = push_appserver::xml::parse_element(&b).ok()?;
+                if el.get_attr("id") == Some(id) {
+                    return Some(el);
+                }
+            }
+            Some(_) => return None,
+            // A timeout returns at the deadline; earlier means EOF.
+            None if asked.elapsed() < Duration::from_millis(200) => return None,
+            None => {}
+        }
+    }
+    None
+}
+
+/// An HTTP exchange: `Err(false)` = nothing was sent, `Err(true)` = sent
+/// but no complete answer (the outcome is unknown).
+pub fn try_http(port: u16, path: &str, body: &str) -> Result<(u16, String), bool> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|_| false)?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|_| true)?;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or(true)?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or(true)?;
+    // A complete answer ends with a newline (`OK\n<node>\n<secret>\n`).
+    if !body.ends_with('\n') {
+        return Err(true);
+    }
+    Ok((status, body.to_owned()))
+}
+
+fn form_escape(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace(' ', "%20")
+        .replace('&', "%26")
+}
+
+/// Parses `OK\n<node>\n<secret>\n`.
+fn ok_reg(status: u16, body: &str) -> Option<Reg> {
+    let l: Vec<&str> = body.lines().collect();
+    (status == 200 && l.len() >= 3 && l[0] == "OK").then(|| Reg {
+        node: l[1].to_owned(),
+        secret: l[2].to_owned(),
+    })
+}
+
+/// One write on `key` over XMPP; updates the model. False: the link died.
+pub fn xmpp_write(c: &mut Conn, key: &mut Key, t: &mut Tally) -> bool {
+    let owner = key.owner.clone().unwrap_or_default();
+    let from = format!("{owner}/res");
+    let id = format!("w{}", fastrand::u64(..));
+    let remove = matches!(key.known, Known::Present(_)) && fastrand::u8(..4) == 0;
+    let xml = if remove {
+        unregister_iq(&id, &from, "fcm", &key.device)
+    } else {
+        register_iq(
+            &id,
+            "fcm",
+            &key.device,
+            &format!("tok-{}", fastrand::u32(..)),
+        )
+        .replace("from='user@example.com/res'", &format!("from='{from}'"))
+    };
+    let before = key.known.clone();
+    key.known = Known::Unsure;
+    let Some(reply) = try_iq(c, &xml, &id) else {
+        return false;
+    };
+    assert_eq!(outcome(&reply).0, "result", "{reply:?}");
+    t.acked_writes += 1;
+    key.known = if remove {
+        Known::Absent
+    } else {
+        let cmd = reply.get_child("command", NS_COMMANDS).expect("command");
+        assert_eq!(cmd.get_attr("status"), Some("completed"));
+        let form = cmd.get_child("x", "jabber:x:data").expect("form");
+        let field = |var: &str| {
+            form.children_named("field", "jabber:x:data")
+                .find(|f| f.get_attr("var") == Some(var))
+                .and_then(|f| f.get_child("value", "jabber:x:data"))
+                .map(|v| v.text_content())
+                .expect("field")
+        };
+        let reg = Reg {
+            node: field("node"),
+            secret: field("secret"),
+        };
+        // A renewal by the owner keeps node and secret.
+        if let Known::Present(old) = &before {
+            assert_eq!(&reg, old, "renewal changed node or secret");
+        }
+        Known::Present(reg)
+    };
+    true
+}
+
+/// One write on `key` over HTTP; updates the model. False: server gone.
+pub fn http_write(port: u16, key: &mut Key, t: &mut Tally) -> bool {
+    let remove = matches!(key.known, Known::Present(_)) && fastrand::u8(..3) == 0;
+    let dev = form_escape(&key.device);
+    let (path, body) = match &key.known {
+        Known::Present(r) if remove => (
+            "/push_appserver/v1/unregister",
+            format!("type=fcm&node={dev}&secret={}", r.secret),
+        ),
+        _ => (
+            "/push_appserver/v1/register",
+            format!("type=fcm&node={dev}&token=tok-{}", fastrand::u32(..)),
+        ),
+    };
+    let before = std::mem::replace(&mut key.known, Known::Unsure);
+    match try_http(port, path, &body) {
+        Err(false) => {
+            key.known = before;
+            false
+        }
+        Err(true) => false,
+        Ok((status, text)) => {
+            let reg = ok_reg(status, &text).unwrap_or_else(|| panic!("{path}: {status} {text}"));
+            t.acked_writes += 1;
+            key.known = if remove {
+                Known::Absent
+            } else {
+                Known::Present(reg)
+            };
+            true
+        }
+    }
+}
+
+/// Load on a key set until the server dies or `stop` is set: mostly
+/// writes, with pushes to registered keys in between.
+pub fn load(
+    mut keys: Vec<Key>,
+    mut conn: Option<Conn>,
+    http_port: u16,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Key>, Tally) {
+    let mut t = Tally::default();
+    while !stop.load(Ordering::Relaxed) {
+        let i = fastrand::usize(..keys.len());
+        let key = &mut keys[i];
+        let push = matches!(key.known, Known::Present(_)) && fastrand::u8(..3) == 0;
+        let alive = match (&mut conn, push) {
+            (Some(c), false) => xmpp_write(c, key, &mut t),
+            (None, false) => http_write(http_port, key, &mut t),
+            (Some(c), true) => {
+                let Known::Present(r) = &key.known else {
+                    unreachable!()
+                };
+                let id = format!("p{}", fastrand::u64(..));
+                let iq = publish_iq(&id, &r.node, &r.secret, Some("hi"))
+                    .replace("from='user@example.com'", "from='example.com'");
+                t.pushes += 1;
+                try_iq(c, &iq, &id).is_some()
+            }
+            (None, true) => {
+                let Known::Present(r) = &key.known else {
+                    unreachable!()
+                };
+                t.pushes += 1;
+                let body = format!("node={}&secret={}", form_escape(&r.node), r.secret);
+                try_http(http_port, "/push_appserver/v1/push", &body).is_ok()
+            }
+        };
+        if !alive {
+            break;
+        }
+    }
+    (keys, t)
+}
+
+/// Checks every key whose state is known against the restarted server:
+/// a registration acknowledged as present must accept a push with its node
+/// and secret, one acknowledged as removed must be unknown. Keys in doubt
+/// are not checked. Failures are counted (lost / resurrected) and listed.
+pub fn check(
+    conn: &mut Conn,
+    http_port: u16,
+    keys: &[Key],
+    t: &mut Tally,
+    failures: &mut Vec<String>,
+) {
+    let mut pending: HashMap<String, &Key> = HashMap::new();
+    for key in keys {
+        match (&key.owner, &key.known) {
+            (_, Known::Unsure) => {}
+            (Some(owner), known) => {
+                let node = match known {
+                    Known::Present(r) => r.clone(),
+                    _ => Reg {
+                        node: node_of(owner, &key.device),
+                        secret: "0".repeat(64),
+                    },
+                };
+                let id = format!("c{}", fastrand::u64(..));
+                let iq = publish_iq(&id, &node.node, &node.secret, None)
+                    .replace("from='user@example.com'", "from='example.com'");
+                conn.send(&iq);
+                pending.insert(id, key);
+                if pending.len() >= 64 {
+                    collect(conn, &mut pending, t, failures);
+                }
+            }
+            (None, known) => {
+                let (node, secret) = match known {
+                    Known::Present(r) => (r.node.clone(), r.secret.clone()),
+                    _ => (key.device.clone(), "0".repeat(64)),
+                };
+                let body = format!("node={}&secret={secret}", form_escape(&node));
+                let (status, _) = try_http(http_port, "/push_appserver/v1/push", &body)
+                    .expect("the restarted server answers");
+                verdict(key, status == 200, status != 404, t, failures);
+            }
+        }
+    }
+    collect(conn, &mut pending, t, failures);
+}
+
+/// Reads the answers to the checks in flight.
+fn collect(
+    conn: &mut Conn,
+    pending: &mut HashMap<String, &Key>,
+    t: &mut Tally,
+    failures: &mut Vec<String>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !pending.is_empty() && Instant::now() < deadline {
+        let Some(el) = conn.recv(Duration::from_millis(200)) else {
+            continue;
+        };
+        let Some(key) = el.get_attr("id").and_then(|id| pending.remove(id)) else {
+            continue;
+        };
+        let (ty, cond) = outcome(&el);
+        let exists = (ty.as_str(), cond.as_str()) != ("cancel", "item-not-found");
+        verdict(key, ty == "result", exists, t, failures);
+    }
+    assert!(pending.is_empty(), "no answer to {} checks", pending.len());
+}
+
+/// `accepted`: a push with the acknowledged node and secret went through;
+/// `exists`: the server knows the node at all.
+fn verdict(key: &Key, accepted: bool, exists: bool, t: &mut Tally, failures: &mut Vec<String>) {
+    t.checked += 1;
+    match (&key.known, accepted, exists) {
+        (Known::Present(_), false, _) => {
+            t.lost += 1;
+            failures.push(format!("lost: {key:?}"));
+        }
+        (Known::Absent, _, true) => {
+            t.resurrected += 1;
+            failures.push(format!("came back: {key:?}"));
+        }
+        _ => {}
+    }
+}
+
+/// `n` XMPP keys (owners o0..o9 at example.com) and `n` HTTP keys.
+pub fn keys(n: usize, tag: &str) -> (Vec<Key>, Vec<Key>) {
+    let xmpp = (0..n)
+        .map(|i| Key {
+            owner: Some(format!("o{}@example.com", i % 10)),
+            device: format!("{tag}-dev-{i}"),
+            known: Known::Absent,
+        })
+        .collect();
+    let http = (0..n)
+        .map(|i| Key {
+            owner: None,
+            device: format!("{tag}-node {i}"),
+            known: Known::Absent,
+        })
+        .collect();
+    (xmpp, http)
+}

@@ -1,0 +1,162 @@
+//! Durability: registrations acknowledged over XMPP (`completed`) and HTTP
+//! (`OK`) survive `kill -9` at random moments under load, and a simulated
+//! power loss (the data dir replaced by what was fsynced, recorded by the
+//! LD_PRELOAD shim in `reliability/powerloss.c`); nothing acknowledged as
+//! removed comes back. A second test proves the checker catches a missing
+//! fsync. `PUSH_RELIABILITY_FULL=1` (or `PUSH_RELIABILITY_CYCLES=N`) runs
+//! the long form; see RELIABILITY.md.
+
+mod common;
+#[path = "reliability/durable.rs"]
+mod durable;
+#[path = "support/pki.rs"]
+mod pki;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use durable::*;
+
+/// 10 crash cycles in CI; 100 in the long form.
+fn cycles() -> usize {
+    if let Ok(n) = std::env::var("PUSH_RELIABILITY_CYCLES") {
+        return n.parse().expect("PUSH_RELIABILITY_CYCLES is a number");
+    }
+    if std::env::var_os("PUSH_RELIABILITY_FULL").is_some() {
+        100
+    } else {
+        10
+    }
+}
+
+fn kill_9(app: &mut AppServer) {
+    // Child::kill is SIGKILL on Unix.
+    app.child.kill().unwrap();
+    app.child.wait().unwrap();
+}
+
+#[test]
+fn kill_9_and_power_loss_never_lose_an_acknowledged_registration() {
+    let n = cycles();
+    let rig = Rig::new("durability");
+    let (mut xmpp_keys, mut http_keys) = keys(60, "k");
+    let mut total = Tally::default();
+    let mut failures = Vec::new();
+    let mut power_losses = 0;
+    let started = Instant::now();
+    for cycle in 0..=n {
+        let (mut app, mut conn) = rig.start(false);
+        let port = app.http_port;
+        let mut t = Tally::default();
+        check(&mut conn, port, &xmpp_keys, &mut t, &mut failures);
+        check(&mut conn, port, &http_keys, &mut t, &mut failures);
+        assert!(failures.is_empty(), "after cycle {cycle}: {failures:#?}");
+        total.add(t);
+        if cycle == n {
+            break;
+        }
+        // XMPP commands and two HTTP clients at once, pushes in between.
+        let stop = Arc::new(AtomicBool::new(false));
+        let http_b = http_keys.split_off(http_keys.len() / 2);
+        let spawn = |keys: Vec<Key>, conn: Option<Conn>| {
+            let stop = stop.clone();
+            std::thread::spawn(move || load(keys, conn, port, stop))
+        };
+        let threads = [
+            spawn(std::mem::take(&mut xmpp_keys), Some(conn)),
+            spawn(std::mem::take(&mut http_keys), None),
+            spawn(http_b, None),
+        ];
+        std::thread::sleep(Duration::from_millis(fastrand::u64(30..400)));
+        kill_9(&mut app);
+        stop.store(true, Ordering::Relaxed);
+        let mut back = threads.map(|h| h.join().expect("load thread"));
+        for (_, t) in &back {
+            total.add(*t);
+        }
+        xmpp_keys = std::mem::take(&mut back[0].0);
+        http_keys = std::mem::take(&mut back[1].0);
+        http_keys.append(&mut back[2].0);
+        if fastrand::bool() {
+            rig.lose_power();
+            power_losses += 1;
+        }
+    }
+    eprintln!(
+        "durability: {n} crash cycles ({} kill -9 only, {power_losses} with power loss) in {:.1} s: \
+         {} acknowledged writes, {} states checked after restarts, lost {}, came back {}, {} pushes",
+        n - power_losses,
+        started.elapsed().as_secs_f64(),
+        total.acked_writes,
+        total.checked,
+        total.lost,
+        total.resurrected,
+        total.pushes,
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    // The load really ran: writes were acknowledged and checked.
+    assert!(total.acked_writes >= n as u64 * 5, "{total:?}");
+    assert!(total.checked >= total.acked_writes / 4, "{total:?}");
+}
+
+/// Registers every key, sequentially (all are absent: each write registers).
+fn register_all(conn: &mut Conn, port: u16, xmpp: &mut [Key], http: &mut [Key]) -> Tally {
+    let mut t = Tally::default();
+    for k in xmpp {
+        assert!(xmpp_write(conn, k, &mut t));
+    }
+    for k in http {
+        assert!(http_write(port, k, &mut t));
+    }
+    t
+}
+
+fn check_all(conn: &mut Conn, port: u16, sets: &[&[Key]]) -> (Tally, Vec<String>) {
+    let (mut t, mut failures) = (Tally::default(), Vec::new());
+    for keys in sets {
+        check(conn, port, keys, &mut t, &mut failures);
+    }
+    (t, failures)
+}
+
+#[test]
+fn power_loss_with_the_store_sync_off_loses_acknowledged_registrations() {
+    let rig = Rig::new("durability-nosync");
+    let (mut ax, mut ah) = keys(10, "a");
+    let (mut bx, mut bh) = keys(10, "b");
+
+    // Synced: A survives a power loss.
+    let (mut app, mut conn) = rig.start(false);
+    register_all(&mut conn, app.http_port, &mut ax, &mut ah);
+    kill_9(&mut app);
+    rig.lose_power();
+
+    // The store's fsyncs switched off: B is acknowledged all the same, and
+    // a plain kill -9 cannot tell (the page cache survives the process).
+    let (mut app, mut conn) = rig.start(true);
+    let (t, failures) = check_all(&mut conn, app.http_port, &[&ax, &ah]);
+    assert!(failures.is_empty() && t.checked == 20, "{failures:#?}");
+    let acked = register_all(&mut conn, app.http_port, &mut bx, &mut bh).acked_writes;
+    assert_eq!(acked, 20);
+    kill_9(&mut app);
+    let (mut app, mut conn) = rig.start(true);
+    let (t, failures) = check_all(&mut conn, app.http_port, &[&ax, &ah, &bx, &bh]);
+    assert!(failures.is_empty() && t.checked == 40, "{failures:#?}");
+
+    // A power loss does: the checker reports every write of B lost, and
+    // nothing of A.
+    kill_9(&mut app);
+    rig.lose_power();
+    let (app, mut conn) = rig.start(false);
+    let (a, failures) = check_all(&mut conn, app.http_port, &[&ax, &ah]);
+    assert!(failures.is_empty() && a.checked == 20, "{failures:#?}");
+    let (b, failures) = check_all(&mut conn, app.http_port, &[&bx, &bh]);
+    eprintln!(
+        "durability, store sync off: {acked} acknowledged, {} lost at the power loss ({} reported)",
+        b.lost,
+        failures.len()
+    );
+    assert_eq!((b.checked, b.lost), (20, 20), "{failures:#?}");
+}
