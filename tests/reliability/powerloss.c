@@ -159,13 +159,23 @@ static void copy_fd(int fd, const char *rel, const struct stat *st) {
         close(in);
         return;
     }
-    while ((n = pread(in, buf, sizeof buf, off)) > 0) {
-        if (write(out, buf, (size_t)n) != n) {
-            fprintf(stderr, "powerloss: write %s: %s\n", tmp, strerror(errno));
-            break;
+    /* Data extents only: fjall preallocates its journal as a 64 MiB
+     * sparse file, which the image keeps sparse (holes read as zeros). */
+    while ((off = lseek(in, off, SEEK_DATA)) >= 0) {
+        off_t end = lseek(in, off, SEEK_HOLE);
+        if (end < 0) end = st->st_size;
+        while (off < end && (n = pread(in, buf, sizeof buf, off)) > 0) {
+            if (pwrite(out, buf, (size_t)n, off) != n) {
+                fprintf(stderr, "powerloss: write %s: %s\n", tmp, strerror(errno));
+                end = off;
+                break;
+            }
+            off += n;
         }
-        off += n;
+        if (off < end) break;
     }
+    if (ftruncate(out, st->st_size) != 0)
+        fprintf(stderr, "powerloss: truncate %s: %s\n", tmp, strerror(errno));
     close(in);
     close(out);
     if (rename(tmp, dst) != 0)
