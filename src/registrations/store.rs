@@ -19,6 +19,33 @@ pub(super) struct Store {
     pub(super) counters: Keyspace,
 }
 
+/// fjall writes (and syncs) its version marker last when it creates a
+/// database, and refuses to create one over the files of an attempt that
+/// never got that far (`AlreadyExists`): a crash during the very first
+/// start would keep the server from ever starting again. Such a store dir
+/// cannot hold a registration (nothing is written before the open
+/// returns), so it is moved aside and a fresh store is created.
+fn set_aside_unfinished(path: &Path) -> Result<(), StoreError> {
+    let finished = match std::fs::metadata(path.join("version")) {
+        Ok(marker) => marker.len() > 0,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => !path.exists(),
+        Err(e) => return Err(StoreError::Io(e)),
+    };
+    if finished {
+        return Ok(());
+    }
+    let aside = path.with_file_name(format!(
+        "store.unfinished-{}",
+        crate::clock::unix_millis(std::time::SystemTime::now())
+    ));
+    log::warn!(
+        "{} was left unfinished by a crash while it was created; moved to {}",
+        path.display(),
+        aside.display()
+    );
+    std::fs::rename(path, &aside).map_err(StoreError::Io)
+}
+
 /// Read access to the open engine for one operation.
 pub(super) struct StoreGuard<'a>(pub(super) std::sync::RwLockReadGuard<'a, Option<Store>>);
 
@@ -42,6 +69,7 @@ pub(super) fn encode(r: &Registration) -> Vec<u8> {
 impl Store {
     /// Opens the engine in `dir/store`, checking the schema version.
     pub(super) fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        set_aside_unfinished(&dir.join("store"))?;
         let db = Database::builder(dir.join("store"))
             .cache_size(cache_bytes)
             .worker_threads(1)

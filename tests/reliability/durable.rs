@@ -73,6 +73,23 @@ impl Rig {
     /// Starts the server under the shim (`nosync_store`: the store's
     /// fsyncs become no-ops) and accepts its component connection.
     pub fn start(&self, nosync_store: bool) -> (AppServer, Conn) {
+        let app = self.spawn(nosync_store);
+        let conn = self.xmpp.accept(Duration::from_secs(20));
+        (app, conn)
+    }
+
+    /// Starts the server and kills it within `ms` milliseconds, while it
+    /// opens (or recovers) the store; drops any connection it made.
+    pub fn crash_while_starting(&self, ms: u64) {
+        let mut app = self.spawn(false);
+        std::thread::sleep(Duration::from_millis(ms));
+        app.child.kill().unwrap();
+        app.child.wait().unwrap();
+        self.xmpp.listener.set_nonblocking(true).unwrap();
+        while self.xmpp.listener.accept().is_ok() {}
+    }
+
+    fn spawn(&self, nosync_store: bool) -> AppServer {
         let http_port = free_port();
         let cfg = self.dir.write(
             "config.toml",
@@ -102,14 +119,12 @@ impl Rig {
         if nosync_store {
             cmd.env("POWERLOSS_NOSYNC_UNDER", self.data.join("store"));
         }
-        let app = AppServer {
+        AppServer {
             child: cmd.spawn().unwrap(),
             dir: self.dir.0.clone(),
             http_port,
             stderr_path,
-        };
-        let conn = self.xmpp.accept(Duration::from_secs(20));
-        (app, conn)
+        }
     }
 
     /// After a `kill -9`: the machine loses power too, so the data dir
@@ -150,12 +165,18 @@ pub struct Key {
     pub owner: Option<String>,
     pub device: String,
     pub known: Known,
+    /// Acknowledged since the last check.
+    pub fresh: bool,
 }
 
 /// Counts over a run.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
     pub acked_writes: u64,
+    /// Acknowledged writes still the latest on their key at a crash, and
+    /// so checked directly after the restart (the others were superseded
+    /// by a later acknowledged write on the same key, checked in turn).
+    pub acked_checked: u64,
     pub checked: u64,
     pub lost: u64,
     pub resurrected: u64,
@@ -165,6 +186,7 @@ pub struct Tally {
 impl Tally {
     pub fn add(&mut self, o: Tally) {
         self.acked_writes += o.acked_writes;
+        self.acked_checked += o.acked_checked;
         self.checked += o.checked;
         self.lost += o.lost;
         self.resurrected += o.resurrected;
@@ -253,13 +275,14 @@ pub fn xmpp_write(c: &mut Conn, key: &mut Key, t: &mut Tally) -> bool {
         )
         .replace("from='user@example.com/res'", &format!("from='{from}'"))
     };
-    let before = key.known.clone();
-    key.known = Known::Unsure;
+    let before = std::mem::replace(&mut key.known, Known::Unsure);
+    key.fresh = false;
     let Some(reply) = try_iq(c, &xml, &id) else {
         return false;
     };
     assert_eq!(outcome(&reply).0, "result", "{reply:?}");
     t.acked_writes += 1;
+    key.fresh = true;
     key.known = if remove {
         Known::Absent
     } else {
@@ -301,15 +324,18 @@ pub fn http_write(port: u16, key: &mut Key, t: &mut Tally) -> bool {
         ),
     };
     let before = std::mem::replace(&mut key.known, Known::Unsure);
+    let was_fresh = std::mem::replace(&mut key.fresh, false);
     match try_http(port, path, &body) {
         Err(false) => {
             key.known = before;
+            key.fresh = was_fresh;
             false
         }
         Err(true) => false,
         Ok((status, text)) => {
             let reg = ok_reg(status, &text).unwrap_or_else(|| panic!("{path}: {status} {text}"));
             t.acked_writes += 1;
+            key.fresh = true;
             key.known = if remove {
                 Known::Absent
             } else {
@@ -369,12 +395,13 @@ pub fn load(
 pub fn check(
     conn: &mut Conn,
     http_port: u16,
-    keys: &[Key],
+    keys: &mut [Key],
     t: &mut Tally,
     failures: &mut Vec<String>,
 ) {
-    let mut pending: HashMap<String, &Key> = HashMap::new();
-    for key in keys {
+    let mut pending: HashMap<String, usize> = HashMap::new();
+    for i in 0..keys.len() {
+        let key = &keys[i];
         match (&key.owner, &key.known) {
             (_, Known::Unsure) => {}
             (Some(owner), known) => {
@@ -389,9 +416,9 @@ pub fn check(
                 let iq = publish_iq(&id, &node.node, &node.secret, None)
                     .replace("from='user@example.com'", "from='example.com'");
                 conn.send(&iq);
-                pending.insert(id, key);
+                pending.insert(id, i);
                 if pending.len() >= 64 {
-                    collect(conn, &mut pending, t, failures);
+                    collect(conn, keys, &mut pending, t, failures);
                 }
             }
             (None, known) => {
@@ -402,17 +429,18 @@ pub fn check(
                 let body = format!("node={}&secret={secret}", form_escape(&node));
                 let (status, _) = try_http(http_port, "/push_appserver/v1/push", &body)
                     .expect("the restarted server answers");
-                verdict(key, status == 200, status != 404, t, failures);
+                verdict(&mut keys[i], status == 200, status != 404, t, failures);
             }
         }
     }
-    collect(conn, &mut pending, t, failures);
+    collect(conn, keys, &mut pending, t, failures);
 }
 
 /// Reads the answers to the checks in flight.
 fn collect(
     conn: &mut Conn,
-    pending: &mut HashMap<String, &Key>,
+    keys: &mut [Key],
+    pending: &mut HashMap<String, usize>,
     t: &mut Tally,
     failures: &mut Vec<String>,
 ) {
@@ -421,20 +449,23 @@ fn collect(
         let Some(el) = conn.recv(Duration::from_millis(200)) else {
             continue;
         };
-        let Some(key) = el.get_attr("id").and_then(|id| pending.remove(id)) else {
+        let Some(i) = el.get_attr("id").and_then(|id| pending.remove(id)) else {
             continue;
         };
         let (ty, cond) = outcome(&el);
         let exists = (ty.as_str(), cond.as_str()) != ("cancel", "item-not-found");
-        verdict(key, ty == "result", exists, t, failures);
+        verdict(&mut keys[i], ty == "result", exists, t, failures);
     }
     assert!(pending.is_empty(), "no answer to {} checks", pending.len());
 }
 
 /// `accepted`: a push with the acknowledged node and secret went through;
 /// `exists`: the server knows the node at all.
-fn verdict(key: &Key, accepted: bool, exists: bool, t: &mut Tally, failures: &mut Vec<String>) {
+fn verdict(key: &mut Key, accepted: bool, exists: bool, t: &mut Tally, failures: &mut Vec<String>) {
     t.checked += 1;
+    if std::mem::take(&mut key.fresh) {
+        t.acked_checked += 1;
+    }
     match (&key.known, accepted, exists) {
         (Known::Present(_), false, _) => {
             t.lost += 1;
@@ -455,6 +486,7 @@ pub fn keys(n: usize, tag: &str) -> (Vec<Key>, Vec<Key>) {
             owner: Some(format!("o{}@example.com", i % 10)),
             device: format!("{tag}-dev-{i}"),
             known: Known::Absent,
+            fresh: false,
         })
         .collect();
     let http = (0..n)
@@ -462,6 +494,7 @@ pub fn keys(n: usize, tag: &str) -> (Vec<Key>, Vec<Key>) {
             owner: None,
             device: format!("{tag}-node {i}"),
             known: Known::Absent,
+            fresh: false,
         })
         .collect();
     (xmpp, http)
