@@ -47,7 +47,7 @@ fn kill_9_and_power_loss_never_lose_an_acknowledged_registration() {
     let (mut power_losses, mut startup_crashes) = (0, 0);
     let started = Instant::now();
     for cycle in 0..=n {
-        let (mut app, mut conn) = rig.start(false);
+        let (mut app, mut conn) = rig.start(Sync::On);
         let port = app.http_port;
         let mut t = Tally::default();
         check(&mut conn, port, &mut xmpp_keys, &mut t, &mut failures);
@@ -139,20 +139,20 @@ fn power_loss_with_the_store_sync_off_loses_acknowledged_registrations() {
     let (mut bx, mut bh) = keys(10, "b");
 
     // Synced: A survives a power loss.
-    let (mut app, mut conn) = rig.start(false);
+    let (mut app, mut conn) = rig.start(Sync::On);
     register_all(&mut conn, app.http_port, &mut ax, &mut ah);
     kill_9(&mut app);
     rig.lose_power();
 
     // The store's fsyncs switched off: B is acknowledged all the same, and
     // a plain kill -9 cannot tell (the page cache survives the process).
-    let (mut app, mut conn) = rig.start(true);
+    let (mut app, mut conn) = rig.start(Sync::StoreOff);
     let (t, failures) = check_all(&mut conn, app.http_port, &mut [&mut ax, &mut ah]);
     assert!(failures.is_empty() && t.checked == 20, "{failures:#?}");
     let acked = register_all(&mut conn, app.http_port, &mut bx, &mut bh).acked_writes;
     assert_eq!(acked, 20);
     kill_9(&mut app);
-    let (mut app, mut conn) = rig.start(true);
+    let (mut app, mut conn) = rig.start(Sync::StoreOff);
     let (t, failures) = check_all(
         &mut conn,
         app.http_port,
@@ -164,7 +164,7 @@ fn power_loss_with_the_store_sync_off_loses_acknowledged_registrations() {
     // nothing of A.
     kill_9(&mut app);
     rig.lose_power();
-    let (app, mut conn) = rig.start(false);
+    let (app, mut conn) = rig.start(Sync::On);
     let (a, failures) = check_all(&mut conn, app.http_port, &mut [&mut ax, &mut ah]);
     assert!(failures.is_empty() && a.checked == 20, "{failures:#?}");
     let (b, failures) = check_all(&mut conn, app.http_port, &mut [&mut bx, &mut bh]);
@@ -188,12 +188,12 @@ fn a_crash_while_creating_the_data_dir_leaves_a_usable_one() {
         if lost_power {
             rig.lose_power();
         }
-        let (mut app, mut conn) = rig.start(false);
+        let (mut app, mut conn) = rig.start(Sync::On);
         let (mut x, mut h) = keys(2, "c");
         register_all(&mut conn, app.http_port, &mut x, &mut h);
         kill_9(&mut app);
         rig.lose_power();
-        let (_app, mut conn) = rig.start(false);
+        let (_app, mut conn) = rig.start(Sync::On);
         let port = _app.http_port;
         let (t, failures) = check_all(&mut conn, port, &mut [&mut x, &mut h]);
         assert!(
@@ -210,11 +210,11 @@ fn a_crash_while_creating_the_data_dir_leaves_a_usable_one() {
 #[test]
 fn a_store_left_unfinished_by_a_crash_at_first_start_is_set_aside() {
     let rig = Rig::new("durability-unfinished");
-    let (mut app, _conn) = rig.start(false);
+    let (mut app, _conn) = rig.start(Sync::On);
     kill_9(&mut app);
     // The state of a crash just before fjall wrote its marker.
     std::fs::remove_file(rig.data.join("store/version")).unwrap();
-    let (app, mut conn) = rig.start(false);
+    let (app, mut conn) = rig.start(Sync::On);
     let (mut x, mut h) = keys(1, "u");
     register_all(&mut conn, app.http_port, &mut x, &mut h);
     let aside: Vec<_> = std::fs::read_dir(&rig.data)
@@ -224,4 +224,25 @@ fn a_store_left_unfinished_by_a_crash_at_first_start_is_set_aside() {
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert!(app.stderr().contains("left unfinished by a crash"));
+}
+
+/// The shim also catches a missing directory fsync: with directory syncs
+/// off, the names of the store's new files never become durable, and a
+/// power loss takes every acknowledged registration with them.
+#[test]
+fn power_loss_with_directory_sync_off_loses_acknowledged_registrations() {
+    let rig = Rig::new("durability-nodirsync");
+    let (mut x, mut h) = keys(5, "d");
+    let (mut app, mut conn) = rig.start(Sync::DirsOff);
+    let acked = register_all(&mut conn, app.http_port, &mut x, &mut h).acked_writes;
+    assert_eq!(acked, 10);
+    kill_9(&mut app);
+    rig.lose_power();
+    let (app, mut conn) = rig.start(Sync::On);
+    let (t, failures) = check_all(&mut conn, app.http_port, &mut [&mut x, &mut h]);
+    eprintln!(
+        "durability, directory sync off: {acked} acknowledged, {} lost at the power loss",
+        t.lost
+    );
+    assert_eq!((t.checked, t.lost), (10, 10), "{failures:#?}");
 }

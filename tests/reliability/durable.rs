@@ -46,6 +46,17 @@ pub fn shim() -> PathBuf {
     .clone()
 }
 
+/// What the shim lets through to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// Every fsync, as the server does it.
+    On,
+    /// The store's fsyncs (files and directories) are no-ops.
+    StoreOff,
+    /// Directory fsyncs are no-ops: new names never become durable.
+    DirsOff,
+}
+
 /// One app server setup: a data dir, its durable image, a fake XMPP server
 /// that stays up across restarts.
 pub struct Rig {
@@ -70,10 +81,10 @@ impl Rig {
         }
     }
 
-    /// Starts the server under the shim (`nosync_store`: the store's
-    /// fsyncs become no-ops) and accepts its component connection.
-    pub fn start(&self, nosync_store: bool) -> (AppServer, Conn) {
-        let app = self.spawn(nosync_store);
+    /// Starts the server under the shim and accepts its component
+    /// connection.
+    pub fn start(&self, sync: Sync) -> (AppServer, Conn) {
+        let app = self.spawn(sync);
         let conn = self.xmpp.accept(Duration::from_secs(20));
         (app, conn)
     }
@@ -81,7 +92,7 @@ impl Rig {
     /// Starts the server and kills it within `ms` milliseconds, while it
     /// opens (or recovers) the store; drops any connection it made.
     pub fn crash_while_starting(&self, ms: u64) {
-        let mut app = self.spawn(false);
+        let mut app = self.spawn(Sync::On);
         std::thread::sleep(Duration::from_millis(ms));
         app.child.kill().unwrap();
         app.child.wait().unwrap();
@@ -89,7 +100,7 @@ impl Rig {
         while self.xmpp.listener.accept().is_ok() {}
     }
 
-    fn spawn(&self, nosync_store: bool) -> AppServer {
+    fn spawn(&self, sync: Sync) -> AppServer {
         let http_port = free_port();
         let cfg = self.dir.write(
             "config.toml",
@@ -116,8 +127,14 @@ impl Rig {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).unwrap());
-        if nosync_store {
-            cmd.env("POWERLOSS_NOSYNC_UNDER", self.data.join("store"));
+        match sync {
+            Sync::On => {}
+            Sync::StoreOff => {
+                cmd.env("POWERLOSS_NOSYNC_UNDER", self.data.join("store"));
+            }
+            Sync::DirsOff => {
+                cmd.env("POWERLOSS_NODIRSYNC", "1");
+            }
         }
         AppServer {
             child: cmd.spawn().unwrap(),

@@ -4,21 +4,27 @@
  * directory with the image after kill -9 (the page cache, which survives a
  * plain kill -9, is what a power loss throws away).
  *
- * Model (see RELIABILITY.md, "Power loss"):
- *   - fsync/fdatasync of a regular file under POWERLOSS_ROOT copies the
- *     file's current content to the same path under POWERLOSS_IMAGE (the
- *     content is durable from then on; later unsynced writes are not).
- *   - fsync/fdatasync of a directory under the root makes its entries
- *     durable: image entries gone from the real directory are removed
- *     (unlink, rename away), a file renamed within the directory keeps its
- *     synced content under its new name (matched by inode), new
- *     subdirectories appear, and files never synced appear empty.
- *   - syncfs/sync copy the whole root.
- *   - rename/unlink themselves are not intercepted: fjall renames through
- *     rustix (raw syscalls, no libc symbol), so only the directory fsync,
- *     which goes through libc, is a reliable point to observe them.
+ * Model (POSIX, strict for file names and contents; see RELIABILITY.md):
+ *   - A file's content is durable as of its last fsync/fdatasync; writes
+ *     after it are lost. A synced file whose name is not yet durable keeps
+ *     its content in a side area ("<image>.pending/<dev>-<inode>").
+ *   - A directory's entries are durable as of its last fsync: then names
+ *     gone from the real directory leave the image (unlink, rename away),
+ *     and new names appear with the synced content of their inode (rename
+ *     in: from the side area or from the image name it had), or empty if
+ *     that inode was never synced (name durable, data not).
+ *   - Exception: a new subdirectory appears (empty) as soon as it or its
+ *     parent is synced, as on journaling file systems, where the fsync of
+ *     a new directory commits its creation in the parent.
+ *   - syncfs/sync make the whole root durable.
+ *   - rename/unlink are not intercepted: fjall renames through rustix (raw
+ *     syscalls, no libc symbol); the directory fsync, which goes through
+ *     libc, is where their effect becomes durable, and there the shim
+ *     compares names and inodes.
  *   - POWERLOSS_NOSYNC_UNDER=<path>: fsync/fdatasync of anything under that
  *     path return 0 without syncing or updating the image ("sync off").
+ *   - POWERLOSS_NODIRSYNC=1: fsync of directories returns 0 without
+ *     syncing or making entries durable ("directory sync off").
  *   - POWERLOSS_LOG=<file>: one line per intercepted call, for checking the
  *     shim sees every fsync strace sees.
  * Without POWERLOSS_ROOT and POWERLOSS_IMAGE every call falls through to
@@ -130,15 +136,13 @@ static struct tracked *tracked_by_rel(const char *rel) {
     return NULL;
 }
 
-/* Copies the content of the file open as fd to image/rel, atomically. */
-static void copy_fd(int fd, const char *rel, const struct stat *st) {
-    char dst[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX], buf[65536];
-    const char *image = getenv("POWERLOSS_IMAGE");
+/* Copies the content of the file open as fd to dst, atomically. */
+static void copy_fd(int fd, const char *dst, const struct stat *st) {
+    char tmp[PATH_MAX], dir[PATH_MAX], buf[65536];
     char *slash, link[64];
     int in, out;
     off_t off = 0;
     ssize_t n;
-    join(dst, sizeof dst, image, rel);
     snprintf(dir, sizeof dir, "%s", dst);
     slash = strrchr(dir, '/');
     if (slash) {
@@ -150,7 +154,7 @@ static void copy_fd(int fd, const char *rel, const struct stat *st) {
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     in = open(link, O_RDONLY | O_CLOEXEC);
     if (in < 0) {
-        fprintf(stderr, "powerloss: reopen %s: %s\n", rel, strerror(errno));
+        fprintf(stderr, "powerloss: reopen %s: %s\n", dst, strerror(errno));
         return;
     }
     out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st->st_mode & 07777);
@@ -180,7 +184,27 @@ static void copy_fd(int fd, const char *rel, const struct stat *st) {
     close(out);
     if (rename(tmp, dst) != 0)
         fprintf(stderr, "powerloss: rename %s: %s\n", tmp, strerror(errno));
-    track(rel, st);
+}
+
+/* The side area's path for the synced content of st's inode. */
+static void pending_path(char *out, size_t len, const struct stat *st) {
+    snprintf(out, len, "%s.pending/%lu-%lu", getenv("POWERLOSS_IMAGE"),
+             (unsigned long)st->st_dev, (unsigned long)st->st_ino);
+}
+
+/* fsync of a regular file: its content becomes durable under its name if
+ * that name is durable and still names this inode, else in the side area. */
+static void sync_file(int fd, const char *rel, const struct stat *st) {
+    char dst[PATH_MAX];
+    struct tracked *t = tracked_by_rel(rel);
+    join(dst, sizeof dst, getenv("POWERLOSS_IMAGE"), rel);
+    if (access(dst, F_OK) == 0 && (!t || (t->ino == st->st_ino && t->dev == st->st_dev))) {
+        copy_fd(fd, dst, st);
+        track(rel, st);
+    } else {
+        pending_path(dst, sizeof dst, st);
+        copy_fd(fd, dst, st);
+    }
 }
 
 static void remove_tree(const char *path) {
@@ -202,7 +226,13 @@ static void remove_tree(const char *path) {
     }
 }
 
-/* Makes the entries of directory rel durable (see the model above). */
+static int is_tmp(const char *name) {
+    size_t n = strlen(name), k = strlen(TMP_SUFFIX);
+    return n >= k && !strcmp(name + n - k, TMP_SUFFIX);
+}
+
+/* Makes the entries of directory rel durable (see the model above);
+ * deep: also every file's content and every subdirectory (syncfs). */
 static void sync_dir(const char *rel, int deep) {
     char real_dir[PATH_MAX], img_dir[PATH_MAX], a[PATH_MAX], b[PATH_MAX], r[PATH_MAX];
     const char *root = getenv("POWERLOSS_ROOT"), *image = getenv("POWERLOSS_IMAGE");
@@ -212,47 +242,43 @@ static void sync_dir(const char *rel, int deep) {
     join(real_dir, sizeof real_dir, root, rel);
     join(img_dir, sizeof img_dir, image, rel);
     mkdirs(img_dir);
-    /* Image entries gone from the real directory: renamed (same inode
-     * under another name) or removed. */
+    /* Image names that no longer name the same inode: their synced content
+     * goes to the side area (the inode may have a new name), the name goes. */
     if ((d = opendir(img_dir))) {
         while ((e = readdir(d))) {
             struct tracked *t;
-            DIR *rd;
-            struct dirent *re;
-            int moved = 0;
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            struct stat img;
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || is_tmp(e->d_name))
+                continue;
             join(a, sizeof a, real_dir, e->d_name);
-            if (lstat(a, &st) == 0) continue;
-            join(r, sizeof r, rel, e->d_name);
             join(b, sizeof b, img_dir, e->d_name);
+            join(r, sizeof r, rel, e->d_name);
             t = tracked_by_rel(r);
-            if (t && (rd = opendir(real_dir))) {
-                while (!moved && (re = readdir(rd))) {
-                    char to[PATH_MAX], to_rel[PATH_MAX];
-                    join(a, sizeof a, real_dir, re->d_name);
-                    if (lstat(a, &st) != 0 || st.st_ino != t->ino || st.st_dev != t->dev)
-                        continue;
-                    join(to, sizeof to, img_dir, re->d_name);
-                    join(to_rel, sizeof to_rel, rel, re->d_name);
-                    if (rename(b, to) == 0) {
-                        t->rel[0] = 0;
-                        track(to_rel, &st);
-                        moved = 1;
-                    }
-                }
-                closedir(rd);
+            if (lstat(b, &img) != 0) continue;
+            if (lstat(a, &st) == 0) {
+                if (S_ISDIR(img.st_mode) == S_ISDIR(st.st_mode) &&
+                    (S_ISDIR(st.st_mode) || !t || (t->ino == st.st_ino && t->dev == st.st_dev)))
+                    continue;
             }
-            if (!moved) remove_tree(b);
+            if (S_ISREG(img.st_mode) && t) {
+                struct stat old = {0};
+                char side[PATH_MAX];
+                old.st_dev = t->dev;
+                old.st_ino = t->ino;
+                pending_path(side, sizeof side, &old);
+                rename(b, side);
+            } else {
+                remove_tree(b);
+            }
+            if (t) t->rel[0] = 0;
         }
         closedir(d);
     }
-    /* Real entries missing from the image: subdirectories appear; a file
-     * never synced appears empty (its name is durable, its data is not). */
+    /* Real names missing from the image: a subdirectory appears; a file
+     * appears with its inode's synced content, or empty. */
     if ((d = opendir(real_dir))) {
         while ((e = readdir(d))) {
-            size_t n = strlen(e->d_name);
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            if (n >= strlen(TMP_SUFFIX) && !strcmp(e->d_name + n - strlen(TMP_SUFFIX), TMP_SUFFIX))
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || is_tmp(e->d_name))
                 continue;
             join(a, sizeof a, real_dir, e->d_name);
             join(b, sizeof b, img_dir, e->d_name);
@@ -265,17 +291,57 @@ static void sync_dir(const char *rel, int deep) {
                 if (deep) {
                     int fd = open(a, O_RDONLY | O_CLOEXEC);
                     if (fd >= 0) {
-                        copy_fd(fd, r, &st);
+                        copy_fd(fd, b, &st);
+                        track(r, &st);
                         close(fd);
                     }
                 } else if (access(b, F_OK) != 0) {
-                    int fd = open(b, O_WRONLY | O_CREAT | O_CLOEXEC, st.st_mode & 07777);
-                    if (fd >= 0) close(fd);
+                    char side[PATH_MAX];
+                    pending_path(side, sizeof side, &st);
+                    if (rename(side, b) != 0) {
+                        int fd = open(b, O_WRONLY | O_CREAT | O_CLOEXEC, st.st_mode & 07777);
+                        if (fd >= 0) close(fd);
+                    }
+                    track(r, &st);
                 }
             }
         }
         closedir(d);
     }
+}
+
+/* At load: the image's files are the data dir's files of the same names
+ * (the test made the data dir from the image, or kept both in step). */
+static void track_tree(const char *rel) {
+    char img_dir[PATH_MAX], a[PATH_MAX], r[PATH_MAX];
+    DIR *d;
+    struct dirent *e;
+    struct stat st;
+    join(img_dir, sizeof img_dir, getenv("POWERLOSS_IMAGE"), rel);
+    if (!(d = opendir(img_dir))) return;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        join(r, sizeof r, rel, e->d_name);
+        join(a, sizeof a, getenv("POWERLOSS_ROOT"), r);
+        if (lstat(a, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode))
+            track_tree(r);
+        else if (S_ISREG(st.st_mode))
+            track(r, &st);
+    }
+    closedir(d);
+}
+
+/* At load the side area is emptied: it belongs to the files of a process
+ * that is gone (and inode numbers are reused), and a fresh, existing side
+ * area lets sync_dir move content into it. */
+__attribute__((constructor)) static void init(void) {
+    char side[PATH_MAX];
+    if (!getenv("POWERLOSS_ROOT") || !getenv("POWERLOSS_IMAGE")) return;
+    snprintf(side, sizeof side, "%s.pending", getenv("POWERLOSS_IMAGE"));
+    remove_tree(side);
+    mkdir(side, 0755);
+    track_tree("");
 }
 
 /* Records what syncing fd makes durable; 1 if the real sync is skipped. */
@@ -288,7 +354,8 @@ static int record(int fd, const char *what) {
     pthread_mutex_lock(&lock);
     rel = rel_of(fd, abs, sizeof abs);
     if (rel && fstat(fd, &st) == 0) {
-        if (under(abs, getenv("POWERLOSS_NOSYNC_UNDER"))) {
+        if (under(abs, getenv("POWERLOSS_NOSYNC_UNDER")) ||
+            (S_ISDIR(st.st_mode) && getenv("POWERLOSS_NODIRSYNC"))) {
             note("skipped", abs);
             skip = 1;
         } else if (S_ISDIR(st.st_mode)) {
@@ -296,7 +363,7 @@ static int record(int fd, const char *what) {
             sync_dir(rel, 0);
         } else if (S_ISREG(st.st_mode)) {
             note(what, abs);
-            copy_fd(fd, rel, &st);
+            sync_file(fd, rel, &st);
         }
     }
     pthread_mutex_unlock(&lock);
