@@ -246,3 +246,27 @@ fn power_loss_with_directory_sync_off_loses_acknowledged_registrations() {
     );
     assert_eq!((t.checked, t.lost), (10, 10), "{failures:#?}");
 }
+
+/// Regression (found by the crash-while-creating test with the power-loss
+/// shim): a crash can leave the store's files, or their names, only in the
+/// page cache; fjall's recovery at the next start did not sync them, so a
+/// power loss later took the version marker and every registration
+/// acknowledged since. Here the first run's store syncs are all skipped.
+#[test]
+fn a_store_a_crash_left_unsynced_is_synced_before_anything_is_acknowledged() {
+    let rig = Rig::new("durability-unsynced");
+    let (mut app, _conn) = rig.start(Sync::StoreOff);
+    kill_9(&mut app);
+    let (mut app, mut conn) = rig.start(Sync::On);
+    let (mut x, mut h) = keys(3, "s");
+    assert_eq!(
+        register_all(&mut conn, app.http_port, &mut x, &mut h).acked_writes,
+        6
+    );
+    kill_9(&mut app);
+    rig.lose_power();
+    let (app, mut conn) = rig.start(Sync::On);
+    let (t, failures) = check_all(&mut conn, app.http_port, &mut [&mut x, &mut h]);
+    assert!(failures.is_empty() && t.checked == 6, "{failures:#?}");
+    assert!(!app.stderr().contains("unfinished"), "{}", app.stderr());
+}

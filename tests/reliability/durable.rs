@@ -149,6 +149,8 @@ impl Rig {
     /// journal sparse; the shim's unfinished copies are dropped.)
     pub fn lose_power(&self) {
         std::fs::remove_dir_all(&self.data).unwrap();
+        // Synced files that never got a durable name are orphans now.
+        let _ = std::fs::remove_dir_all(self.image.with_extension("pending"));
         let status = Command::new("cp")
             .args(["-a", "--sparse=always"])
             .arg(&self.image)

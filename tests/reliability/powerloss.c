@@ -7,7 +7,8 @@
  * Model (POSIX, strict for file names and contents; see RELIABILITY.md):
  *   - A file's content is durable as of its last fsync/fdatasync; writes
  *     after it are lost. A synced file whose name is not yet durable keeps
- *     its content in a side area ("<image>.pending/<dev>-<inode>").
+ *     its content in a side area ("<image>.pending/<dev>-<inode>-<birth>"),
+ *     which outlives the process, as the inode does.
  *   - A directory's entries are durable as of its last fsync: then names
  *     gone from the real directory leave the image (unlink, rename away),
  *     and new names appear with the synced content of their inode (rename
@@ -60,6 +61,7 @@ static void (*real_sync)(void);
 static struct tracked {
     dev_t dev;
     ino_t ino;
+    unsigned long long born;
     char rel[240];
 } tracked[MAX_TRACKED];
 static unsigned next_tracked;
@@ -118,7 +120,7 @@ static void mkdirs(const char *path) {
     mkdir(buf, 0755);
 }
 
-static void track(const char *rel, const struct stat *st) {
+static void track(const char *rel, const struct stat *st, unsigned long long born) {
     unsigned i;
     if (strlen(rel) >= sizeof tracked[0].rel) return;
     for (i = 0; i < MAX_TRACKED; i++)
@@ -126,6 +128,7 @@ static void track(const char *rel, const struct stat *st) {
     if (i == MAX_TRACKED) i = next_tracked++ % MAX_TRACKED;
     tracked[i].dev = st->st_dev;
     tracked[i].ino = st->st_ino;
+    tracked[i].born = born;
     snprintf(tracked[i].rel, sizeof tracked[i].rel, "%s", rel);
 }
 
@@ -186,10 +189,23 @@ static void copy_fd(int fd, const char *dst, const struct stat *st) {
         fprintf(stderr, "powerloss: rename %s: %s\n", tmp, strerror(errno));
 }
 
-/* The side area's path for the synced content of st's inode. */
-static void pending_path(char *out, size_t len, const struct stat *st) {
-    snprintf(out, len, "%s.pending/%lu-%lu", getenv("POWERLOSS_IMAGE"),
-             (unsigned long)st->st_dev, (unsigned long)st->st_ino);
+/* The birth time of path (of fd if path is ""), 0 where unknown: with
+ * the inode number it names a file even when inode numbers are reused. */
+static unsigned long long birth(int fd, const char *path) {
+    struct statx sx;
+    int flags = *path ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH;
+    if (statx(*path ? AT_FDCWD : fd, path, flags, STATX_BTIME, &sx) != 0 ||
+        !(sx.stx_mask & STATX_BTIME))
+        return 0;
+    return (unsigned long long)sx.stx_btime.tv_sec * 1000000000ULL + sx.stx_btime.tv_nsec;
+}
+
+/* The side area's path for the synced content of a file (inode and birth
+ * time). The side area outlives the process: a synced inode keeps its
+ * content until a directory fsync gives it a durable name. */
+static void pending_path(char *out, size_t len, const struct stat *st, unsigned long long born) {
+    snprintf(out, len, "%s.pending/%lu-%lu-%llu", getenv("POWERLOSS_IMAGE"),
+             (unsigned long)st->st_dev, (unsigned long)st->st_ino, born);
 }
 
 /* fsync of a regular file: its content becomes durable under its name if
@@ -200,9 +216,9 @@ static void sync_file(int fd, const char *rel, const struct stat *st) {
     join(dst, sizeof dst, getenv("POWERLOSS_IMAGE"), rel);
     if (access(dst, F_OK) == 0 && (!t || (t->ino == st->st_ino && t->dev == st->st_dev))) {
         copy_fd(fd, dst, st);
-        track(rel, st);
+        track(rel, st, birth(fd, ""));
     } else {
-        pending_path(dst, sizeof dst, st);
+        pending_path(dst, sizeof dst, st, birth(fd, ""));
         copy_fd(fd, dst, st);
     }
 }
@@ -265,7 +281,7 @@ static void sync_dir(const char *rel, int deep) {
                 char side[PATH_MAX];
                 old.st_dev = t->dev;
                 old.st_ino = t->ino;
-                pending_path(side, sizeof side, &old);
+                pending_path(side, sizeof side, &old, t->born);
                 rename(b, side);
             } else {
                 remove_tree(b);
@@ -292,17 +308,18 @@ static void sync_dir(const char *rel, int deep) {
                     int fd = open(a, O_RDONLY | O_CLOEXEC);
                     if (fd >= 0) {
                         copy_fd(fd, b, &st);
-                        track(r, &st);
+                        track(r, &st, birth(fd, ""));
                         close(fd);
                     }
                 } else if (access(b, F_OK) != 0) {
                     char side[PATH_MAX];
-                    pending_path(side, sizeof side, &st);
+                    unsigned long long born = birth(-1, a);
+                    pending_path(side, sizeof side, &st, born);
                     if (rename(side, b) != 0) {
                         int fd = open(b, O_WRONLY | O_CREAT | O_CLOEXEC, st.st_mode & 07777);
                         if (fd >= 0) close(fd);
                     }
-                    track(r, &st);
+                    track(r, &st, born);
                 }
             }
         }
@@ -327,19 +344,15 @@ static void track_tree(const char *rel) {
         if (S_ISDIR(st.st_mode))
             track_tree(r);
         else if (S_ISREG(st.st_mode))
-            track(r, &st);
+            track(r, &st, birth(-1, a));
     }
     closedir(d);
 }
 
-/* At load the side area is emptied: it belongs to the files of a process
- * that is gone (and inode numbers are reused), and a fresh, existing side
- * area lets sync_dir move content into it. */
 __attribute__((constructor)) static void init(void) {
     char side[PATH_MAX];
     if (!getenv("POWERLOSS_ROOT") || !getenv("POWERLOSS_IMAGE")) return;
     snprintf(side, sizeof side, "%s.pending", getenv("POWERLOSS_IMAGE"));
-    remove_tree(side);
     mkdir(side, 0755);
     track_tree("");
 }
