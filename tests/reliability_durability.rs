@@ -11,6 +11,8 @@ mod common;
 mod durable;
 #[path = "support/pki.rs"]
 mod pki;
+#[path = "reliability/rig.rs"]
+mod rig;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use durable::*;
+use rig::{Rig, Sync};
 
 /// 10 crash cycles in CI; 100 in the long form.
 fn cycles() -> usize {
