@@ -119,14 +119,20 @@ fn no_secret_reaches_a_log_line_or_the_data_dir() {
     );
     let cfg_path = dir.write("config.toml", cfg);
     let (out_path, err_path) = (dir.path("stdout.log"), dir.path("stderr.log"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_push-appserver"))
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
+    // AppServer kills the child if the test fails half-way.
+    let mut app = AppServer {
+        child: Command::new(env!("CARGO_BIN_EXE_push-appserver"))
+            .args(["run", "--config"])
+            .arg(&cfg_path)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .unwrap(),
+        dir: dir.0.clone(),
+        http_port,
+        stderr_path: err_path.clone(),
+    };
     let mut c = x.accept(T);
     let ok = || ("result".to_owned(), String::new());
 
@@ -201,14 +207,13 @@ fn no_secret_reaches_a_log_line_or_the_data_dir() {
 
     // A clean stop (SIGTERM), so shutdown paths log too.
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &app.child.id().to_string()])
         .status();
     let deadline = Instant::now() + T;
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+    while app.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    app.kill();
 
     // Everything that must never be written anywhere.
     let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
