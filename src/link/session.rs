@@ -92,6 +92,10 @@ struct Conn {
     framer: Framer,
     buf: Vec<u8>,
     live: Liveness,
+    /// Fires at (or before) the liveness deadline. Armed once and re-armed
+    /// only when it fires, not per read: the deadline moves with every
+    /// read, and a timer per read costs a reactor round trip per stanza.
+    live_timer: async_io::Timer,
     pings: u64,
 }
 
@@ -128,11 +132,13 @@ async fn serve(
         pending: &pending,
         jid: &jid,
     };
+    let live = Liveness::new(Instant::now(), cfg.ping_after, cfg.ping_timeout);
     let mut conn = Conn {
         stream,
         framer,
         buf: vec![0u8; 16 * 1024],
-        live: Liveness::new(Instant::now(), cfg.ping_after, cfg.ping_timeout),
+        live_timer: async_io::Timer::at(live.deadline()),
+        live,
         pings: 0,
     };
     let ended = async {
@@ -288,11 +294,10 @@ impl Conn {
     /// gives up when the ping goes unanswered.
     async fn read_more(&mut self, ctx: &Ctx<'_>) -> Result<(), LinkError> {
         loop {
-            let deadline = self.live.deadline();
-            let (stream, buf) = (&mut self.stream, &mut self.buf);
+            let (stream, buf, timer) = (&mut self.stream, &mut self.buf, &mut self.live_timer);
             let read = async { Some(stream.read(buf).await) }
                 .or(async {
-                    async_io::Timer::at(deadline).await;
+                    timer.await;
                     None
                 })
                 .await;
@@ -306,25 +311,31 @@ impl Conn {
                     self.framer.push(&self.buf[..n]);
                     return Ok(());
                 }
-                None => match self.live.tick(Instant::now()) {
-                    Tick::Wait => {}
-                    Tick::Ping => {
-                        self.pings += 1;
-                        let cfg = ctx.cfg;
-                        log::debug!(
-                            "component {}: silent link, pinging {}",
-                            cfg.jid,
-                            cfg.ping_to
-                        );
-                        let ping = liveness::ping(&cfg.jid, &cfg.ping_to, self.pings);
-                        let _ = ctx.tx.try_send(Outgoing::bare(ping.to_stanza_string()));
+                None => {
+                    let tick = self.live.tick(Instant::now());
+                    // It fired, possibly early (reads moved the deadline
+                    // on): arm it for the deadline as it is now.
+                    self.live_timer.set_at(self.live.deadline());
+                    match tick {
+                        Tick::Wait => {}
+                        Tick::Ping => {
+                            self.pings += 1;
+                            let cfg = ctx.cfg;
+                            log::debug!(
+                                "component {}: silent link, pinging {}",
+                                cfg.jid,
+                                cfg.ping_to
+                            );
+                            let ping = liveness::ping(&cfg.jid, &cfg.ping_to, self.pings);
+                            let _ = ctx.tx.try_send(Outgoing::bare(ping.to_stanza_string()));
+                        }
+                        Tick::Dead => {
+                            return Err(LinkError::Timeout(
+                                "waiting for the server to answer a ping",
+                            ))
+                        }
                     }
-                    Tick::Dead => {
-                        return Err(LinkError::Timeout(
-                            "waiting for the server to answer a ping",
-                        ))
-                    }
-                },
+                }
             }
         }
     }
