@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use push_appserver::xml::{parse_element, parse_header, Element, Frame, Framer};
 
+pub mod proxy;
+
 /// Whether the long forms run (`PUSH_RELIABILITY_FULL=1`).
 pub fn full() -> bool {
     std::env::var("PUSH_RELIABILITY_FULL").is_ok_and(|v| v == "1")
