@@ -414,7 +414,10 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             ctx,
             "limits.max_in_flight",
             raw_limits.max_in_flight,
-            4096,
+            // 4096 let one flooding link queue so many tasks on the shared
+            // executor that /health took 0.5-1 s (tests/reliability_flood.rs);
+            // 512 still covers the benchmark's window of 256.
+            512,
             1,
             1 << 20,
         )? as usize,

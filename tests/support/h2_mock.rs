@@ -48,6 +48,12 @@ pub enum Reply {
         body: String,
         delay: Duration,
     },
+    /// Answer at once with a status, extra headers and a body.
+    WithHeaders {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    },
     /// Reset the stream with REFUSED_STREAM.
     Refuse,
     /// Close the whole connection without answering.
@@ -282,6 +288,19 @@ impl Stream {
                     if !body.is_empty() {
                         let _ = send.send_data(Bytes::from(body), true);
                     }
+                }
+            }
+            Reply::WithHeaders {
+                status,
+                headers,
+                body,
+            } => {
+                let mut response = http::Response::builder().status(status);
+                for (name, value) in headers {
+                    response = response.header(name, value);
+                }
+                if let Ok(mut send) = respond.send_response(response.body(()).unwrap(), false) {
+                    let _ = send.send_data(Bytes::from(body), true);
                 }
             }
             Reply::Refuse => respond.send_reset(h2::Reason::REFUSED_STREAM),
