@@ -109,3 +109,5 @@ owner case "Alice@Example.COM/Phone" "Bob@EXAMPLE.com/x" "static_device_id"
 owner server "example.com" "alice@evil.example" "E0FF-1"
 owner odd-resource "alice@example.com/res/with@odd" "@example.com" "ééééééééé"
 owner bad "a@b@c" "a@.c" ""
+# 4096 bytes that lowercase to 6143 (fuzz/artifacts-kept/owner-*).
+printf '%s@x' "$(printf 'İ%.0s' {1..2047})" > seeds/owner/lowercase-grows.txt

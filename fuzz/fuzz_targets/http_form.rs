@@ -33,9 +33,11 @@ fn form_body(data: &[u8]) {
     for (k, v) in &pairs {
         // Decoding never grows a byte past one U+FFFD (3 bytes).
         assert!(k.len() + v.len() <= 3 * body.len());
-        let got = form::get(&pairs, k);
-        assert!(got.is_some());
     }
+    if let Some((k, v)) = pairs.first() {
+        assert_eq!(form::get(&pairs, k), Some(v.trim()));
+    }
+    // The keys the API reads.
     for key in ["type", "node", "token", "secret"] {
         let _ = form::get(&pairs, key);
     }
@@ -61,12 +63,15 @@ fn percent_decoding(data: &[u8]) {
 
 /// Percent-encodes every byte that is not unreserved (RFC 3986).
 fn encode(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
     out
