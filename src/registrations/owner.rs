@@ -37,7 +37,10 @@ pub fn owner_of(from: &str) -> Option<String> {
     if domain.is_empty() || domain.contains('@') || domain.starts_with('.') {
         return None;
     }
-    Some(bare.to_lowercase())
+    // Lowercasing can grow a string ('İ' is 2 bytes, "i̇" 3): the limit
+    // holds for the owner as stored, not only for the `from` it came from.
+    let owner = bare.to_lowercase();
+    (owner.len() <= MAX_FIELD_BYTES).then_some(owner)
 }
 
 /// The domain of a bare JID (the JID itself when it has no localpart).
@@ -96,6 +99,20 @@ mod tests {
         }
         assert_eq!(domain_of("alice@example.com"), "example.com");
         assert_eq!(domain_of("example.com"), "example.com");
+    }
+
+    /// Caught by the `owner` fuzz target's length invariant on a hand-made
+    /// input (fuzz/artifacts-kept/owner-lowercase-grows-past-the-limit.txt): a
+    /// `from` within the limit gave an owner of 1.5 times the limit once
+    /// lowercased, which was then not an owner of itself.
+    #[test]
+    fn fuzz_owner_that_lowercasing_grows_past_the_limit_is_refused() {
+        let at_limit = format!("{}@x", "İ".repeat((MAX_FIELD_BYTES - 2) / 2));
+        assert_eq!(at_limit.len(), MAX_FIELD_BYTES);
+        assert_eq!(owner_of(&at_limit), None);
+        let fits = format!("{}@x", "İ".repeat(MAX_FIELD_BYTES / 4));
+        let owner = owner_of(&fits).expect("an owner within the limit");
+        assert_eq!(owner_of(&owner), Some(owner.clone()));
     }
 
     #[test]

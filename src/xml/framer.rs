@@ -227,9 +227,7 @@ impl Framer {
                         }
                         2 => {
                             self.depth = 1;
-                            let stanza = self.buf[self.stanza_start..self.pos].to_vec();
-                            self.reset_after(self.pos);
-                            return Ok(Some(Frame::Stanza(stanza)));
+                            return Ok(Some(self.complete(self.stanza_start)));
                         }
                         _ => self.depth -= 1,
                     }
@@ -249,11 +247,7 @@ impl Framer {
                             self.reset_after(self.pos);
                             return Ok(Some(Frame::Header(header)));
                         }
-                        (1, true) => {
-                            let stanza = self.buf[tag_start..self.pos].to_vec();
-                            self.reset_after(self.pos);
-                            return Ok(Some(Frame::Stanza(stanza)));
-                        }
+                        (1, true) => return Ok(Some(self.complete(tag_start))),
                         (1, false) => {
                             self.stanza_start = tag_start;
                             self.depth = 2;
@@ -301,6 +295,27 @@ impl Framer {
                 self.scan_discard()
             }
         }
+    }
+
+    /// The frame of a stanza from `start` that ended at `pos`. The size
+    /// check before each tag cannot see a last tag (or a lone `<x/>`) that
+    /// arrived whole in one push, so it is checked here too: over the limit
+    /// it is skipped like any other large stanza.
+    fn complete(&mut self, start: usize) -> Frame {
+        let bytes = &self.buf[start..self.pos];
+        let frame = if bytes.len() > self.max_stanza {
+            let head =
+                tag_end(&bytes[..bytes.len().min(MAX_HEAD)]).map(|end| bytes[..=end].to_vec());
+            Frame::Skipped {
+                head,
+                why: SkipReason::TooLarge,
+                size: bytes.len(),
+            }
+        } else {
+            Frame::Stanza(bytes.to_vec())
+        };
+        self.reset_after(self.pos);
+        frame
     }
 
     /// Enters discard mode for the stanza starting at `stanza_start`,

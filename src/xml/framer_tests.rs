@@ -163,3 +163,39 @@ fn garbage_while_skipping_still_ends_the_stream() {
     assert!(matches!(f.next_frame(), Ok(Some(Frame::Header(_)))));
     assert!(matches!(f.next_frame(), Err(FrameError::RestrictedXml(_))));
 }
+
+/// Caught by the `framer` fuzz target (fuzz/artifacts-kept/framer-*): the
+/// size check ran before each tag, so a stanza whose last tag (or a lone
+/// `<x .../>`) arrived whole in one push and took it over the limit was
+/// delivered instead of skipped.
+#[test]
+fn fuzz_stanza_pushed_over_the_limit_by_its_last_tag_is_skipped() {
+    let mut f = Framer::new(40);
+    f.push(b"<stream:stream xmlns='jabber:component:accept'>");
+    assert!(matches!(f.next_frame(), Ok(Some(Frame::Header(_)))));
+    // 32 bytes before the end tag, 43 with it.
+    f.push(b"<iq type='get' id='1'>0123456789</iq      >");
+    f.push(b"<iq type='get' id='2' pad='0123456789012345'/><message/>");
+    assert_eq!(
+        f.next_frame(),
+        Ok(Some(Frame::Skipped {
+            head: Some(b"<iq type='get' id='1'>".to_vec()),
+            why: SkipReason::TooLarge,
+            size: 43,
+        }))
+    );
+    let lone = b"<iq type='get' id='2' pad='0123456789012345'/>";
+    assert_eq!(
+        f.next_frame(),
+        Ok(Some(Frame::Skipped {
+            head: Some(lone.to_vec()),
+            why: SkipReason::TooLarge,
+            size: lone.len(),
+        }))
+    );
+    assert_eq!(
+        f.next_frame(),
+        Ok(Some(Frame::Stanza(b"<message/>".to_vec())))
+    );
+    assert_eq!(f.next_frame(), Ok(None));
+}
