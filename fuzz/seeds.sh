@@ -65,6 +65,10 @@ printf '%s' 'type=apns&node=E0FF%2D1&secret=s%C3%A9cret' > seeds/http_form/unreg
 printf '%s' 'node=0123456789abcdef0123456789abcdef01234567&secret=SECRET' > seeds/http_form/push.txt
 printf '%s' 'type=apns&node=E0FF%2D1&token=a+b&bad=%zz&end=%4' > seeds/http_form/escapes.txt
 printf '%s' '&&=&a==b&%&%%41&+=+' > seeds/http_form/edges.txt
+# Request heads (the same input runs through the head parser).
+printf 'POST /push_appserver/v1/register HTTP/1.1\r\nHost: push.example.org\r\nContent-Length: 32\r\n\r\ntype=fcm&node=dev1&token=tok-123' > seeds/http_form/head-register.txt
+printf 'GET /push_appserver/v1/health HTTP/1.0\r\nConnection: keep-alive\r\nX-Forwarded-For: 198.51.100.1, 10.0.0.2\r\nForwarded: for="[2001:db8::1]:4711";proto=https\r\n\r\n' > seeds/http_form/head-proxied.txt
+printf 'POST http://h/push_appserver/v1/push?x#y HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n' > seeds/http_form/head-bad.txt
 
 # Config files: the packaged example, the interop test's, the unit tests' minimal one.
 cp ../packaging/push-appserver.toml seeds/config/packaged.toml

@@ -17,13 +17,38 @@ mod common;
 static ALLOC: common::Capped = common::Capped;
 
 /// Every HTTP input surface, each taking the raw fuzz input.
-const SURFACES: &[fn(&[u8])] = &[form_body, percent_decoding];
+const SURFACES: &[fn(&[u8])] = &[form_body, percent_decoding, request_head];
 
 fuzz_target!(|data: &[u8]| {
     for surface in SURFACES {
         surface(data);
     }
 });
+
+/// A request head as the server reads it off the socket, and the client
+/// address it names through trusted proxies: bounded, and a peer that is
+/// not a trusted proxy is always the client.
+fn request_head(data: &[u8]) {
+    use push_appserver::http::proxy::TrustedProxies;
+    use push_appserver::http::request::{parse_head, MAX_HEAD};
+    match parse_head(data) {
+        Ok(Some(h)) => {
+            assert!(h.len <= data.len() && h.len <= MAX_HEAD);
+            assert!(h.path.len() <= h.len && h.method.len() <= h.len);
+            let trusted = TrustedProxies(vec![
+                "127.0.0.1".parse().unwrap(),
+                "10.0.0.0/8".parse().unwrap(),
+            ]);
+            let xff = h.x_forwarded_for.as_deref();
+            let fwd = h.forwarded.as_deref();
+            let stranger = "192.0.2.7".parse().unwrap();
+            assert_eq!(trusted.client(stranger, xff, fwd), stranger);
+            let _ = trusted.client("127.0.0.1".parse().unwrap(), xff, fwd);
+        }
+        Ok(None) => assert!(data.len() < MAX_HEAD),
+        Err(e) => assert!((400..=431).contains(&e.status())),
+    }
+}
 
 /// An `application/x-www-form-urlencoded` request body, as the API reads it.
 fn form_body(data: &[u8]) {
