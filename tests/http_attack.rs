@@ -22,15 +22,6 @@ const ATTACK: Duration = Duration::from_secs(8);
 /// The bound the app server's resident memory must stay under.
 const RSS_BOUND_KIB: u64 = 40 * 1024;
 
-fn proc_field(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn raise_nofile() -> u64 {
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
     unsafe {

@@ -31,15 +31,6 @@ fn cfg(dir: &std::path::Path, xmpp: u16, http: u16, extra_http: &str) -> String 
     )
 }
 
-fn proc_field(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn threads(app: &AppServer) -> u64 {
     proc_field(app.child.id(), "Threads:")
 }

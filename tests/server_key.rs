@@ -47,26 +47,6 @@ fn run_to_exit(dir: &Path, extra: &[&str]) -> (i32, String) {
     )
 }
 
-/// Starts the server with extra arguments after `run --config ...`.
-fn start_with(dir: &Path, port: u16, extra: &[&str]) -> AppServer {
-    let stderr_path = dir.join(format!("stderr-{}.log", fastrand::u32(..)));
-    let child = Command::new(env!("CARGO_BIN_EXE_push-appserver"))
-        .args(["run", "--config"])
-        .arg(dir.join("config.toml"))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    AppServer {
-        child,
-        dir: dir.to_path_buf(),
-        http_port: port,
-        stderr_path,
-    }
-}
-
 fn register(app: &AppServer, node: &str) -> String {
     let (s, b) = app.http(
         "POST",
@@ -136,7 +116,7 @@ fn a_lost_or_swapped_server_key_refuses_the_start_until_restored_or_reset() {
     // Lost again, and reset on purpose: starts with a new key, says so
     // loudly, and the old secret no longer verifies.
     std::fs::remove_file(&key_path).unwrap();
-    let mut app = start_with(&dir.0, port, &["--reset-secrets"]);
+    let mut app = AppServer::start_with(&dir.0, &cfg, port, &["--reset-secrets"]);
     let (s, b) = push(&app, "n1", &secret);
     assert_eq!((s, b.lines().next()), (403, Some("ERROR")), "{b}");
     let err = app.stderr();

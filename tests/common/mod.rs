@@ -341,12 +341,18 @@ pub fn config(
 
 impl AppServer {
     pub fn start(dir: &Path, config_text: &str, http_port: u16) -> AppServer {
+        Self::start_with(dir, config_text, http_port, &[])
+    }
+
+    /// [`AppServer::start`] with extra arguments after `run --config FILE`.
+    pub fn start_with(dir: &Path, config_text: &str, http_port: u16, extra: &[&str]) -> AppServer {
         let cfg = dir.join("config.toml");
         std::fs::write(&cfg, config_text).unwrap();
         let stderr_path = dir.join(format!("stderr-{}.log", fastrand::u32(..)));
         let child = Command::new(env!("CARGO_BIN_EXE_push-appserver"))
             .args(["run", "--config"])
             .arg(&cfg)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
@@ -469,4 +475,15 @@ pub fn health(port: u16) -> Option<(u16, Duration)> {
     let text = String::from_utf8_lossy(&out);
     let status = text.split(' ').nth(1)?.parse().ok()?;
     text.contains("RUNNING").then_some((status, t0.elapsed()))
+}
+
+/// A numeric field of /proc/PID/status (`VmRSS:`, `Threads:`, ...), 0 if
+/// absent.
+pub fn proc_field(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
