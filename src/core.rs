@@ -2,15 +2,14 @@
 //! registration store, the push service and the providers, plus the
 //! registration operations both front ends offer.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ComponentSettings, Settings};
 use crate::link::LinkStatus;
-use crate::providers::{self, Provider};
-use crate::pushes::{App, PushService};
+use crate::providers;
+use crate::pushes::PushService;
 use crate::registrations::owner::{owner_of, short};
 use crate::registrations::{
     check_field, CommandRate, CountLimits, InputError, LimitKind, Refusal, RegError, Registered,
@@ -105,6 +104,7 @@ impl RegisterError {
 
 /// A store failure behind a registration request: logged once, here.
 fn store_failed(e: StoreError) -> RegisterError {
+    crate::metrics::global().store_failure();
     log::error!("registration failed: {e}");
     RegisterError::Store(e)
 }
@@ -171,18 +171,8 @@ impl Core {
             settings.registrations.commands_per_minute_per_jid,
             settings.registrations.commands_per_minute_per_domain,
         ));
-        let mut apps = HashMap::new();
-        for (name, app) in &settings.apps {
-            let provider =
-                Provider::start(app).map_err(|e| StartError::Provider(name.clone(), e))?;
-            apps.insert(
-                name.clone(),
-                Arc::new(App {
-                    provider,
-                    policy: app.priority_policy(),
-                }),
-            );
-        }
+        let apps = crate::reload::start_apps(&settings.apps)?;
+        crate::metrics::global().set_apps(settings.apps.keys().map(String::as_str));
         let store_thread = StoreThread::start();
         let store_recovery = smol::spawn(crate::registrations::recovery::watch(
             Arc::clone(&registrations),
@@ -245,6 +235,7 @@ impl Core {
             .await
             .map_err(reg_failed)?;
         log_registered(&r, "HTTP");
+        crate::metrics::global().registration(push_type, true);
         Ok(r)
     }
 
@@ -283,6 +274,7 @@ impl Core {
                 reg_failed(e)
             })?;
         log_registered(&r, &owner);
+        crate::metrics::global().registration(push_type, true);
         Ok(r)
     }
 
@@ -310,6 +302,7 @@ impl Core {
             .map_err(reg_failed)?
             .ok_or(RegisterError::NotFound)?;
         log_unregistered(&r, "HTTP");
+        crate::metrics::global().registration(push_type, false);
         Ok(r)
     }
 
@@ -340,6 +333,7 @@ impl Core {
             .map_err(store_failed)?
             .ok_or(RegisterError::NotFound)?;
         log_unregistered(&r, &owner);
+        crate::metrics::global().registration(push_type, false);
         Ok(r)
     }
 

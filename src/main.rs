@@ -83,7 +83,7 @@ fn main() -> ExitCode {
                 },
                 None => Settings::defaults(),
             };
-            push_appserver::logging::init(settings.log_level);
+            push_appserver::logging::init_with(settings.log_level, settings.log_format);
             warn_about(&settings);
             if r.reset_secrets {
                 // Records the key on disk as the store's key; the start
@@ -112,6 +112,7 @@ fn main() -> ExitCode {
                 let mut signals = match async_signal::Signals::new([
                     async_signal::Signal::Term,
                     async_signal::Signal::Int,
+                    async_signal::Signal::Hup,
                 ]) {
                     Ok(s) => s,
                     Err(e) => {
@@ -120,17 +121,34 @@ fn main() -> ExitCode {
                         return;
                     }
                 };
-                if let Some(Ok(sig)) = signals.next().await {
+                // SIGHUP reloads the config file and waits on; the others stop.
+                let sig = loop {
+                    match signals.next().await {
+                        Some(Ok(async_signal::Signal::Hup)) => match &r.config {
+                            Some(path) => {
+                                let _ = push_appserver::reload::reload(&core, path);
+                            }
+                            None => log::warn!("SIGHUP: no --config file to reload"),
+                        },
+                        Some(Ok(sig)) => break Some(sig),
+                        Some(Err(_)) | None => break None,
+                    }
+                };
+                if let Some(sig) = sig {
                     log::info!(
                         "{sig:?}: shutting down (up to {}s for pushes in flight)",
                         grace.as_secs()
                     );
                 }
-                // A second signal skips the wait for work in flight.
+                // A second SIGTERM/SIGINT skips the wait for work in flight.
                 running
                     .shutdown(grace)
                     .or(async {
-                        signals.next().await;
+                        while let Some(s) = signals.next().await {
+                            if !matches!(s, Ok(async_signal::Signal::Hup)) {
+                                break;
+                            }
+                        }
                         log::warn!("second signal: exiting without waiting");
                     })
                     .await;

@@ -40,6 +40,8 @@ pub struct Running {
     pub core: Arc<Core>,
     /// The HTTP API, when enabled.
     pub http: Option<HttpApi>,
+    /// The `[metrics] listen` listener, when configured.
+    pub metrics: Option<HttpApi>,
     /// Triggered by [`Running::shutdown`]; every part serving peers watches it.
     pub signal: Shutdown,
     links: Vec<smol::Task<()>>,
@@ -62,6 +64,9 @@ impl Running {
         let http = async {
             if let Some(api) = &self.http {
                 api.shutdown(grace).await;
+            }
+            if let Some(m) = &self.metrics {
+                m.shutdown(Duration::ZERO).await;
             }
         };
         let links = async {
@@ -109,9 +114,16 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
         )));
     }
     let http = HttpApi::start(Arc::clone(&core)).map_err(ServeError::Http)?;
+    let metrics = match core.settings.metrics.listen {
+        Some(a) if core.settings.metrics.enabled => {
+            Some(HttpApi::start_metrics(Arc::clone(&core), a).map_err(ServeError::Http)?)
+        }
+        _ => None,
+    };
     Ok(Running {
         core,
         http,
+        metrics,
         signal: shutdown,
         links,
     })

@@ -31,7 +31,10 @@ impl StoreThread {
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let (tx, rx) = smol::channel::bounded(1);
         let job: Job = Box::new(move || {
-            let _ = tx.send_blocking(f());
+            let started = std::time::Instant::now();
+            let out = f();
+            crate::metrics::global().store_write(started.elapsed());
+            let _ = tx.send_blocking(out);
         });
         self.jobs
             .send(job)

@@ -6,6 +6,7 @@
 //! `[app.<type>] push_ttl`, ...).
 
 mod error;
+mod operating;
 mod registrations;
 mod show;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::{ConfigContext, ConfigError, Secret};
+pub use operating::MetricsSettings;
 pub use registrations::RegistrationSettings;
 
 use crate::http::proxy::TrustedProxies;
@@ -36,6 +38,10 @@ pub struct Settings {
     pub rate_limit: u32,
     /// Log verbosity.
     pub log_level: log::LevelFilter,
+    /// Log line format (`log_format`: plain, or journal/syslog style).
+    pub log_format: crate::logging::LogFormat,
+    /// Where `/metrics` is served.
+    pub metrics: MetricsSettings,
     /// HTTP API settings.
     pub http: HttpSettings,
     /// One entry per component link.
@@ -141,6 +147,8 @@ struct RawConfig {
     debugging: Option<bool>,
     rate_limit: Option<i64>,
     log_level: Option<String>,
+    log_format: Option<String>,
+    metrics: Option<operating::RawMetrics>,
     http: Option<RawHttp>,
     component: Option<Vec<RawComponent>>,
     app: Option<BTreeMap<String, toml::Table>>,
@@ -468,6 +476,8 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         debugging: raw.debugging.unwrap_or(false),
         rate_limit,
         log_level,
+        log_format: operating::log_format(raw.log_format.as_deref(), ctx)?,
+        metrics: operating::metrics(raw.metrics, ctx)?,
         http,
         components,
         apps,

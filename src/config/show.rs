@@ -14,6 +14,12 @@ impl fmt::Display for Settings {
             "log_level = {:?}",
             self.log_level.as_str().to_lowercase()
         )?;
+        writeln!(f, "log_format = \"{}\"", self.log_format.name())?;
+        writeln!(f, "\n[metrics]\nenabled = {}", self.metrics.enabled)?;
+        match self.metrics.listen {
+            Some(a) => writeln!(f, "listen = \"{a}\"")?,
+            None => writeln!(f, "listen = \"\"  # on the HTTP API")?,
+        }
         writeln!(f, "\n[http]")?;
         match self.http.listen {
             Some(a) => writeln!(f, "listen = \"{a}\"")?,

@@ -14,6 +14,7 @@ pub mod api;
 pub mod conn;
 mod form;
 pub mod listener;
+mod metrics;
 mod pages;
 pub mod proxy;
 pub mod request;
@@ -82,6 +83,7 @@ impl HttpApi {
             shared: Arc::new(Shared {
                 limiter: Mutex::new(RateLimiter::new(s.requests_per_second)),
                 proxies: s.trusted_proxies.clone(),
+                metrics_only: false,
                 core,
             }),
             table: ConnTable::new(s.max_connections),

@@ -111,7 +111,8 @@ pub fn health(core: &Core) -> String {
             link.stanzas()
         ));
     }
-    let mut apps: Vec<_> = core.pushes.apps().iter().collect();
+    let profiles = core.pushes.apps();
+    let mut apps: Vec<_> = profiles.iter().collect();
     apps.sort_by(|a, b| a.0.cmp(b.0));
     for (name, app) in apps {
         body.push_str(&format!(

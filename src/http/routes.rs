@@ -23,6 +23,8 @@ pub struct Shared {
     pub limiter: Mutex<RateLimiter>,
     /// Proxies whose forwarding headers are believed.
     pub proxies: TrustedProxies,
+    /// The `[metrics] listen` listener: it serves `/metrics` only.
+    pub metrics_only: bool,
 }
 
 impl Shared {
@@ -56,6 +58,9 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
         return Response::error(429, "too many requests");
     }
     let core = &shared.core;
+    if head.path == "/metrics" || shared.metrics_only {
+        return metrics(shared, head).await;
+    }
     let Some(endpoint) = head.path.strip_prefix(PREFIX) else {
         return Response::error(404, "unknown endpoint");
     };
@@ -108,6 +113,23 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
         }
         _ => Response::error(404, "unknown endpoint"),
     }
+}
+
+/// `/metrics`, where the config puts it: on the API unless `[metrics]
+/// listen` names its own listener, nowhere when disabled.
+async fn metrics(shared: &Shared, head: &Head) -> Response {
+    let m = &shared.core.settings.metrics;
+    let here = m.enabled && (shared.metrics_only || m.listen.is_none());
+    if !here || head.path != "/metrics" {
+        return Response::error(404, "unknown endpoint");
+    }
+    if head.method != "GET" {
+        return Response::error(405, "method not allowed");
+    }
+    // Reads the store's count and /proc: off the executor.
+    let core = Arc::clone(&shared.core);
+    let body = smol::unblock(move || crate::metrics::collect::exposition(&core)).await;
+    Response::text(200, body)
 }
 
 fn settings_page(core: &Core, component: &str, endpoint: &str) -> Result<String, (u16, String)> {

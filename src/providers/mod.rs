@@ -144,6 +144,16 @@ impl Provider {
         }
     }
 
+    /// When the credentials expire: an APNS client certificate's notAfter.
+    /// `None` for everything without an expiry date (`.p8` keys, FCM
+    /// service accounts, the log provider).
+    pub fn certificate_expiry(&self) -> Option<std::time::SystemTime> {
+        match self {
+            Provider::Apns(p) => p.certificate_expiry(),
+            Provider::Log(_) | Provider::Fcm(_) => None,
+        }
+    }
+
     /// One line of state for the health page.
     pub fn health(&self) -> String {
         match self {

@@ -6,7 +6,8 @@ mod error;
 pub mod throttle;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
@@ -15,6 +16,7 @@ pub use error::PushError;
 use throttle::{Decision, Throttle};
 
 use crate::clock::Clock;
+use crate::metrics::{self, PushResult};
 use crate::providers::{Failure, FailureKind, Outcome, PriorityPolicy, Provider, Push};
 use crate::registrations::owner::{may_publish, short};
 use crate::registrations::Registrations;
@@ -29,8 +31,13 @@ type DeviceKey = (String, String);
 /// A store failure behind a push: logged once, here, whichever front end
 /// asked.
 fn store_failed(e: crate::registrations::StoreError) -> PushError {
+    metrics::global().store_failure();
     log::error!("push failed in the registration store: {e}");
     PushError::Store(e)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A provider with the policy of its app profile.
@@ -47,10 +54,12 @@ pub struct App {
 pub struct PushService {
     registrations: Arc<Registrations>,
     store_thread: StoreThread,
-    apps: HashMap<String, Arc<App>>,
+    /// Swapped whole by a reload; a push in flight keeps its `Arc<App>`.
+    apps: RwLock<Arc<HashMap<String, Arc<App>>>>,
     throttle: Option<Mutex<Throttle<DeviceKey, Push>>>,
     clock: Arc<dyn Clock>,
-    timeout: Duration,
+    /// The provider timeout in milliseconds; changed by a reload.
+    timeout_ms: AtomicU64,
 }
 
 impl PushService {
@@ -66,17 +75,24 @@ impl PushService {
         PushService {
             registrations,
             store_thread,
-            apps,
+            apps: RwLock::new(Arc::new(apps)),
             throttle: Throttle::<DeviceKey, Push>::window_for(rate_limit)
                 .map(|w| Mutex::new(Throttle::new(w, THROTTLE_CAPACITY))),
             clock,
-            timeout,
+            timeout_ms: AtomicU64::new(millis(timeout)),
         }
     }
 
     /// The app profiles.
-    pub fn apps(&self) -> &HashMap<String, Arc<App>> {
-        &self.apps
+    pub fn apps(&self) -> Arc<HashMap<String, Arc<App>>> {
+        Arc::clone(&self.apps.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Replaces the app profiles and the provider timeout (SIGHUP reload).
+    /// Pushes already handed to the old providers finish with them.
+    pub fn reload(&self, apps: HashMap<String, Arc<App>>, timeout: Duration) {
+        *self.apps.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(apps);
+        self.timeout_ms.store(millis(timeout), Ordering::Relaxed);
     }
 
     /// Handles one publish for `component` sent by `from` (`None` over
@@ -110,8 +126,9 @@ impl PushService {
             return Err(PushError::WrongSecret);
         }
         let app = self
-            .apps
+            .apps()
             .get(&reg.push_type)
+            .cloned()
             .ok_or_else(|| PushError::TypeNotConfigured(reg.push_type.clone()))?;
         let push = Push {
             component: component.to_owned(),
@@ -123,16 +140,20 @@ impl PushService {
             encrypted: req.encrypted,
         };
         let Some(throttle) = &self.throttle else {
-            return self.send(app, push).await;
+            return self.send(&app, push).await;
         };
         let key = (push.component.clone(), push.node.clone());
+        let app_name = push.push_type.clone();
         let decision = throttle.lock().unwrap_or_else(|e| e.into_inner()).decide(
             &key,
             push,
             self.clock.instant(),
         );
+        if !matches!(decision, Decision::Now(_)) {
+            metrics::global().push(&app_name, PushResult::Throttled);
+        }
         match decision {
-            Decision::Now(push) => self.send(app, push).await,
+            Decision::Now(push) => self.send(&app, push).await,
             Decision::Later(at) => {
                 log::debug!(
                     "throttle: holding a push for node {} until the window ends",
@@ -160,7 +181,7 @@ impl PushService {
             None => None,
         };
         if let Some(push) = held {
-            if let Some(app) = self.apps.get(&push.push_type).cloned() {
+            if let Some(app) = self.apps().get(&push.push_type).cloned() {
                 if let Err(e) = self.send(&app, push).await {
                     log::info!("held push for node {} failed: {e}", short(&key.1));
                 }
@@ -170,7 +191,9 @@ impl PushService {
 
     /// Sends through the provider with a timeout and applies the outcome.
     async fn send(&self, app: &App, push: Push) -> Result<(), PushError> {
-        let timeout = self.timeout;
+        let timeout = Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed));
+        let in_flight = metrics::global().in_flight(&push.push_type);
+        let started = Instant::now();
         // Boxed: the provider's future is large (TLS, HTTP/2, retries), and
         // inline it would make every publish task that large, also those
         // answered without sending (throttled, unknown node, wrong secret):
@@ -184,6 +207,8 @@ impl PushService {
                 )
             })
             .await;
+        drop(in_flight);
+        metrics::global().sent(&push.push_type, &outcome, started.elapsed());
         let now = self.clock.now();
         match outcome {
             Outcome::Delivered => {
@@ -192,6 +217,7 @@ impl PushService {
                         .record_push(&push.component, &push.node, now, None)
                 {
                     log::warn!("recording a push result: {e}");
+                    metrics::global().store_failure();
                 }
                 Ok(())
             }
@@ -243,6 +269,7 @@ impl PushService {
                     Some(&f.reason),
                 ) {
                     log::warn!("recording a push result: {e}");
+                    metrics::global().store_failure();
                 }
                 Err(PushError::Provider(f))
             }

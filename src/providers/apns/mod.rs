@@ -298,6 +298,15 @@ impl ApnsProvider {
         }
     }
 
+    /// When the client certificate expires (its notAfter); `None` with
+    /// token auth (a `.p8` key has no expiry) or when it was unreadable.
+    pub fn certificate_expiry(&self) -> Option<SystemTime> {
+        match &self.auth {
+            Auth::Certificate { expires } => *expires,
+            Auth::Token(_) => None,
+        }
+    }
+
     /// One line of state for the health page.
     pub fn health(&self) -> String {
         let c = &self.counters;

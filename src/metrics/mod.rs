@@ -1,0 +1,223 @@
+//! Prometheus metrics: a small process-wide registry of counters, gauges
+//! and histograms on atomics ([`registry`]), recorded by the push service
+//! and the store, read together with the link states, credential expiry
+//! and `/proc/self` when `/metrics` is scraped ([`collect`]), and
+//! rendered as text by a pure function ([`render`]).
+//!
+//! Label values come from the configuration only (app profile names,
+//! component JIDs), never from input: a push for a type that is not a
+//! configured app profile is not counted by type, so the number of
+//! series is bounded by the config.
+
+pub mod collect;
+pub mod process;
+pub mod registry;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::Duration;
+
+use registry::{Counter, Gauge, Histogram};
+
+use crate::providers::{FailureKind, Outcome};
+
+/// How one push ended, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushResult {
+    /// The provider accepted it.
+    Delivered,
+    /// The provider called the token dead.
+    DeadToken,
+    /// Held or coalesced by the per-device rate limit.
+    Throttled,
+    /// The provider failed (after its retries).
+    Failed,
+    /// The provider did not answer within `push_timeout_secs`.
+    TimedOut,
+}
+
+impl PushResult {
+    const ALL: [PushResult; 5] = [
+        PushResult::Delivered,
+        PushResult::DeadToken,
+        PushResult::Throttled,
+        PushResult::Failed,
+        PushResult::TimedOut,
+    ];
+
+    /// The `outcome` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            PushResult::Delivered => "delivered",
+            PushResult::DeadToken => "dead_token",
+            PushResult::Throttled => "throttled",
+            PushResult::Failed => "failed",
+            PushResult::TimedOut => "timed_out",
+        }
+    }
+
+    /// The result of a provider's outcome.
+    pub fn of(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Delivered => PushResult::Delivered,
+            Outcome::DeadToken { .. } => PushResult::DeadToken,
+            Outcome::Failed(f) if f.kind == FailureKind::Timeout => PushResult::TimedOut,
+            Outcome::Failed(_) => PushResult::Failed,
+        }
+    }
+}
+
+/// What is counted per app profile.
+#[derive(Debug, Default)]
+pub struct AppMetrics {
+    outcomes: [Counter; 5],
+    latency: Histogram,
+    in_flight: Gauge,
+    registered: Counter,
+    unregistered: Counter,
+}
+
+/// The process-wide registry.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    apps: RwLock<BTreeMap<String, Arc<AppMetrics>>>,
+    store_write: Histogram,
+    store_failures: Counter,
+    reloads_ok: Counter,
+    reloads_failed: Counter,
+}
+
+static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::default);
+
+/// The registry of this process.
+pub fn global() -> &'static Metrics {
+    &GLOBAL
+}
+
+/// Counts a push as in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight(Option<Arc<AppMetrics>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(a) = &self.0 {
+            a.in_flight.add(-1);
+        }
+    }
+}
+
+impl Metrics {
+    /// Sets the app profiles counted (at start and on reload); the counts
+    /// of profiles that stay are kept.
+    pub fn set_apps<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut apps = self.apps.write().unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::take(&mut *apps);
+        for n in names {
+            let m = old.get(n).cloned().unwrap_or_default();
+            apps.insert(n.to_owned(), m);
+        }
+    }
+
+    fn app(&self, name: &str) -> Option<Arc<AppMetrics>> {
+        self.apps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The app profiles counted, by name.
+    pub fn apps(&self) -> Vec<(String, Arc<AppMetrics>)> {
+        let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
+        apps.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+    }
+
+    /// Counts a push of app profile `app` that ended without a provider
+    /// call (throttled).
+    pub fn push(&self, app: &str, result: PushResult) {
+        if let Some(a) = self.app(app) {
+            a.outcomes[result as usize].inc();
+        }
+    }
+
+    /// Counts a provider call of `app` that took `elapsed`.
+    pub fn sent(&self, app: &str, outcome: &Outcome, elapsed: Duration) {
+        if let Some(a) = self.app(app) {
+            a.outcomes[PushResult::of(outcome) as usize].inc();
+            a.latency.observe(elapsed);
+        }
+    }
+
+    /// Marks a provider call of `app` in flight until the guard drops.
+    pub fn in_flight(&self, app: &str) -> InFlight {
+        let a = self.app(app);
+        if let Some(a) = &a {
+            a.in_flight.add(1);
+        }
+        InFlight(a)
+    }
+
+    /// Counts a registration (`true`) or unregistration of push type `app`.
+    pub fn registration(&self, app: &str, registered: bool) {
+        if let Some(a) = self.app(app) {
+            if registered {
+                a.registered.inc();
+            } else {
+                a.unregistered.inc();
+            }
+        }
+    }
+
+    /// Records the time of one synced store write.
+    pub fn store_write(&self, d: Duration) {
+        self.store_write.observe(d);
+    }
+
+    /// Counts a failed store operation.
+    pub fn store_failure(&self) {
+        self.store_failures.inc();
+    }
+
+    /// Counts a SIGHUP reload, applied or refused.
+    pub fn reload(&self, applied: bool) {
+        if applied {
+            self.reloads_ok.inc();
+        } else {
+            self.reloads_failed.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::Failure;
+
+    #[test]
+    fn counts_only_configured_apps_and_keeps_counts_over_reload() {
+        let m = Metrics::default();
+        m.set_apps(["a", "b"]);
+        m.push("a", PushResult::Throttled);
+        m.push("nope", PushResult::Throttled);
+        m.sent("a", &Outcome::Delivered, Duration::from_millis(3));
+        let timeout = Outcome::Failed(Failure {
+            kind: FailureKind::Timeout,
+            reason: "slow".into(),
+        });
+        m.sent("a", &timeout, Duration::from_secs(30));
+        {
+            let _g = m.in_flight("a");
+            assert_eq!(m.app("a").map(|a| a.in_flight.get()), Some(1));
+        }
+        m.set_apps(["a", "c"]);
+        let apps = m.apps();
+        let names: Vec<_> = apps.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        let a = &apps[0].1;
+        let counts: Vec<u64> = a.outcomes.iter().map(|c| c.get()).collect();
+        assert_eq!(counts, [1, 0, 1, 0, 1]);
+        assert_eq!(a.in_flight.get(), 0);
+        assert_eq!(a.latency.snapshot().count, 2);
+    }
+}
