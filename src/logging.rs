@@ -160,7 +160,13 @@ mod tests {
 
     #[test]
     fn plain_lines_have_a_timestamp_and_the_level() {
-        let l = format_line(LogFormat::Plain, at(), log::Level::Warn, "push_appserver::link", "down");
+        let l = format_line(
+            LogFormat::Plain,
+            at(),
+            log::Level::Warn,
+            "push_appserver::link",
+            "down",
+        );
         assert_eq!(l, "2025-06-15T15:06:40Z WARN  push_appserver::link: down\n");
     }
 

@@ -113,11 +113,23 @@ pub fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         "[registrations]",
     );
     let (a, b) = (&old.limits, &new.limits);
-    check(a.max_stanza_bytes != b.max_stanza_bytes, "limits.max_stanza_bytes");
+    check(
+        a.max_stanza_bytes != b.max_stanza_bytes,
+        "limits.max_stanza_bytes",
+    );
     check(a.max_in_flight != b.max_in_flight, "limits.max_in_flight");
-    check(a.keepalive_secs != b.keepalive_secs, "limits.keepalive_secs");
-    check(a.ping_after_secs != b.ping_after_secs, "limits.ping_after_secs");
-    check(a.ping_timeout_secs != b.ping_timeout_secs, "limits.ping_timeout_secs");
+    check(
+        a.keepalive_secs != b.keepalive_secs,
+        "limits.keepalive_secs",
+    );
+    check(
+        a.ping_after_secs != b.ping_after_secs,
+        "limits.ping_after_secs",
+    );
+    check(
+        a.ping_timeout_secs != b.ping_timeout_secs,
+        "limits.ping_timeout_secs",
+    );
     check(
         a.shutdown_grace_secs != b.shutdown_grace_secs,
         "limits.shutdown_grace_secs",
@@ -157,9 +169,9 @@ pub fn reload(core: &Core, path: &Path) -> Result<Vec<&'static str>, ReloadError
                 );
             }
         }
-        Err(e) => log::error!(
-            "SIGHUP: the new configuration is refused, the running one stays: {e}"
-        ),
+        Err(e) => {
+            log::error!("SIGHUP: the new configuration is refused, the running one stays: {e}")
+        }
     }
     result
 }
@@ -171,10 +183,8 @@ fn apply(core: &Core, path: &Path) -> Result<Vec<&'static str>, ReloadError> {
     // leaves the running ones untouched.
     let apps = start_apps(&new.apps).map_err(ReloadError::Provider)?;
     crate::metrics::global().set_apps(new.apps.keys().map(String::as_str));
-    core.pushes.reload(
-        apps,
-        Duration::from_secs(new.limits.push_timeout_secs),
-    );
+    core.pushes
+        .reload(apps, Duration::from_secs(new.limits.push_timeout_secs));
     crate::logging::set_level(new.log_level);
     Ok(restart_needed(&core.settings, &new))
 }

@@ -125,7 +125,10 @@ fn store_families(core: &Core, out: &mut Vec<Family>) {
         Kind::Counter,
         "SIGHUP reloads, applied or refused.",
     );
-    reloads = reloads.number(vec![("result", "applied".into())], m.reloads_ok.get() as f64);
+    reloads = reloads.number(
+        vec![("result", "applied".into())],
+        m.reloads_ok.get() as f64,
+    );
     reloads = reloads.number(
         vec![("result", "refused".into())],
         m.reloads_failed.get() as f64,

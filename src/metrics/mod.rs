@@ -130,7 +130,9 @@ impl Metrics {
     /// The app profiles counted, by name.
     pub fn apps(&self) -> Vec<(String, Arc<AppMetrics>)> {
         let apps = self.apps.read().unwrap_or_else(|e| e.into_inner());
-        apps.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+        apps.iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect()
     }
 
     /// Counts a push of app profile `app` that ended without a provider

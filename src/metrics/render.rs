@@ -177,7 +177,8 @@ mod tests {
             sum: 1.25,
             count: 2,
         };
-        let f = Family::new("lat_seconds", Kind::Histogram, "h").histogram(vec![("app", "a".into())], h);
+        let f = Family::new("lat_seconds", Kind::Histogram, "h")
+            .histogram(vec![("app", "a".into())], h);
         assert_eq!(
             render(&[f]),
             "# HELP lat_seconds h\n# TYPE lat_seconds histogram\n\
