@@ -34,19 +34,22 @@ fn ops_config(dir: &Path, xmpp: u16, http: u16, top: &str, fcm_file: &str) -> St
     )
 }
 
+/// Samples by `(name, sorted labels)`.
+type Samples = HashMap<(String, Vec<(String, String)>), f64>;
+
 /// The exposition parsed by `prometheus_client.parser` (Debian's
 /// python3-prometheus-client, installed here when missing and root):
 /// `(name, sorted labels) -> value`. Panics when the parser rejects it.
-fn parse_exposition(text: &str) -> HashMap<(String, Vec<(String, String)>), f64> {
+fn parse_exposition(text: &str) -> Samples {
     const PY: &str = "/usr/bin/python3";
-    let have = |_: ()| {
+    let have = || {
         Command::new(PY)
             .args(["-c", "import prometheus_client.parser"])
             .status()
             .map(|s| s.success())
             .unwrap_or(false)
     };
-    if !have(()) {
+    if !have() {
         let root = Command::new("id")
             .arg("-u")
             .output()
@@ -58,7 +61,7 @@ fn parse_exposition(text: &str) -> HashMap<(String, Vec<(String, String)>), f64>
                 .status();
         }
         assert!(
-            have(()),
+            have(),
             "needs {PY} with prometheus_client (apt-get install python3-prometheus-client)"
         );
     }
@@ -97,11 +100,7 @@ fn parse_exposition(text: &str) -> HashMap<(String, Vec<(String, String)>), f64>
         .collect()
 }
 
-fn value(
-    m: &HashMap<(String, Vec<(String, String)>), f64>,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> f64 {
+fn value(m: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
     let mut l: Vec<(String, String)> = labels
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
