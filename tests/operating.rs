@@ -345,3 +345,27 @@ fn sighup_reloads_apps_and_log_level_on_the_same_stream() {
     let reloads = |r: &str| value(&m, "push_appserver_config_reloads_total", &[("result", r)]);
     assert_eq!((reloads("applied"), reloads("refused")), (2.0, 2.0));
 }
+
+#[test]
+fn journal_format_has_priorities_and_no_timestamps() {
+    let dir = TempDir::new("ops-journal");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let top = "log_format = \"journal\"";
+    let app = AppServer::start(
+        &dir.0,
+        &ops_config(&dir.0, x.port, port, top, "f.jsonl"),
+        port,
+    );
+    let _c = x.accept(T);
+    let log = wait_log(&app, "connected to", 1);
+    assert!(log.contains("<4>push_appserver: push type"), "{log}");
+    assert!(
+        log.contains("<6>push_appserver::link::session: component"),
+        "{log}"
+    );
+    assert!(
+        log.lines().all(|l| l.starts_with('<')),
+        "every line starts with its priority, none with a timestamp:\n{log}"
+    );
+}
