@@ -157,11 +157,7 @@ impl Core {
     /// Opens the store and starts the providers.
     pub fn start(settings: Settings) -> Result<Arc<Core>, StartError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let limits = CountLimits {
-            per_jid: settings.registrations.max_per_jid,
-            per_domain: settings.registrations.max_per_domain,
-            total: settings.store.max_registrations,
-        };
+        let limits = count_limits(&settings);
         let registrations = Arc::new(
             Registrations::open(&settings.data_dir, settings.store.cache_bytes)
                 .map_err(StartError::Store)?
@@ -352,9 +348,28 @@ impl Core {
         Ok(owner)
     }
 
+    /// Applies reloaded registration limits: the count limits, and the
+    /// command rates (starting their windows afresh).
+    pub fn set_registration_limits(&self, settings: &Settings) {
+        self.registrations.set_limits(count_limits(settings));
+        let r = &settings.registrations;
+        *self.command_rate.lock().unwrap_or_else(|e| e.into_inner()) = CommandRate::new(
+            r.commands_per_minute_per_jid,
+            r.commands_per_minute_per_domain,
+        );
+    }
+
     /// Link state of a component.
     pub fn link(&self, jid: &str) -> Option<&Arc<LinkStatus>> {
         self.links.iter().find(|(j, _)| j == jid).map(|(_, s)| s)
+    }
+}
+
+fn count_limits(settings: &Settings) -> CountLimits {
+    CountLimits {
+        per_jid: settings.registrations.max_per_jid,
+        per_domain: settings.registrations.max_per_domain,
+        total: settings.store.max_registrations,
     }
 }
 

@@ -1,10 +1,11 @@
 //! SIGHUP: re-read the config file and apply what can change without
 //! dropping the component links: the app profiles (provider credentials,
-//! certificates, endpoints, payload settings), the log level and the
+//! certificates, endpoints, payload settings), the log level, the limits
+//! on registrations (`[registrations]`, `store.max_registrations`) and the
 //! provider timeout. A config that does not load, or whose providers do
 //! not start, is refused as a whole and the running one stays. Changes
-//! that need a restart (listen addresses, components, data dir, store and
-//! link limits) are named and not applied.
+//! that need a restart (listen addresses, components, data dir, the store
+//! cache, link limits) are named and not applied.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -104,13 +105,8 @@ pub fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     };
     check(component_key(old) != component_key(new), "[[component]]");
     check(
-        old.store.cache_bytes != new.store.cache_bytes
-            || old.store.max_registrations != new.store.max_registrations,
-        "[store]",
-    );
-    check(
-        format!("{:?}", old.registrations) != format!("{:?}", new.registrations),
-        "[registrations]",
+        old.store.cache_bytes != new.store.cache_bytes,
+        "store.cache_mb",
     );
     let (a, b) = (&old.limits, &new.limits);
     check(
@@ -185,6 +181,7 @@ fn apply(core: &Core, path: &Path) -> Result<Vec<&'static str>, ReloadError> {
     crate::metrics::global().set_apps(new.apps.keys().map(String::as_str));
     core.pushes
         .reload(apps, Duration::from_secs(new.limits.push_timeout_secs));
+    core.set_registration_limits(&new);
     crate::logging::set_level(new.log_level);
     Ok(restart_needed(&core.settings, &new))
 }

@@ -283,9 +283,11 @@ fn sighup_reloads_apps_and_log_level_on_the_same_stream() {
         "debug lines are off at info"
     );
 
-    // The app profile now records elsewhere, and the log level is debug.
+    // The app profile now records elsewhere, the log level is debug, and
+    // a JID may hold two registrations.
     let config = dir.0.join("config.toml");
-    std::fs::write(&config, cfg("log_level = \"debug\"", "b.jsonl")).unwrap();
+    let top = "log_level = \"debug\"\n[registrations]\nmax_per_jid = 2";
+    std::fs::write(&config, cfg(top, "b.jsonl")).unwrap();
     hup(&app);
     wait_log(&app, "SIGHUP: reloaded", 1);
     std::thread::sleep(Duration::from_millis(1100)); // past the 1/s throttle window
@@ -301,6 +303,8 @@ fn sighup_reloads_apps_and_log_level_on_the_same_stream() {
     );
     register(&mut c, "fcm", "two", "token-2");
     wait_log(&app, "has token", 1);
+    let third = register_as(&mut c, "user@example.com/res", "fcm", "three", "token-3");
+    assert_eq!(third, Err(("cancel".into(), "not-allowed".into())));
 
     // A broken config is refused; the running one stays.
     std::fs::write(&config, cfg("log_level = \"loud\"", "c.jsonl")).unwrap();

@@ -160,8 +160,8 @@ pub struct Registrations {
     key: ServerKey,
     /// Serializes read-modify-write of registrations and their counts.
     write_lock: Mutex<()>,
-    /// Count limits for new registrations.
-    limits: CountLimits,
+    /// Count limits for new registrations (changed by a reload).
+    limits: Mutex<CountLimits>,
     /// Why the latest synced write failed (cleared by the next success).
     write_error: Mutex<Option<String>>,
     /// The retry after a failed write (see [`recovery`]).
@@ -207,16 +207,27 @@ impl Registrations {
             cache_bytes,
             key,
             write_lock: Mutex::new(()),
-            limits: CountLimits::default(),
+            limits: Mutex::new(CountLimits::default()),
             write_error: Mutex::new(None),
             recovery: recovery::Recovery::new(),
         })
     }
 
     /// The same store with these count limits.
-    pub fn with_limits(mut self, limits: CountLimits) -> Self {
-        self.limits = limits;
+    pub fn with_limits(self, limits: CountLimits) -> Self {
+        self.set_limits(limits);
         self
+    }
+
+    /// Changes the count limits (SIGHUP reload); existing registrations
+    /// over a lowered limit stay, new ones are refused.
+    pub fn set_limits(&self, limits: CountLimits) {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
+    }
+
+    /// The count limits in force.
+    pub fn limits(&self) -> CountLimits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The open engine, for one operation. Hold the guard briefly: a

@@ -113,7 +113,7 @@ impl Registrations {
                 }
             }
         };
-        if let Some(limit) = tally.write_into(&st.counters, &mut batch, Some(&self.limits))? {
+        if let Some(limit) = tally.write_into(&st.counters, &mut batch, Some(&self.limits()))? {
             return Err(RegError::Refused(Refusal::Limit(limit)));
         }
         batch.insert(&st.regs, key, store::encode(&registration));
