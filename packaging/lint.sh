@@ -59,6 +59,24 @@ for want in 'USE_PROCD=1' 'procd_set_param respawn' 'procd_add_reload_trigger' '
 	if grep -q "$want" openwrt/files/push-appserver.init; then ok; else bad "procd init lacks $want"; fi
 done
 
+# Both systemd units: systemd-analyze verify exits 0 even on unknown keys and
+# unparsable values, so its messages are the verdict. The binary path is
+# pointed at an existing file (verify checks that it exists).
+if command -v systemd-analyze >/dev/null 2>&1; then
+	tmp=$(mktemp -d)
+	for unit in debian/push-appserver.service push-appserver.service; do
+		sed 's#/usr/s\{0,1\}bin/push-appserver#/bin/true#g; s#/usr/local/bin/push-appserver#/bin/true#g' \
+			"$unit" >"$tmp/push-appserver.service"
+		systemd-analyze verify --man=no "$tmp/push-appserver.service" >"$tmp/out" 2>&1 || true
+		if grep -Ei 'unknown|failed|invalid|ignoring|not found|bad' "$tmp/out" >&2; then
+			bad "systemd-analyze verify $unit"
+		else ok; fi
+	done
+	rm -rf "$tmp"
+else
+	echo "lint: systemd-analyze not installed: the units were not verified" >&2
+fi
+
 # The pairing examples parse (Prosody's config is Lua; ejabberd's YAML).
 if command -v luac >/dev/null 2>&1; then
 	if luac -p examples/prosody.cfg.lua; then ok; else bad "examples/prosody.cfg.lua does not parse"; fi
