@@ -1,6 +1,7 @@
 #!/bin/sh
 # The packaging checks that scripts/test runs after the cargo tests: lint of
-# the Alpine/OpenWrt/Debian files, the OpenWrt UCI -> TOML conversion, and
+# the Alpine/OpenWrt/Debian files, the OpenWrt UCI -> TOML conversion and
+# procd init, the Alpine OpenRC script, and
 # (as root) the .deb built, installed, run, removed and purged.
 # SKIP_DEB=1 leaves out the .deb (it builds a release binary).
 set -eu
@@ -22,6 +23,7 @@ fi
 export PUSH_APPSERVER_BIN
 sh ./openwrt/test/run.sh
 sh ./openwrt/test/init.sh
+sh ./alpine/test-initd.sh
 if [ "${SKIP_DEB:-0}" = 1 ]; then
 	echo "packaging: SKIP_DEB=1: the .deb check was skipped" >&2
 else

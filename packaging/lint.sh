@@ -14,7 +14,7 @@ bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 
 for f in alpine/APKBUILD alpine/push-appserver.initd alpine/push-appserver.confd \
 	alpine/push-appserver.pre-install openwrt/files/push-appserver.init \
-	debian/postinst debian/postrm debian/ci-check.sh openwrt/test/run.sh openwrt/test/init.sh build-static.sh lint.sh check.sh ../scripts/test; do
+	debian/postinst debian/postrm debian/ci-check.sh openwrt/test/run.sh openwrt/test/init.sh alpine/test-initd.sh build-static.sh lint.sh check.sh ../scripts/test; do
 	[ -f "$f" ] || continue
 	case $f in debian/ci-check.sh | build-static.sh | ../scripts/test) shell="bash" ;; *) shell="sh" ;; esac
 	if $shell -n "$f"; then ok; else bad "$shell -n $f"; fi
@@ -25,7 +25,7 @@ if command -v shellcheck >/dev/null 2>&1; then
 	sc() { if shellcheck "$@"; then ok; else bad "shellcheck $*"; fi; }
 	sc -s bash -e SC2034,SC2154 alpine/APKBUILD
 	sc -s sh -e SC2034 alpine/push-appserver.initd alpine/push-appserver.confd
-	sc -s sh alpine/push-appserver.pre-install debian/postinst debian/postrm lint.sh check.sh openwrt/test/run.sh openwrt/test/init.sh
+	sc -s sh alpine/push-appserver.pre-install debian/postinst debian/postrm lint.sh check.sh openwrt/test/run.sh openwrt/test/init.sh alpine/test-initd.sh
 	# OpenWrt's ash has `local`; uci_validate_section sets the variables.
 	sc -s sh -e SC2034,SC2154,SC3043 openwrt/files/push-appserver.init
 	sc -s bash debian/ci-check.sh ../scripts/test
