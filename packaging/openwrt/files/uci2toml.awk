@@ -6,10 +6,11 @@
 #   uci show push-appserver | awk -f uci2toml.awk > push-appserver.toml
 #
 # Mapping (see /etc/config/push-appserver):
-#   config push-appserver 'main'  data_dir, log_level, rate_limit, debugging
-#                                 at the top; http_X, store_X, limits_X,
-#                                 registrations_X as X in [http], [store],
-#                                 [limits], [registrations]; enabled and
+#   config push-appserver 'main'  data_dir, log_level, log_format, rate_limit,
+#                                 debugging at the top; http_X, store_X,
+#                                 limits_X, registrations_X, metrics_X as X
+#                                 in [http], [store], [limits],
+#                                 [registrations], [metrics]; enabled and
 #                                 config_file belong to the init script.
 #   config component              one [[component]] each; list type -> types
 #   config app 'NAME'             [app.NAME]
@@ -62,7 +63,7 @@ function toml_string(s,    i, c, out) {
 }
 
 function is_bool_key(k) {
-	return k ~ /^(debugging|open_unregister|sandbox|mutable_content|collapse_pushes|include_summary)$/
+	return k ~ /^(enabled|debugging|open_unregister|sandbox|mutable_content|collapse_pushes|include_summary)$/
 }
 
 function is_int_key(k) {
@@ -134,7 +135,7 @@ function emit(t, line) {
 
 	if (stype[sec] == "push-appserver") {
 		if (opt == "enabled" || opt == "config_file") next
-		if (match(opt, /^(http|store|limits|registrations)_/)) {
+		if (match(opt, /^(http|store|limits|registrations|metrics)_/)) {
 			t = substr(opt, 1, RLENGTH - 1)
 			opt = substr(opt, RLENGTH + 1)
 		}

@@ -1,9 +1,9 @@
 #!/bin/sh
 # Tests uci2toml.awk (the UCI -> TOML conversion of the OpenWrt init script)
 # off the router: with every awk found here (busybox awk is OpenWrt's), the
-# shipped /etc/config/push-appserver and full.show give exactly default.toml
-# and full.toml, malformed input is refused, and `push-appserver check-config`
-# accepts the results. Binary: $PUSH_APPSERVER_BIN, else one in target/ (a
+# shipped /etc/config/push-appserver, full.show and operating.show give
+# exactly default.toml, full.toml and operating.toml, malformed input is
+# refused, and `push-appserver check-config` accepts the results. Binary: $PUSH_APPSERVER_BIN, else one in target/ (a
 # debug build is made when there is none).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,7 +29,10 @@ for a in $awks; do
 	case $a in busybox-awk) run="busybox awk" ;; *) run=$a ;; esac
 	$run -f "$conv" <"$tmp/default.show" >"$tmp/default.$a.toml" || bad "$a: default conversion failed"
 	$run -f "$conv" <"$here/full.show" >"$tmp/full.$a.toml" || bad "$a: full conversion failed"
-	for name in default full; do
+	# operating.show: the [metrics] table and log_format (a fragment, so it
+	# is compared only, not given to check-config).
+	$run -f "$conv" <"$here/operating.show" >"$tmp/operating.$a.toml" || bad "$a: operating conversion failed"
+	for name in default full operating; do
 		if diff -u "$here/$name.toml" "$tmp/$name.$a.toml"; then ok; else bad "$a: $name differs from $name.toml"; fi
 	done
 	# Not `uci show` output, or a section type it does not know: refused.
