@@ -94,6 +94,8 @@ if [ "$static" = 1 ]; then
   file -L /usr/bin/push-appserver | grep -Eq 'statically linked|static-pie linked' || fail "installed binary is not the static one"
 fi
 getent passwd "$pkg" >/dev/null || fail "system user not created"
+wants=/etc/systemd/system/multi-user.target.wants/push-appserver.service
+[ -L "$wants" ] || fail "unit not enabled"
 uid=$(id -u "$pkg"); [ "$uid" -lt 1000 ] || fail "user $pkg is not a system user (uid $uid)"
 [ "$(stat -c '%U:%G %a' "$conf")" = "root:$pkg 640" ] || fail "conffile owner/mode: $(stat -c '%U:%G %a' "$conf")"
 [ "$(stat -c '%U:%G %a' /etc/push-appserver)" = "root:$pkg 750" ] || fail "config dir owner/mode"
@@ -163,6 +165,7 @@ dpkg -P "$pkg" >/dev/null
 [ ! -e "$conf" ] || fail "dpkg -P left $conf"
 [ ! -e /etc/push-appserver ] || fail "dpkg -P left /etc/push-appserver"
 [ ! -e /usr/lib/systemd/system/push-appserver.service ] || fail "unit left"
+if [ -e "$wants" ] || [ -L "$wants" ]; then fail "unit still enabled after purge"; fi
 if dpkg-statoverride --list | grep -q push-appserver; then fail "statoverride left"; fi
 if dpkg -s "$pkg" >/dev/null 2>&1; then fail "package still known to dpkg"; fi
 if running; then pgrep -a -u "$pkg" >&2; fail "processes of $pkg still running"; fi
