@@ -51,6 +51,8 @@ pub struct PushService {
     throttle: Option<Mutex<Throttle<DeviceKey, Push>>>,
     clock: Arc<dyn Clock>,
     timeout: Duration,
+    /// Component settings, for the dialects' payload options.
+    components: Vec<crate::config::ComponentSettings>,
 }
 
 impl PushService {
@@ -71,7 +73,14 @@ impl PushService {
                 .map(|w| Mutex::new(Throttle::new(w, THROTTLE_CAPACITY))),
             clock,
             timeout,
+            components: Vec::new(),
         }
+    }
+
+    /// The same service, reading dialect payload options from `components`.
+    pub fn with_components(mut self, components: Vec<crate::config::ComponentSettings>) -> Self {
+        self.components = components;
+        self
     }
 
     /// The app profiles.
@@ -106,21 +115,36 @@ impl PushService {
                 return Err(PushError::UnknownNode);
             }
         }
-        if !self.registrations.verify_secret(&reg, &req.secret) {
-            return Err(PushError::WrongSecret);
+        // Siskin's registrations have no secret: their random node is the
+        // credential (see crate::dialects).
+        if !reg.dialect.as_ref().is_some_and(|d| d.secretless()) {
+            let secret = req
+                .secret
+                .as_deref()
+                .ok_or_else(|| PushError::BadRequest("publish-options without a secret".into()))?;
+            if !self.registrations.verify_secret(&reg, secret) {
+                return Err(PushError::WrongSecret);
+            }
         }
         let app = self
             .apps
             .get(&reg.push_type)
             .ok_or_else(|| PushError::TypeNotConfigured(reg.push_type.clone()))?;
+        let dialect = reg.dialect.map(|d| {
+            crate::dialects::DialectPush::new(d, self.components.iter().find(|c| c.jid == component))
+        });
+        let decided = app.policy.decide(&req.summary, req.high_hint);
         let push = Push {
             component: component.to_owned(),
             push_type: reg.push_type,
             node: reg.node,
             token: reg.token,
-            priority: app.policy.decide(&req.summary, req.high_hint),
+            priority: dialect
+                .as_ref()
+                .map_or(decided, |d| d.priority(decided, req.voip_hint)),
             summary: req.summary,
             encrypted: req.encrypted,
+            dialect,
         };
         let Some(throttle) = &self.throttle else {
             return self.send(app, push).await;
