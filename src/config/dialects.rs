@@ -145,22 +145,38 @@ fn check_profile(
     apps: &BTreeMap<String, ProviderSettings>,
     ctx: &ConfigContext,
 ) -> Result<(), ConfigError> {
-    let fits = match apps.get(profile) {
-        None => {
-            return Err(ctx.error(
-                key,
-                format!("app profile {profile:?} has no [app.{profile}] section"),
-            ))
-        }
-        Some(ProviderSettings::Log(_)) => true,
-        Some(ProviderSettings::Apns(_)) => kind == "apns",
-        Some(ProviderSettings::Fcm(_)) => kind == "fcm",
-    };
-    if !fits {
-        return Err(ctx.error(
-            key,
-            format!("app profile {profile:?} must use provider = \"{kind}\" (or \"log\")"),
-        ));
+    let provider = apps.get(profile).map(|a| match a {
+        ProviderSettings::Log(_) => "log",
+        ProviderSettings::Apns(_) => "apns",
+        ProviderSettings::Fcm(_) => "fcm",
+    });
+    profile_problem(profile, provider, kind).map_or(Ok(()), |r| Err(ctx.error(key, r)))
+}
+
+/// What is wrong with serving `kind` through `profile`, whose provider is
+/// `provider` (`None`: no such profile).
+fn profile_problem(profile: &str, provider: Option<&str>, kind: &str) -> Option<String> {
+    match provider {
+        None => Some(format!(
+            "app profile {profile:?} has no [app.{profile}] section"
+        )),
+        Some(p) if p == kind || p == "log" => None,
+        Some(_) => Some(format!(
+            "app profile {profile:?} must use provider = \"{kind}\" (or \"log\")"
+        )),
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::profile_problem;
+
+    #[test]
+    fn profiles_must_use_the_dialects_provider_or_log() {
+        assert_eq!(profile_problem("p", Some("fcm"), "fcm"), None);
+        assert_eq!(profile_problem("p", Some("log"), "apns"), None);
+        let e = profile_problem("p", Some("apns"), "fcm").unwrap();
+        assert!(e.contains("provider = \"fcm\""), "{e}");
+        assert!(profile_problem("p", None, "fcm").unwrap().contains("[app.p]"));
+    }
 }

@@ -394,4 +394,38 @@ mod tests {
         assert_eq!(h["authorization"], "bearer a.b.c");
         assert!(h.get("apns-collapse-id").is_none());
     }
+
+    #[test]
+    fn siskin_alerts_go_to_the_device_token_and_calls_to_pushkit() {
+        let mut p = push(Priority::High);
+        p.dialect = Some(DialectPush::Siskin {
+            account: "romeo@montague.lit".into(),
+            voip_token: Some("beef".into()),
+            payload: crate::config::SiskinPayload::default(),
+        });
+        let r = build(&p, &settings(), now()).unwrap();
+        assert_eq!(r.path, format!("/3/device/{}", "00ff".repeat(16)));
+        assert_eq!((r.push_type, r.priority), ("alert", 10));
+        assert_eq!(r.topic, "org.example.chat");
+        let v: Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(v["account"], "romeo@montague.lit");
+        assert_eq!(v["aps"]["mutable-content"], 1);
+        p.priority = Priority::Voip;
+        let r = build(&p, &settings(), now()).unwrap();
+        assert_eq!(r.path, "/3/device/beef");
+        assert_eq!((r.push_type, r.priority), ("voip", 10));
+        assert_eq!(r.topic, "org.example.chat.voip");
+    }
+
+    #[test]
+    fn conversations_on_ios_adds_the_account_to_the_default_payload() {
+        let mut p = push(Priority::High);
+        p.dialect = Some(DialectPush::Conversations {
+            account: "abc".into(),
+        });
+        let r = build(&p, &settings(), now()).unwrap();
+        let v: Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(v["account"], "abc");
+        assert_eq!(v["aps"]["alert"]["body"], "New message");
+    }
 }
