@@ -309,9 +309,10 @@ fn secret_registrations_still_need_their_secret_and_v1_is_the_default() {
     let r = c.iq(&conversations_register("r2", "romeo@example.com/x", "a", "t"));
     assert_eq!(outcome(&r), gone());
     let reg = register(&mut c, "v1", "dev", "tok");
-    // A publish without publish-options to a node that has a secret.
+    // A publish without publish-options to a node that has a secret is
+    // malformed, as before.
     let r = c.iq(&siskin_publish("p1", "user@example.com", &reg.node, SUMMARY));
-    assert_eq!(outcome(&r), ("auth".into(), "forbidden".into()));
+    assert_eq!(outcome(&r), ("modify".into(), "bad-request".into()));
     let r = c.iq(&publish_iq("p2", &reg.node, &reg.secret, None));
     assert_eq!(outcome(&r), ok());
 }

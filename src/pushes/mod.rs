@@ -118,9 +118,11 @@ impl PushService {
         // Siskin's registrations have no secret: their random node is the
         // credential (see crate::dialects).
         if !reg.dialect.as_ref().is_some_and(|d| d.secretless()) {
-            // No secret is not this node's secret: its owner always sends it.
-            let secret = req.secret.as_deref().unwrap_or_default();
-            if secret.is_empty() || !self.registrations.verify_secret(&reg, secret) {
+            let secret = req
+                .secret
+                .as_deref()
+                .ok_or_else(|| PushError::BadRequest("publish-options without a secret".into()))?;
+            if !self.registrations.verify_secret(&reg, secret) {
                 return Err(PushError::WrongSecret);
             }
         }
