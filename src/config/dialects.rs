@@ -137,6 +137,36 @@ pub(super) fn validate(
     Ok(out)
 }
 
+/// Writes the dialect values as TOML lines (nothing for v1 only).
+pub(super) fn show(f: &mut std::fmt::Formatter<'_>, d: &DialectSettings) -> std::fmt::Result {
+    let c = &d.conversations;
+    if c.fcm.is_some() || c.apns.is_some() {
+        let parts: Vec<String> = [("fcm", &c.fcm), ("apns", &c.apns)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} = {v:?}")))
+            .collect();
+        writeln!(f, "conversations = {{ {} }}", parts.join(", "))?;
+    }
+    if let Some(s) = &d.siskin {
+        let providers: Vec<String> = s
+            .providers
+            .iter()
+            .map(|(id, p)| format!("{id:?} = {p:?}"))
+            .collect();
+        let p = s.payload;
+        writeln!(
+            f,
+            "siskin = {{ providers = {{ {} }}, sender = {}, body = {}, count = {}, encrypted = {} }}",
+            providers.join(", "),
+            p.sender,
+            p.body,
+            p.count,
+            p.encrypted
+        )?;
+    }
+    Ok(())
+}
+
 /// `profile` must exist and send through `kind` (or `log`).
 fn check_profile(
     key: &str,

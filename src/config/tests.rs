@@ -224,6 +224,10 @@ fn dialects_map_commands_and_provider_ids_to_profiles() {
     assert_eq!(d.conversations.apns.as_deref(), Some("ios"));
     let siskin = d.siskin.as_ref().unwrap();
     assert_eq!(siskin.providers["snikket:apns:1"], "ios");
+    // `config show` names the dialect values.
+    let shown = s.to_string();
+    assert!(shown.contains("conversations = { fcm = \"fcm\", apns = \"ios\" }"), "{shown}");
+    assert!(shown.contains("\"snikket:apns:1\" = \"ios\""), "{shown}");
     assert_eq!(
         siskin.payload,
         SiskinPayload {
