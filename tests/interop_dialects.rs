@@ -1,15 +1,17 @@
 //! Interop of the registration dialects with a real Prosody 0.12
-//! (mod_cloud_notify): a slixmpp client registers in the Conversations
+//! (mod_cloud_notify) and a real ejabberd (mod_push): a slixmpp client
+//! registers in the Conversations
 //! dialect (`register-push-fcm`) and another in the Siskin dialect
 //! (`register-device`, no secret), both through Prosody, enable push and go
 //! offline; a third account writes to both. The pushes reach a mock FCM and
 //! a mock APNS (HTTP/2 + TLS, in this process) with each app's payload.
 //! Then a transient provider failure must leave push on, and a dead token
-//! must make Prosody disable push for that device (`push_max_errors = 1`
-//! here, so one error that counts is enough to see it).
+//! must make the server disable push for that device: ejabberd at the first
+//! non-`wait` error, Prosody after `push_max_errors` of them (1 here, so one
+//! error that counts is enough to see it).
 //!
-//! Missing Prosody / prosody-modules / python3-slixmpp is a failure, not a
-//! skip: `.ci/run` installs them.
+//! Missing Prosody / prosody-modules / ejabberd / python3-slixmpp is a
+//! failure, not a skip: `.ci/run` installs them.
 
 #[path = "support/apple.rs"]
 mod apple;
@@ -17,6 +19,8 @@ mod apple;
 mod fcm_mock;
 #[path = "support/h2_mock.rs"]
 mod h2_mock;
+#[path = "interop_support/ejabberd.rs"]
+mod ejabberd;
 mod interop_support;
 #[path = "support/pki.rs"]
 mod pki;
@@ -36,7 +40,8 @@ const DIALECT_CLIENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/interop/dialect_client.py"
 );
-const HINT: &str = "`.ci/run` installs them (apt-get install prosody prosody-modules python3-slixmpp)";
+const HINT: &str =
+    "`.ci/run` installs them (apt-get install prosody prosody-modules ejabberd python3-slixmpp)";
 const DEVICE: &str = "AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12";
 const VOIP: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
 const FCM_TOKEN: &str = "fcm-token-alice";
@@ -46,13 +51,113 @@ const ANDROID_ID: &str = "android-1";
 const APPLE_OK: u8 = 0;
 const APPLE_DEAD: u8 = 1;
 
+/// The user's XMPP server under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Xmpp {
+    Prosody,
+    Ejabberd,
+}
+
+impl Xmpp {
+    /// Starts the server with the accounts; the path of its log.
+    fn start(self, fx: &mut Fixture, setup: &Setup, accounts: &[(&str, &str)]) -> Result<PathBuf, String> {
+        match self {
+            Xmpp::Prosody => start_prosody(fx, setup, accounts),
+            Xmpp::Ejabberd => {
+                let ej = ejabberd::find(HINT)?;
+                ejabberd::start(fx, &ej, setup, accounts)
+            }
+        }
+    }
+
+    fn component_ok(self, log: &str) -> bool {
+        log.contains(match self {
+            Xmpp::Prosody => "External component successfully authenticated",
+            Xmpp::Ejabberd => "Accepted external component handshake authentication for push.localhost",
+        })
+    }
+
+    /// Whether the server logged a `wait` error for `user`'s `node` and
+    /// kept push on.
+    fn kept(self, log: &str, user: &str, node: &str) -> bool {
+        match self {
+            Xmpp::Prosody => log.lines().any(|l| {
+                l.contains("NOT increasing error count") && l.contains(&format!("{PUSH_JID}<{node}"))
+            }),
+            Xmpp::Ejabberd => log.contains(&format!(
+                "{PUSH_JID} rejected notification for {user} ({node}) temporarily"
+            )),
+        }
+    }
+
+    /// Whether the server disabled push for `user`'s `node`.
+    fn disabled(self, log: &str, user: &str, node: &str) -> bool {
+        match self {
+            Xmpp::Prosody => log.lines().any(|l| {
+                l.contains("Disabling push notifications") && l.contains(&format!("{PUSH_JID}<{node}"))
+            }),
+            Xmpp::Ejabberd => log.contains(&format!(
+                "{PUSH_JID} rejected notification for {user} ({node}), disabling push"
+            )),
+        }
+    }
+}
+
 #[test]
 fn prosody_conversations_and_siskin_dialects_end_to_end() {
     Fixture::new(
-        "interop-dialects",
+        "interop-dialects-prosody",
         &[("prosody.out", 30), ("prosody.log", 150)],
     )
-    .run(scenario);
+    .run(|fx| scenario(fx, Xmpp::Prosody));
+}
+
+#[test]
+fn ejabberd_conversations_and_siskin_dialects_end_to_end() {
+    Fixture::new(
+        "interop-dialects-ejabberd",
+        &[
+            ("ejabberd.out", 30),
+            ("ejabberd-logs/error.log", 40),
+            ("ejabberd-logs/ejabberd.log", 150),
+        ],
+    )
+    .run(|fx| scenario(fx, Xmpp::Ejabberd));
+}
+
+/// Prosody with `push_max_errors = 1` and the accounts; its log's path.
+fn start_prosody(fx: &mut Fixture, setup: &Setup, accounts: &[(&str, &str)]) -> Result<PathBuf, String> {
+    let prosody = in_path("prosody")
+        .or_else(|| Some(PathBuf::from("/usr/bin/prosody")).filter(|p| p.is_file()))
+        .ok_or_else(|| format!("Prosody is not installed; {HINT}"))?;
+    let prosodyctl = sibling_or_path(&prosody, "prosodyctl")
+        .ok_or_else(|| format!("prosodyctl not found; {HINT}"))?;
+    // One error that counts disables push: what we want to see, and when.
+    let template = PROSODY_CFG_TEMPLATE.replace(
+        "VirtualHost \"localhost\"",
+        "push_max_errors = 1\n\nVirtualHost \"localhost\"",
+    );
+    let prosody_cfg = setup.write_config(fx, "prosody.cfg.lua", &template)?;
+    for (user, pw) in accounts {
+        let mut cmd = Command::new(&prosodyctl);
+        cmd.arg("--config")
+            .arg(&prosody_cfg)
+            .args(["register", user, DOMAIN, pw]);
+        let out = fx.path(&format!("prosodyctl-{user}.out"));
+        let status = run_bounded(&mut cmd, Duration::from_secs(30), &out)?;
+        if !status.success() {
+            return Err(format!("prosodyctl register {user}: {}", read_lossy(&out)));
+        }
+    }
+    let mut cmd = Command::new(&prosody);
+    cmd.arg("--config").arg(&prosody_cfg).arg("-F");
+    fx.spawn("prosody", cmd, "prosody.out")?;
+    let log = fx.path("prosody.log");
+    let c2s_ready = format!("Activated service 'c2s' on [127.0.0.1]:{}", setup.c2s_port);
+    wait_until(fx, Duration::from_secs(20), "Prosody to listen", |_| {
+        Ok(read_lossy(&log).contains(&c2s_ready))
+    })?;
+    Ok(log)
 }
 
 fn appserver_config(setup: &Setup, google: &fcm_mock::Google, apple: &Apple) -> String {
@@ -99,16 +204,7 @@ fn client(fx: &mut Fixture, python: &str, setup: &Setup, args: &[&str]) -> Resul
     Ok(result)
 }
 
-fn prosody_log(fx: &Fixture) -> String {
-    read_lossy(&fx.path("prosody.log"))
-}
-
-fn scenario(fx: &mut Fixture) -> Result<(), String> {
-    let prosody = in_path("prosody")
-        .or_else(|| Some(PathBuf::from("/usr/bin/prosody")).filter(|p| p.is_file()))
-        .ok_or_else(|| format!("Prosody is not installed; {HINT}"))?;
-    let prosodyctl = sibling_or_path(&prosody, "prosodyctl")
-        .ok_or_else(|| format!("prosodyctl not found; {HINT}"))?;
+fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
     let python = find_python_with_slixmpp(fx, HINT)?;
 
     // Mock providers first: the app server's config points at them.
@@ -123,42 +219,24 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
 
     let setup = Setup::new(fx)?;
     let carol_pw = format!("c-{:x}", random_u64());
-    // One error that counts disables push: what we want to see, and when.
-    let template = PROSODY_CFG_TEMPLATE.replace(
-        "VirtualHost \"localhost\"",
-        "push_max_errors = 1\n\nVirtualHost \"localhost\"",
-    );
-    let prosody_cfg = setup.write_config(fx, "prosody.cfg.lua", &template)?;
-    for (user, pw) in [
-        ("alice", &setup.alice_pw),
-        ("bob", &setup.bob_pw),
-        ("carol", &carol_pw),
-    ] {
-        let mut cmd = Command::new(&prosodyctl);
-        cmd.arg("--config")
-            .arg(&prosody_cfg)
-            .args(["register", user, DOMAIN, pw.as_str()]);
-        let out = fx.path(&format!("prosodyctl-{user}.out"));
-        let status = run_bounded(&mut cmd, Duration::from_secs(30), &out)?;
-        if !status.success() {
-            return Err(format!("prosodyctl register {user}: {}", read_lossy(&out)));
-        }
-    }
-    let mut cmd = Command::new(&prosody);
-    cmd.arg("--config").arg(&prosody_cfg).arg("-F");
-    fx.spawn("prosody", cmd, "prosody.out")?;
-    let c2s_ready = format!("Activated service 'c2s' on [127.0.0.1]:{}", setup.c2s_port);
-    wait_until(fx, Duration::from_secs(20), "Prosody to listen", |fx| {
-        Ok(prosody_log(fx).contains(&c2s_ready))
-    })?;
+    let log_path = xmpp.start(
+        fx,
+        &setup,
+        &[
+            ("alice", &setup.alice_pw),
+            ("bob", &setup.bob_pw),
+            ("carol", &carol_pw),
+        ],
+    )?;
+    let server_log = move || read_lossy(&log_path);
 
     let cfg = fx.path("appserver.toml");
     std::fs::write(&cfg, appserver_config(&setup, &google, &apple)).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(appserver_bin());
     cmd.arg("run").arg("--config").arg(&cfg);
     fx.spawn_split("push-appserver", cmd, "appserver.stdout", "appserver.stderr")?;
-    wait_until(fx, Duration::from_secs(20), "the component to connect", |fx| {
-        Ok(prosody_log(fx).contains("External component successfully authenticated"))
+    wait_until(fx, Duration::from_secs(20), "the component to connect", |_| {
+        Ok(xmpp.component_ok(&server_log()))
     })?;
 
     // ---- registration in each dialect, through Prosody ------------------
@@ -226,7 +304,7 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
     {
         return Err(format!("APNS got {} {body}", push.path));
     }
-    if prosody_log(fx).contains("Disabling push notifications") {
+    if xmpp.disabled(&server_log(), &alice, &conv_node) || xmpp.disabled(&server_log(), &carol, &sis_node) {
         return Err("push disabled after a delivered push".into());
     }
 
@@ -236,13 +314,10 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
         .fcm
         .script([unavailable.clone(), unavailable.clone(), unavailable]);
     send(fx)?;
-    let conv_id = format!("{PUSH_JID}<{conv_node}");
-    wait_until(fx, Duration::from_secs(15), "Prosody to get the wait error", |fx| {
-        Ok(prosody_log(fx)
-            .lines()
-            .any(|l| l.contains("NOT increasing error count") && l.contains(&conv_id)))
+    wait_until(fx, Duration::from_secs(15), "the server to get the wait error", |_| {
+        Ok(xmpp.kept(&server_log(), &alice, &conv_node))
     })?;
-    if prosody_log(fx).contains("Disabling push notifications") {
+    if xmpp.disabled(&server_log(), &alice, &conv_node) {
         return Err("a transient provider failure disabled push".into());
     }
 
@@ -250,14 +325,9 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
     google.fcm.script([fcm_mock::Answer::error(404, "NOT_FOUND", Some("UNREGISTERED"))]);
     apple_state.store(APPLE_DEAD, Ordering::SeqCst);
     send(fx)?;
-    let sis_id = format!("{PUSH_JID}<{sis_node}");
-    wait_until(fx, Duration::from_secs(15), "Prosody to disable push for both", |fx| {
-        let text = prosody_log(fx);
-        let disabled = |id: &str| {
-            text.lines()
-                .any(|l| l.contains("Disabling push notifications") && l.contains(id))
-        };
-        Ok(disabled(&conv_id) && disabled(&sis_id))
+    wait_until(fx, Duration::from_secs(15), "the server to disable push for both", |_| {
+        let text = server_log();
+        Ok(xmpp.disabled(&text, &alice, &conv_node) && xmpp.disabled(&text, &carol, &sis_node))
     })?;
     let (fcm_seen, apple_seen) = (google.fcm.seen().len(), apple.server.seen().len());
     send(fx)?;
@@ -266,7 +336,7 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
         return Err("Prosody still pushes to disabled devices".into());
     }
     log(&format!(
-        "OK: FCM saw {fcm_seen} requests, APNS {apple_seen}; push disabled only after the dead token"
+        "OK ({xmpp:?}): FCM saw {fcm_seen} requests, APNS {apple_seen}; push disabled only after the dead token"
     ));
     Ok(())
 }
