@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use crate::config::ComponentSettings;
 use crate::core::Core;
+use crate::dialects;
 use crate::link::{Replier, StanzaHandler};
 use crate::router::{route, Route};
-use crate::dialects;
 use crate::stanza::{disco, publish, IqHeader, StanzaError};
 use crate::xml::Element;
 

@@ -195,8 +195,8 @@ impl Core {
             settings.rate_limit,
             Duration::from_secs(settings.limits.push_timeout_secs),
             Arc::clone(&clock),
-        )
-        .with_components(settings.components.clone()));
+        ));
+        pushes.set_components(settings.components.clone());
         let links = settings
             .components
             .iter()

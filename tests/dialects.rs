@@ -84,7 +84,12 @@ fn conversations_registers_by_android_id_and_wakes_the_right_account() {
     let app_cfg = format!("provider = \"fcm\"\n{}push_ttl = 3600\n", google.config());
     let _app = AppServer::start(
         &dir.0,
-        &config(&dir.0, x.port, "conversations = { fcm = \"phone\" }", &app_cfg),
+        &config(
+            &dir.0,
+            x.port,
+            "conversations = { fcm = \"phone\" }",
+            &app_cfg,
+        ),
         0,
     );
     let mut c = x.accept(T);
@@ -99,7 +104,12 @@ fn conversations_registers_by_android_id_and_wakes_the_right_account() {
     assert!(!s.contains("register-push-apns"), "{s}");
 
     let from = "user@example.com/phone";
-    let r1 = c.iq(&conversations_register("r1", from, "a1b2c3d4", "fcm-token-1"));
+    let r1 = c.iq(&conversations_register(
+        "r1",
+        from,
+        "a1b2c3d4",
+        "fcm-token-1",
+    ));
     assert_eq!(outcome(&r1), ok(), "{r1:?}");
     let cmd = r1.get_child("command", NS_COMMANDS).unwrap();
     assert_eq!(cmd.get_attr("status"), Some("completed"));
@@ -109,8 +119,16 @@ fn conversations_registers_by_android_id_and_wakes_the_right_account() {
     assert!(!node.is_empty() && !secret.is_empty());
 
     // The same (account, android-id) again: same node and secret, new token.
-    let r2 = c.iq(&conversations_register("r2", from, "a1b2c3d4", "fcm-token-2"));
-    assert_eq!((one(&r2, "node"), one(&r2, "secret")), (node.clone(), secret.clone()));
+    let r2 = c.iq(&conversations_register(
+        "r2",
+        from,
+        "a1b2c3d4",
+        "fcm-token-2",
+    ));
+    assert_eq!(
+        (one(&r2, "node"), one(&r2, "secret")),
+        (node.clone(), secret.clone())
+    );
     // Another android-id is another device.
     let r3 = c.iq(&conversations_register("r3", from, "other", "fcm-token-3"));
     assert_ne!(one(&r3, "node"), node);
@@ -127,7 +145,10 @@ fn conversations_registers_by_android_id_and_wakes_the_right_account() {
             &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
             b"user@example.com\x00a1b2c3d4",
         );
-        d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()
+        d.as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     assert_eq!(msg["data"], serde_json::json!({ "account": account }));
     assert_eq!(msg["android"]["priority"], "HIGH");
@@ -194,7 +215,10 @@ const SUMMARY: &str = "<notification xmlns='urn:xmpp:push:0'><x xmlns='jabber:x:
 fn siskin_registers_without_secret_and_gets_its_payload_and_calls() {
     let behaviour: apple::Behaviour = Arc::new(move |r| {
         if r.path.ends_with(DEAD) {
-            Reply::status(410, r#"{"reason":"Unregistered","timestamp":4102444800000}"#)
+            Reply::status(
+                410,
+                r#"{"reason":"Unregistered","timestamp":4102444800000}"#,
+            )
         } else {
             Reply::ok()
         }
@@ -221,20 +245,38 @@ fn siskin_registers_without_secret_and_gets_its_payload_and_calls() {
     let s = info.to_stanza_string();
     assert!(s.contains("category='pubsub' type='push'"), "{s}");
     assert!(s.contains("<feature var='urn:xmpp:push:0'/>"), "{s}");
-    assert!(s.contains("<feature var='tigase:messenger:apns:1'/>"), "{s}");
+    assert!(
+        s.contains("<feature var='tigase:messenger:apns:1'/>"),
+        "{s}"
+    );
 
     let from = "romeo@example.com/iphone";
-    let r = c.iq(&siskin_register("r1", from, "tigase:messenger:apns:1", DEVICE, VOIP));
+    let r = c.iq(&siskin_register(
+        "r1",
+        from,
+        "tigase:messenger:apns:1",
+        DEVICE,
+        VOIP,
+    ));
     assert_eq!(outcome(&r), ok(), "{r:?}");
     let node = one(&r, "node");
     assert_eq!(node.len(), 32, "128 random bits: {node}");
-    assert_eq!(field(&r, "features"), vec!["tigase:push:encrypt:0".to_owned()]);
+    assert_eq!(
+        field(&r, "features"),
+        vec!["tigase:push:encrypt:0".to_owned()]
+    );
     assert_eq!(one(&r, "max-payload-size"), "3072");
     let s = r.to_stanza_string();
     assert!(s.contains("var='features' type='text-multi'"), "{s}");
     assert!(s.contains("<x xmlns='jabber:x:data' type='result'>"), "{s}");
     // Registering the same device again keeps its node.
-    let again = c.iq(&siskin_register("r2", from, "tigase:messenger:apns:1", DEVICE, VOIP));
+    let again = c.iq(&siskin_register(
+        "r2",
+        from,
+        "tigase:messenger:apns:1",
+        DEVICE,
+        VOIP,
+    ));
     assert_eq!(one(&again, "node"), node);
     // A provider id nobody configured is refused.
     let r = c.iq(&siskin_register("r3", from, "snikket:apns:1", DEVICE, VOIP));
@@ -257,7 +299,12 @@ fn siskin_registers_without_secret_and_gets_its_payload_and_calls() {
     assert!(v["aps"]["alert"].is_object(), "{v}");
 
     // The node is the credential, but only the owner's server may use it.
-    let r = c.iq(&siskin_publish("p2", "mallory@evil.example", &node, SUMMARY));
+    let r = c.iq(&siskin_publish(
+        "p2",
+        "mallory@evil.example",
+        &node,
+        SUMMARY,
+    ));
     assert_eq!(outcome(&r), gone());
 
     // An encrypted call goes to the PushKit token as VoIP.
@@ -269,9 +316,15 @@ fn siskin_registers_without_secret_and_gets_its_payload_and_calls() {
     let seen = apple.server.seen();
     assert_eq!(seen[1].path, format!("/3/device/{VOIP}"));
     assert_eq!(seen[1].header("apns-push-type"), Some("voip"));
-    assert_eq!(seen[1].header("apns-topic"), Some(format!("{TOPIC}.voip").as_str()));
+    assert_eq!(
+        seen[1].header("apns-topic"),
+        Some(format!("{TOPIC}.voip").as_str())
+    );
     let v: serde_json::Value = serde_json::from_slice(&seen[1].body).unwrap();
-    assert_eq!((v["encrypted"].as_str(), v["iv"].as_str()), (Some("Q0lQSEVS"), Some("SVY=")));
+    assert_eq!(
+        (v["encrypted"].as_str(), v["iv"].as_str()),
+        (Some("Q0lQSEVS"), Some("SVY="))
+    );
 
     // unregister-device removes it.
     let u = c.iq(&format!(
@@ -287,7 +340,13 @@ fn siskin_registers_without_secret_and_gets_its_payload_and_calls() {
     assert_eq!(apple.server.seen().len(), 2);
 
     // A dead token: the first push after Apple says so disables push.
-    let r = c.iq(&siskin_register("r4", from, "tigase:messenger:apns:1", DEAD, VOIP));
+    let r = c.iq(&siskin_register(
+        "r4",
+        from,
+        "tigase:messenger:apns:1",
+        DEAD,
+        VOIP,
+    ));
     let dead = one(&r, "node");
     assert_ne!(dead, node);
     let r = c.iq(&siskin_publish("p5", "romeo@example.com", &dead, SUMMARY));
@@ -301,17 +360,37 @@ fn siskin_registers_without_secret_and_gets_its_payload_and_calls() {
 fn secret_registrations_still_need_their_secret_and_v1_is_the_default() {
     let dir = TempDir::new("dialect-v1");
     let x = FakeXmpp::new();
-    let _app = AppServer::start(&dir.0, &config(&dir.0, x.port, "", "provider = \"log\"\n"), 0);
+    let _app = AppServer::start(
+        &dir.0,
+        &config(&dir.0, x.port, "", "provider = \"log\"\n"),
+        0,
+    );
     let mut c = x.accept(T);
     // Without a dialect value, only v1's commands exist.
-    let r = c.iq(&siskin_register("r1", "romeo@example.com/x", "p", DEVICE, VOIP));
+    let r = c.iq(&siskin_register(
+        "r1",
+        "romeo@example.com/x",
+        "p",
+        DEVICE,
+        VOIP,
+    ));
     assert_eq!(outcome(&r), gone());
-    let r = c.iq(&conversations_register("r2", "romeo@example.com/x", "a", "t"));
+    let r = c.iq(&conversations_register(
+        "r2",
+        "romeo@example.com/x",
+        "a",
+        "t",
+    ));
     assert_eq!(outcome(&r), gone());
     let reg = register(&mut c, "v1", "dev", "tok");
     // A publish without publish-options to a node that has a secret is
     // malformed, as before.
-    let r = c.iq(&siskin_publish("p1", "user@example.com", &reg.node, SUMMARY));
+    let r = c.iq(&siskin_publish(
+        "p1",
+        "user@example.com",
+        &reg.node,
+        SUMMARY,
+    ));
     assert_eq!(outcome(&r), ("modify".into(), "bad-request".into()));
     let r = c.iq(&publish_iq("p2", &reg.node, &reg.secret, None));
     assert_eq!(outcome(&r), ok());

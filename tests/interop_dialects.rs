@@ -15,12 +15,12 @@
 
 #[path = "support/apple.rs"]
 mod apple;
+#[path = "interop_support/ejabberd.rs"]
+mod ejabberd;
 #[path = "support/fcm_mock.rs"]
 mod fcm_mock;
 #[path = "support/h2_mock.rs"]
 mod h2_mock;
-#[path = "interop_support/ejabberd.rs"]
-mod ejabberd;
 mod interop_support;
 #[path = "support/pki.rs"]
 mod pki;
@@ -60,7 +60,12 @@ enum Xmpp {
 
 impl Xmpp {
     /// Starts the server with the accounts; the path of its log.
-    fn start(self, fx: &mut Fixture, setup: &Setup, accounts: &[(&str, &str)]) -> Result<PathBuf, String> {
+    fn start(
+        self,
+        fx: &mut Fixture,
+        setup: &Setup,
+        accounts: &[(&str, &str)],
+    ) -> Result<PathBuf, String> {
         match self {
             Xmpp::Prosody => start_prosody(fx, setup, accounts),
             Xmpp::Ejabberd => {
@@ -73,7 +78,9 @@ impl Xmpp {
     fn component_ok(self, log: &str) -> bool {
         log.contains(match self {
             Xmpp::Prosody => "External component successfully authenticated",
-            Xmpp::Ejabberd => "Accepted external component handshake authentication for push.localhost",
+            Xmpp::Ejabberd => {
+                "Accepted external component handshake authentication for push.localhost"
+            }
         })
     }
 
@@ -82,7 +89,8 @@ impl Xmpp {
     fn kept(self, log: &str, user: &str, node: &str) -> bool {
         match self {
             Xmpp::Prosody => log.lines().any(|l| {
-                l.contains("NOT increasing error count") && l.contains(&format!("{PUSH_JID}<{node}"))
+                l.contains("NOT increasing error count")
+                    && l.contains(&format!("{PUSH_JID}<{node}"))
             }),
             Xmpp::Ejabberd => log.contains(&format!(
                 "{PUSH_JID} rejected notification for {user} ({node}) temporarily"
@@ -94,7 +102,8 @@ impl Xmpp {
     fn disabled(self, log: &str, user: &str, node: &str) -> bool {
         match self {
             Xmpp::Prosody => log.lines().any(|l| {
-                l.contains("Disabling push notifications") && l.contains(&format!("{PUSH_JID}<{node}"))
+                l.contains("Disabling push notifications")
+                    && l.contains(&format!("{PUSH_JID}<{node}"))
             }),
             Xmpp::Ejabberd => log.contains(&format!(
                 "{PUSH_JID} rejected notification for {user} ({node}), disabling push"
@@ -126,7 +135,11 @@ fn ejabberd_conversations_and_siskin_dialects_end_to_end() {
 }
 
 /// Prosody with `push_max_errors = 1` and the accounts; its log's path.
-fn start_prosody(fx: &mut Fixture, setup: &Setup, accounts: &[(&str, &str)]) -> Result<PathBuf, String> {
+fn start_prosody(
+    fx: &mut Fixture,
+    setup: &Setup,
+    accounts: &[(&str, &str)],
+) -> Result<PathBuf, String> {
     let prosody = in_path("prosody")
         .or_else(|| Some(PathBuf::from("/usr/bin/prosody")).filter(|p| p.is_file()))
         .ok_or_else(|| format!("Prosody is not installed; {HINT}"))?;
@@ -188,11 +201,20 @@ fn client(fx: &mut Fixture, python: &str, setup: &Setup, args: &[&str]) -> Resul
     let err = fx.path(&format!("client-{tag}.stderr"));
     let mut cmd = Command::new(python);
     cmd.arg(DIALECT_CLIENT)
-        .args(["--port", &setup.c2s_port.to_string(), "--push-jid", PUSH_JID])
+        .args([
+            "--port",
+            &setup.c2s_port.to_string(),
+            "--push-jid",
+            PUSH_JID,
+        ])
         .args(args);
     let status = run_bounded_split(&mut cmd, Duration::from_secs(60), &out, &err)?;
     let stdout = read_lossy(&out);
-    let line = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     let result = Json::parse(line)
         .map_err(|e| format!("no JSON from the client ({e}): {}", read_lossy(&err)))?;
     if !status.success() || result.get("ok") != Some(&Json::Bool(true)) {
@@ -212,7 +234,10 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
     let apple_state = Arc::new(AtomicU8::new(APPLE_OK));
     let state = Arc::clone(&apple_state);
     let behaviour: apple::Behaviour = Arc::new(move |_r| match state.load(Ordering::SeqCst) {
-        APPLE_DEAD => Reply::status(410, r#"{"reason":"Unregistered","timestamp":4102444800000}"#),
+        APPLE_DEAD => Reply::status(
+            410,
+            r#"{"reason":"Unregistered","timestamp":4102444800000}"#,
+        ),
         _ => Reply::ok(),
     });
     let apple = smol::block_on(Apple::token(MockOptions::default(), behaviour));
@@ -234,10 +259,18 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
     std::fs::write(&cfg, appserver_config(&setup, &google, &apple)).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(appserver_bin());
     cmd.arg("run").arg("--config").arg(&cfg);
-    fx.spawn_split("push-appserver", cmd, "appserver.stdout", "appserver.stderr")?;
-    wait_until(fx, Duration::from_secs(20), "the component to connect", |_| {
-        Ok(xmpp.component_ok(&server_log()))
-    })?;
+    fx.spawn_split(
+        "push-appserver",
+        cmd,
+        "appserver.stdout",
+        "appserver.stderr",
+    )?;
+    wait_until(
+        fx,
+        Duration::from_secs(20),
+        "the component to connect",
+        |_| Ok(xmpp.component_ok(&server_log())),
+    )?;
 
     // ---- registration in each dialect, through Prosody ------------------
     let alice = format!("alice@{DOMAIN}");
@@ -248,30 +281,68 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
         &python,
         &setup,
         &[
-            "register", "--dialect", "conversations", "--jid", &alice, "--password",
-            &setup.alice_pw, "--token", FCM_TOKEN, "--device-id", ANDROID_ID,
+            "register",
+            "--dialect",
+            "conversations",
+            "--jid",
+            &alice,
+            "--password",
+            &setup.alice_pw,
+            "--token",
+            FCM_TOKEN,
+            "--device-id",
+            ANDROID_ID,
         ],
     )?;
-    let conv_node = conv.get("node").and_then(Json::as_str).unwrap_or("").to_owned();
+    let conv_node = conv
+        .get("node")
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .to_owned();
     let sis = client(
         fx,
         &python,
         &setup,
         &[
-            "register", "--dialect", "siskin", "--jid", &carol, "--password", &carol_pw,
-            "--token", DEVICE, "--second-token", VOIP,
+            "register",
+            "--dialect",
+            "siskin",
+            "--jid",
+            &carol,
+            "--password",
+            &carol_pw,
+            "--token",
+            DEVICE,
+            "--second-token",
+            VOIP,
         ],
     )?;
-    let sis_node = sis.get("node").and_then(Json::as_str).unwrap_or("").to_owned();
+    let sis_node = sis
+        .get("node")
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .to_owned();
     if sis_node.len() != 32 || sis.get("form_type").and_then(Json::as_str).is_none() {
-        return Err(format!("register-device answered node {sis_node:?} in a form without a type"));
+        return Err(format!(
+            "register-device answered node {sis_node:?} in a form without a type"
+        ));
     }
     let send = |fx: &mut Fixture| {
         client(
             fx,
             &python,
             &setup,
-            &["send", "--jid", &bob, "--password", &setup.bob_pw, "--to", &alice, "--to", &carol],
+            &[
+                "send",
+                "--jid",
+                &bob,
+                "--password",
+                &setup.bob_pw,
+                "--to",
+                &alice,
+                "--to",
+                &carol,
+            ],
         )
     };
 
@@ -286,13 +357,18 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
             &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
             format!("{alice}\0{ANDROID_ID}").as_bytes(),
         );
-        d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()
+        d.as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     if fcm["token"] != FCM_TOKEN
         || fcm["data"] != serde_json::json!({ "account": account })
         || fcm["android"]["priority"] != "HIGH"
     {
-        return Err(format!("FCM got {fcm}, want data.account {account} and HIGH"));
+        return Err(format!(
+            "FCM got {fcm}, want data.account {account} and HIGH"
+        ));
     }
     let push = &apple.server.seen()[0];
     let body: serde_json::Value = serde_json::from_slice(&push.body).map_err(|e| e.to_string())?;
@@ -304,7 +380,9 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
     {
         return Err(format!("APNS got {} {body}", push.path));
     }
-    if xmpp.disabled(&server_log(), &alice, &conv_node) || xmpp.disabled(&server_log(), &carol, &sis_node) {
+    if xmpp.disabled(&server_log(), &alice, &conv_node)
+        || xmpp.disabled(&server_log(), &carol, &sis_node)
+    {
         return Err("push disabled after a delivered push".into());
     }
 
@@ -314,21 +392,33 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
         .fcm
         .script([unavailable.clone(), unavailable.clone(), unavailable]);
     send(fx)?;
-    wait_until(fx, Duration::from_secs(15), "the server to get the wait error", |_| {
-        Ok(xmpp.kept(&server_log(), &alice, &conv_node))
-    })?;
+    wait_until(
+        fx,
+        Duration::from_secs(15),
+        "the server to get the wait error",
+        |_| Ok(xmpp.kept(&server_log(), &alice, &conv_node)),
+    )?;
     if xmpp.disabled(&server_log(), &alice, &conv_node) {
         return Err("a transient provider failure disabled push".into());
     }
 
     // ---- the tokens die: Prosody disables push for each device -------------
-    google.fcm.script([fcm_mock::Answer::error(404, "NOT_FOUND", Some("UNREGISTERED"))]);
+    google.fcm.script([fcm_mock::Answer::error(
+        404,
+        "NOT_FOUND",
+        Some("UNREGISTERED"),
+    )]);
     apple_state.store(APPLE_DEAD, Ordering::SeqCst);
     send(fx)?;
-    wait_until(fx, Duration::from_secs(15), "the server to disable push for both", |_| {
-        let text = server_log();
-        Ok(xmpp.disabled(&text, &alice, &conv_node) && xmpp.disabled(&text, &carol, &sis_node))
-    })?;
+    wait_until(
+        fx,
+        Duration::from_secs(15),
+        "the server to disable push for both",
+        |_| {
+            let text = server_log();
+            Ok(xmpp.disabled(&text, &alice, &conv_node) && xmpp.disabled(&text, &carol, &sis_node))
+        },
+    )?;
     let (fcm_seen, apple_seen) = (google.fcm.seen().len(), apple.server.seen().len());
     send(fx)?;
     std::thread::sleep(Duration::from_millis(500));

@@ -207,6 +207,8 @@ mod tests {
         assert_eq!(profile_problem("p", Some("log"), "apns"), None);
         let e = profile_problem("p", Some("apns"), "fcm").unwrap();
         assert!(e.contains("provider = \"fcm\""), "{e}");
-        assert!(profile_problem("p", None, "fcm").unwrap().contains("[app.p]"));
+        assert!(profile_problem("p", None, "fcm")
+            .unwrap()
+            .contains("[app.p]"));
     }
 }

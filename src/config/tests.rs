@@ -226,7 +226,10 @@ fn dialects_map_commands_and_provider_ids_to_profiles() {
     assert_eq!(siskin.providers["snikket:apns:1"], "ios");
     // `config show` names the dialect values.
     let shown = s.to_string();
-    assert!(shown.contains("conversations = { fcm = \"fcm\", apns = \"ios\" }"), "{shown}");
+    assert!(
+        shown.contains("conversations = { fcm = \"fcm\", apns = \"ios\" }"),
+        "{shown}"
+    );
     assert!(shown.contains("\"snikket:apns:1\" = \"ios\""), "{shown}");
     assert_eq!(
         siskin.payload,
@@ -247,8 +250,8 @@ fn dialect_values_are_validated_with_file_key_and_reason() {
     let e = parse(&DIALECTS.replace("body = true", "bodies = true")).unwrap_err();
     assert_eq!(e.key, "component[0].siskin");
     assert!(e.reason.contains("bodies"), "{e}");
-    let e = parse(&DIALECTS.replace("\"snikket:apns:1\" = \"ios\"", "\"a b\" = \"ios\""))
-        .unwrap_err();
+    let e =
+        parse(&DIALECTS.replace("\"snikket:apns:1\" = \"ios\"", "\"a b\" = \"ios\"")).unwrap_err();
     assert_eq!(e.key, "component[0].siskin.providers.\"a b\"");
     let e = parse(&DIALECTS.replace(
         "conversations = { fcm = \"fcm\", apns = \"ios\" }",

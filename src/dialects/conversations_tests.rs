@@ -1,6 +1,6 @@
 use super::*;
-use crate::providers::{Summary, Push};
 use crate::providers::fcm::message::{body, MessageTemplate};
+use crate::providers::{Push, Summary};
 use crate::xml::parse_element;
 use serde_json::{json, Value};
 
@@ -34,11 +34,13 @@ fn register_reads_token_android_id_and_muc() {
 
 #[test]
 fn device_id_is_read_before_android_id_as_p2_does() {
-    let r = cmd("<command xmlns='http://jabber.org/protocol/commands' node='REGISTER-push-FCM'>\
+    let r = cmd(
+        "<command xmlns='http://jabber.org/protocol/commands' node='REGISTER-push-FCM'>\
         <x xmlns='jabber:x:data' type='submit'>\
         <field var='token'><value>t</value></field>\
         <field var='android-id'><value>android</value></field>\
-        <field var='device-id'><value>device</value></field></x></command>")
+        <field var='device-id'><value>device</value></field></x></command>",
+    )
     .unwrap();
     assert_eq!(r.android_id, "device");
     assert_eq!(r.muc, None);
@@ -51,8 +53,9 @@ fn missing_fields_are_bad_requests() {
     .unwrap_err();
     assert_eq!(e.condition, "bad-request");
     assert!(e.text.unwrap().contains("token"));
-    let e = cmd("<command xmlns='http://jabber.org/protocol/commands' node='unregister-push-fcm'/>")
-        .unwrap_err();
+    let e =
+        cmd("<command xmlns='http://jabber.org/protocol/commands' node='unregister-push-fcm'/>")
+            .unwrap_err();
     assert!(e.text.unwrap().contains("android-id"));
     let r = cmd("<command xmlns='http://jabber.org/protocol/commands' node='unregister-push-fcm'>\
         <x xmlns='jabber:x:data' type='submit'><field var='android-id'><value>a</value></field></x></command>")
@@ -91,10 +94,12 @@ fn account_is_hex_sha1_of_jid_nul_android_id() {
 
 #[test]
 fn reply_carries_jid_node_and_secret_in_a_form() {
-    let s = completed("register-push-fcm", "s1", "push.example.org", "n1", "sec")
-        .to_stanza_string();
+    let s =
+        completed("register-push-fcm", "s1", "push.example.org", "n1", "sec").to_stanza_string();
     assert!(s.starts_with("<command xmlns='http://jabber.org/protocol/commands' node='register-push-fcm' sessionid='s1' status='completed'><x xmlns='jabber:x:data' type='form'>"), "{s}");
-    assert!(s.contains("<field type='jid-single' var='jid'><value>push.example.org</value></field>"));
+    assert!(
+        s.contains("<field type='jid-single' var='jid'><value>push.example.org</value></field>")
+    );
     assert!(s.contains("<field type='text-single' var='node'><value>n1</value></field>"));
     assert!(s.contains("<field type='text-single' var='secret'><value>sec</value></field>"));
 }

@@ -324,7 +324,9 @@ mod tests {
         assert_eq!(p(None).priority(Priority::Silent, false), Priority::High);
         assert_eq!(p(None).priority(Priority::Silent, true), Priority::High);
         assert_eq!(p(Some("ab")).priority(Priority::High, true), Priority::Voip);
-        let c = DialectPush::Conversations { account: "x".into() };
+        let c = DialectPush::Conversations {
+            account: "x".into(),
+        };
         assert_eq!(c.priority(Priority::Silent, true), Priority::Silent);
     }
 }

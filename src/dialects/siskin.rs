@@ -220,7 +220,9 @@ pub fn completed(session: &str, node: &str, encrypted: bool) -> Element {
         .attr("type", "result")
         .child(field("node", "text-single").child(value(node)))
         .child(features)
-        .child(field("max-payload-size", "text-single").child(value(&MAX_PAYLOAD_SIZE.to_string())));
+        .child(
+            field("max-payload-size", "text-single").child(value(&MAX_PAYLOAD_SIZE.to_string())),
+        );
     super::command_el("register-device", session, "completed").child(x)
 }
 

@@ -11,11 +11,13 @@ fn cmd(xml: &str) -> Result<Request, StanzaError> {
 
 #[test]
 fn register_device_without_action_reads_provider_and_both_tokens() {
-    let r = cmd("<command xmlns='http://jabber.org/protocol/commands' node='register-device'>\
+    let r = cmd(
+        "<command xmlns='http://jabber.org/protocol/commands' node='register-device'>\
         <x xmlns='jabber:x:data' type='submit'>\
         <field var='provider'><value>tigase:messenger:apns:1</value></field>\
         <field var='device-token'><value>00FFAB</value></field>\
-        <field var='device-second-token'><value>c0ffee</value></field></x></command>")
+        <field var='device-second-token'><value>c0ffee</value></field></x></command>",
+    )
     .unwrap();
     assert_eq!(r.command, Command::Register);
     assert_eq!(r.provider, "tigase:messenger:apns:1");
@@ -26,22 +28,28 @@ fn register_device_without_action_reads_provider_and_both_tokens() {
 
 #[test]
 fn bad_tokens_and_missing_fields_are_bad_requests() {
-    let e = cmd("<command xmlns='http://jabber.org/protocol/commands' node='register-device'>\
+    let e = cmd(
+        "<command xmlns='http://jabber.org/protocol/commands' node='register-device'>\
         <x xmlns='jabber:x:data' type='submit'>\
         <field var='provider'><value>p</value></field>\
-        <field var='device-token'><value>not hex</value></field></x></command>")
+        <field var='device-token'><value>not hex</value></field></x></command>",
+    )
     .unwrap_err();
     assert_eq!(e.condition, "bad-request");
-    let e = cmd("<command xmlns='http://jabber.org/protocol/commands' node='unregister-device'>\
+    let e = cmd(
+        "<command xmlns='http://jabber.org/protocol/commands' node='unregister-device'>\
         <x xmlns='jabber:x:data' type='submit'>\
-        <field var='device-token'><value>00</value></field></x></command>")
+        <field var='device-token'><value>00</value></field></x></command>",
+    )
     .unwrap_err();
     assert!(e.text.unwrap().contains("provider"));
-    let r = cmd("<command xmlns='http://jabber.org/protocol/commands' node='unregister-device'>\
+    let r = cmd(
+        "<command xmlns='http://jabber.org/protocol/commands' node='unregister-device'>\
         <x xmlns='jabber:x:data' type='submit'>\
         <field var='provider'><value>p</value></field>\
         <field var='device-token'><value>AB</value></field>\
-        <field var='device-second-token'><value>cd</value></field></x></command>")
+        <field var='device-second-token'><value>cd</value></field></x></command>",
+    )
     .unwrap();
     assert_eq!((r.command, r.second_token), (Command::Unregister, None));
 }
@@ -68,7 +76,10 @@ fn reply_form_has_a_type_text_multi_features_and_max_payload_size() {
          </x></command>"
     );
     let s = completed("s1", "abcd", false).to_stanza_string();
-    assert!(s.contains("<field var='features' type='text-multi'/>"), "{s}");
+    assert!(
+        s.contains("<field var='features' type='text-multi'/>"),
+        "{s}"
+    );
     assert!(!s.contains("encrypt"));
 }
 
@@ -104,7 +115,12 @@ fn push(priority: Priority) -> Push {
 
 #[test]
 fn payload_carries_only_what_the_operator_allows() {
-    let v = apns_payload(&push(Priority::High), "romeo@montague.lit", SiskinPayload::default(), &alert());
+    let v = apns_payload(
+        &push(Priority::High),
+        "romeo@montague.lit",
+        SiskinPayload::default(),
+        &alert(),
+    );
     assert_eq!(
         v,
         json!({

@@ -156,17 +156,18 @@ mod tests {
             (PushError::TypeNotConfigured("apns".into()), false),
             (provider(FailureKind::Unavailable), false),
             (provider(FailureKind::Timeout), false),
-            (
-                PushError::Store(StoreError::Corrupt("disk".into())),
-                false,
-            ),
+            (PushError::Store(StoreError::Corrupt("disk".into())), false),
         ]
     }
 
     #[test]
     fn ejabberd_drops_a_device_only_when_it_is_gone() {
         for (e, gone) in every_failure() {
-            assert_eq!(disables(Server::Ejabberd, &e.to_stanza_error(), 1), gone, "{e}");
+            assert_eq!(
+                disables(Server::Ejabberd, &e.to_stanza_error(), 1),
+                gone,
+                "{e}"
+            );
         }
     }
 
@@ -182,7 +183,11 @@ mod tests {
     #[test]
     fn tigase_keeps_push_for_everything_transient() {
         for (e, gone) in every_failure() {
-            assert_eq!(disables(Server::Tigase, &e.to_stanza_error(), 1), gone, "{e}");
+            assert_eq!(
+                disables(Server::Tigase, &e.to_stanza_error(), 1),
+                gone,
+                "{e}"
+            );
         }
         // Malformed requests: Tigase keeps push; ejabberd drops it, as for
         // any request that can never succeed.

@@ -52,7 +52,7 @@ pub struct PushService {
     clock: Arc<dyn Clock>,
     timeout: Duration,
     /// Component settings, for the dialects' payload options.
-    components: Vec<crate::config::ComponentSettings>,
+    components: std::sync::OnceLock<Vec<crate::config::ComponentSettings>>,
 }
 
 impl PushService {
@@ -73,14 +73,14 @@ impl PushService {
                 .map(|w| Mutex::new(Throttle::new(w, THROTTLE_CAPACITY))),
             clock,
             timeout,
-            components: Vec::new(),
+            components: std::sync::OnceLock::new(),
         }
     }
 
-    /// The same service, reading dialect payload options from `components`.
-    pub fn with_components(mut self, components: Vec<crate::config::ComponentSettings>) -> Self {
-        self.components = components;
-        self
+    /// Where the dialects' payload options come from (set once, at start;
+    /// without it, dialects use their defaults).
+    pub fn set_components(&self, components: Vec<crate::config::ComponentSettings>) {
+        let _ = self.components.set(components);
     }
 
     /// The app profiles.
@@ -131,7 +131,8 @@ impl PushService {
             .get(&reg.push_type)
             .ok_or_else(|| PushError::TypeNotConfigured(reg.push_type.clone()))?;
         let dialect = reg.dialect.map(|d| {
-            crate::dialects::DialectPush::new(d, self.components.iter().find(|c| c.jid == component))
+            let components = self.components.get().map_or(&[][..], Vec::as_slice);
+            crate::dialects::DialectPush::new(d, components.iter().find(|c| c.jid == component))
         });
         let decided = app.policy.decide(&req.summary, req.high_hint);
         let push = Push {

@@ -1,7 +1,7 @@
 //! Service discovery (XEP-0030) answers and XMPP ping (XEP-0199).
 
-use crate::dialects::NS_COMMANDS;
 use super::error::StanzaError;
+use crate::dialects::NS_COMMANDS;
 use crate::xml::Element;
 
 /// disco#info namespace.

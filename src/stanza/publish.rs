@@ -91,9 +91,7 @@ pub fn parse(pubsub: &Element) -> Result<PublishRequest, String> {
         .get_child("priority", NS_TIGASE_PRIORITY)
         .is_some_and(|p| p.text_content().trim() == "high");
 
-    let voip_hint = notification
-        .get_child("jingle", NS_TIGASE_JINGLE)
-        .is_some()
+    let voip_hint = notification.get_child("jingle", NS_TIGASE_JINGLE).is_some()
         || encrypted
             .as_ref()
             .is_some_and(|e| e.kind.as_deref() == Some("voip"));

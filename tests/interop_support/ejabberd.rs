@@ -136,23 +136,28 @@ pub fn start(
         "{ACCOUNTS_MARKER} [{}]",
         vec!["ok"; accounts.len()].join(",")
     );
-    wait_until(fx, Duration::from_secs(30), "ejabberd and its accounts", |_| {
-        let text = read_lossy(&log_path);
-        if let Some(l) = text
-            .lines()
-            .find(|l| l.contains("Failed to start ejabberd application"))
-        {
-            return Err(format!("ejabberd did not start: {l}"));
-        }
-        let accounts = match read_lossy(&out)
-            .lines()
-            .find(|l| l.starts_with(ACCOUNTS_MARKER))
-        {
-            Some(l) if l.trim() == all_ok => true,
-            Some(l) => return Err(format!("creating the accounts failed: {l}")),
-            None => false,
-        };
-        Ok(accounts && text.contains(&c2s_ready))
-    })?;
+    wait_until(
+        fx,
+        Duration::from_secs(30),
+        "ejabberd and its accounts",
+        |_| {
+            let text = read_lossy(&log_path);
+            if let Some(l) = text
+                .lines()
+                .find(|l| l.contains("Failed to start ejabberd application"))
+            {
+                return Err(format!("ejabberd did not start: {l}"));
+            }
+            let accounts = match read_lossy(&out)
+                .lines()
+                .find(|l| l.starts_with(ACCOUNTS_MARKER))
+            {
+                Some(l) if l.trim() == all_ok => true,
+                Some(l) => return Err(format!("creating the accounts failed: {l}")),
+                None => false,
+            };
+            Ok(accounts && text.contains(&c2s_ready))
+        },
+    )?;
     Ok(log_path)
 }

@@ -136,8 +136,8 @@ pub fn build(push: &Push, s: &ApnsSettings, now: SystemTime) -> Result<ApnsReque
         }
         // Conversations on iOS: the default payload, plus the account.
         (None, Some(DialectPush::Conversations { account })) => {
-            let mut v: Value = serde_json::from_slice(&fit_payload(push, s, limit)?)
-                .unwrap_or_else(|_| json!({}));
+            let mut v: Value =
+                serde_json::from_slice(&fit_payload(push, s, limit)?).unwrap_or_else(|_| json!({}));
             v["account"] = json!(account);
             v.to_string().into_bytes()
         }
