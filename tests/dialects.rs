@@ -166,6 +166,39 @@ fn conversations_registers_by_android_id_and_wakes_the_right_account() {
     assert_eq!(outcome(&r), gone());
     assert_eq!(google.fcm.seen().len(), 2, "nothing sent after the death");
 
+    // A channel's registration: the channel's service publishes, and the
+    // account to wake is the channel's.
+    let muc = "room@conference.example.com";
+    let r = c.iq(
+        &conversations_register("r4", from, "a1b2c3d4", "fcm-token-4").replace(
+            "</x>",
+            &format!("<field var='muc'><value>{muc}</value></field></x>"),
+        ),
+    );
+    assert_eq!(outcome(&r), ok(), "{r:?}");
+    let (room_node, room_secret) = (one(&r, "node"), one(&r, "secret"));
+    assert_ne!(room_node, node);
+    let from_room = publish_iq("p5", &room_node, &room_secret, Some("hi"))
+        .replace("from='user@example.com'", "from='conference.example.com'");
+    assert_eq!(outcome(&c.iq(&from_room)), ok());
+    let from_elsewhere = from_room.replace("conference.example.com", "evil.example");
+    assert_eq!(outcome(&c.iq(&from_elsewhere)), gone());
+    let seen = google.fcm.seen();
+    let room_account = {
+        let d = ring::digest::digest(
+            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+            format!("{muc}\0a1b2c3d4").as_bytes(),
+        );
+        d.as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        seen.last().unwrap().body["message"]["data"]["account"],
+        room_account
+    );
+
     // Unregister by android-id removes only that device.
     let other = one(&r3, "node");
     let other_secret = one(&r3, "secret");

@@ -149,7 +149,12 @@ pub fn parse(command: Command, cmd: &Element) -> Result<Request, StanzaError> {
         Command::Unregister(_) => None,
     };
     let muc = match value("muc").filter(|m| !m.is_empty()) {
-        Some(m) => Some(checked("muc", Some(m))?),
+        // A bare JID: its domain is what may publish to the registration.
+        Some(m) => Some(
+            owner_of(&checked("muc", Some(m))?)
+                .filter(|j| !j.contains('/') && j.as_str() == m.to_lowercase())
+                .ok_or_else(|| StanzaError::bad_request("muc is not a bare JID"))?,
+        ),
         None => None,
     };
     Ok(Request {
@@ -206,6 +211,7 @@ pub async fn run(
             let bare = from.split('/').next().unwrap_or_default();
             let record = DialectRecord::Conversations {
                 account: account(req.muc.as_deref().unwrap_or(bare), &req.android_id),
+                muc: req.muc.clone(),
             };
             let token = req.token.as_deref().unwrap_or_default();
             let r = super::register(

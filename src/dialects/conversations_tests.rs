@@ -33,6 +33,21 @@ fn register_reads_token_android_id_and_muc() {
 }
 
 #[test]
+fn muc_must_be_a_bare_jid() {
+    for bad in ["room@conference.example.org/nick", "a b@c", "@c"] {
+        let e = cmd(&format!(
+            "<command xmlns='http://jabber.org/protocol/commands' node='register-push-fcm'>\
+             <x xmlns='jabber:x:data' type='submit'>\
+             <field var='token'><value>t</value></field>\
+             <field var='android-id'><value>a</value></field>\
+             <field var='muc'><value>{bad}</value></field></x></command>"
+        ))
+        .unwrap_err();
+        assert!(e.text.unwrap().contains("muc"), "{bad}");
+    }
+}
+
+#[test]
 fn device_id_is_read_before_android_id_as_p2_does() {
     let r = cmd(
         "<command xmlns='http://jabber.org/protocol/commands' node='REGISTER-push-FCM'>\

@@ -37,6 +37,9 @@ pub enum DialectRecord {
     Conversations {
         /// `data.account` of the FCM message (see [`conversations::account`]).
         account: String,
+        /// The channel of a `muc` registration: its service publishes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        muc: Option<String>,
     },
     /// Siskin / Snikket iOS: the node is the credential, no secret.
     Siskin {
@@ -53,6 +56,14 @@ impl DialectRecord {
     /// unguessable node alone authorises them.
     pub fn secretless(&self) -> bool {
         matches!(self, DialectRecord::Siskin { .. })
+    }
+
+    /// Who publishes besides the owner's server: a channel's service.
+    pub fn publisher(&self) -> Option<&str> {
+        match self {
+            DialectRecord::Conversations { muc, .. } => muc.as_deref(),
+            DialectRecord::Siskin { .. } => None,
+        }
     }
 }
 
@@ -81,7 +92,7 @@ impl DialectPush {
     /// registrations).
     pub fn new(record: DialectRecord, component: Option<&ComponentSettings>) -> DialectPush {
         match record {
-            DialectRecord::Conversations { account } => DialectPush::Conversations { account },
+            DialectRecord::Conversations { account, .. } => DialectPush::Conversations { account },
             DialectRecord::Siskin {
                 account,
                 voip_token,
@@ -310,8 +321,19 @@ mod tests {
         assert!(r.secretless());
         let c = DialectRecord::Conversations {
             account: "ab".into(),
+            muc: None,
         };
         assert!(!c.secretless());
+        assert_eq!(c.publisher(), None);
+        // Records written without `muc` read back.
+        let old: DialectRecord =
+            serde_json::from_str(r#"{"dialect":"conversations","account":"ab"}"#).unwrap();
+        assert_eq!(old, c);
+        let channel = DialectRecord::Conversations {
+            account: "ab".into(),
+            muc: Some("room@conference.example.org".into()),
+        };
+        assert_eq!(channel.publisher(), Some("room@conference.example.org"));
     }
 
     #[test]
