@@ -27,6 +27,7 @@ const NS_DATA: &str = "jabber:x:data";
 const DEVICE: &str = "AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12CD34EF56AB12";
 const VOIP: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
 const DEAD: &str = "dd00000000000000000000000000000000000000000000000000000000000002";
+const DEAD_VOIP: &str = "dd0000000000000000000000000000000000000000000000000000000000000f";
 
 fn config(dir: &std::path::Path, xmpp: u16, dialect: &str, app: &str) -> String {
     format!(
@@ -247,7 +248,7 @@ const SUMMARY: &str = "<notification xmlns='urn:xmpp:push:0'><x xmlns='jabber:x:
 #[test]
 fn siskin_registers_without_secret_and_gets_its_payload_and_calls() {
     let behaviour: apple::Behaviour = Arc::new(move |r| {
-        if r.path.ends_with(DEAD) {
+        if r.path.ends_with(DEAD) || r.path.ends_with(DEAD_VOIP) {
             Reply::status(
                 410,
                 r#"{"reason":"Unregistered","timestamp":4102444800000}"#,
@@ -359,6 +360,22 @@ fn siskin_registers_without_secret_and_gets_its_payload_and_calls() {
         (Some("Q0lQSEVS"), Some("SVY="))
     );
 
+    // A dead PushKit token fails the call with a wait error and keeps the
+    // registration: its device token may well be alive.
+    let r = c.iq(&siskin_register(
+        "r5",
+        from,
+        "tigase:messenger:apns:1",
+        VOIP,
+        DEAD_VOIP,
+    ));
+    let mute = one(&r, "node");
+    let r = c.iq(&siskin_publish("v1", "example.com", &mute, call));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    let r = c.iq(&siskin_publish("v2", "example.com", &mute, SUMMARY));
+    assert_eq!(outcome(&r), ok(), "{r:?}");
+    assert_eq!(apple.server.seen().len(), 4);
+
     // unregister-device removes it.
     let u = c.iq(&format!(
         "<iq type='set' from='{from}' to='push.example.org' id='u1'>\
@@ -370,7 +387,7 @@ fn siskin_registers_without_secret_and_gets_its_payload_and_calls() {
     assert_eq!(outcome(&u), ok(), "{u:?}");
     let r = c.iq(&siskin_publish("p4", "romeo@example.com", &node, SUMMARY));
     assert_eq!(outcome(&r), gone());
-    assert_eq!(apple.server.seen().len(), 2);
+    assert_eq!(apple.server.seen().len(), 4);
 
     // A dead token: the first push after Apple says so disables push.
     let r = c.iq(&siskin_register(
@@ -386,7 +403,7 @@ fn siskin_registers_without_secret_and_gets_its_payload_and_calls() {
     assert_eq!(outcome(&r), gone());
     let r = c.iq(&siskin_publish("p6", "romeo@example.com", &dead, SUMMARY));
     assert_eq!(outcome(&r), gone());
-    assert_eq!(apple.server.seen().len(), 3, "p6 never reached Apple");
+    assert_eq!(apple.server.seen().len(), 5, "p6 never reached Apple");
 }
 
 #[test]

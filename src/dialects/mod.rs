@@ -107,6 +107,12 @@ impl DialectPush {
         }
     }
 
+    /// Whether a push of `priority` goes to a token other than the one the
+    /// registration is stored under (Siskin's calls: the PushKit token).
+    pub fn uses_second_token(&self, priority: Priority) -> bool {
+        matches!(self, DialectPush::Siskin { voip_token: Some(_), .. } if priority == Priority::Voip)
+    }
+
     /// The priority of a push of this dialect, given the profile's own
     /// decision and whether the XMPP server marked it a call.
     pub fn priority(&self, decided: Priority, voip_hint: bool) -> Priority {
@@ -346,6 +352,9 @@ mod tests {
         assert_eq!(p(None).priority(Priority::Silent, false), Priority::High);
         assert_eq!(p(None).priority(Priority::Silent, true), Priority::High);
         assert_eq!(p(Some("ab")).priority(Priority::High, true), Priority::Voip);
+        assert!(p(Some("ab")).uses_second_token(Priority::Voip));
+        assert!(!p(Some("ab")).uses_second_token(Priority::High));
+        assert!(!p(None).uses_second_token(Priority::Voip));
         let c = DialectPush::Conversations {
             account: "x".into(),
         };

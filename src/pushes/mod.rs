@@ -223,6 +223,24 @@ impl PushService {
                 }
                 Ok(())
             }
+            // A dead PushKit token says nothing about the device token the
+            // registration is stored under: keep it, and keep push on.
+            Outcome::DeadToken { .. }
+                if push
+                    .dialect
+                    .as_ref()
+                    .is_some_and(|d| d.uses_second_token(push.priority)) =>
+            {
+                log::info!(
+                    "provider rejects the VoIP token of node {} ({})",
+                    short(&push.node),
+                    push.push_type
+                );
+                Err(PushError::Provider(Failure {
+                    kind: FailureKind::Unavailable,
+                    reason: "the VoIP token was rejected by the provider".into(),
+                }))
+            }
             Outcome::DeadToken { since } => {
                 let regs = Arc::clone(&self.registrations);
                 let (ty, token) = (push.push_type.clone(), push.token.clone());
