@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use crate::config::ComponentSettings;
 use crate::core::Core;
+use crate::dialects;
 use crate::link::{Replier, StanzaHandler};
 use crate::router::{route, Route};
-use crate::stanza::commands::{self, Command, Step};
 use crate::stanza::{disco, publish, IqHeader, StanzaError};
 use crate::xml::Element;
 
@@ -38,8 +38,15 @@ impl StanzaHandler for ComponentHandler {
             // whose replier is dropped, so routes and link agree on this).
             Route::Ignore => {}
             Route::Ping => reply.send(&answer(Ok(None))),
-            Route::DiscoInfo(node) => reply.send(&answer(disco::info(node).map(Some))),
-            Route::DiscoItems(node) => reply.send(&answer(disco::items(jid, node).map(Some))),
+            Route::DiscoInfo(node) => {
+                let commands = dialects::commands(&self.component);
+                let features = dialects::features(&self.component.dialects);
+                reply.send(&answer(disco::info(node, &commands, &features).map(Some)))
+            }
+            Route::DiscoItems(node) => {
+                let commands = dialects::commands(&self.component);
+                reply.send(&answer(disco::items(jid, node, &commands).map(Some)))
+            }
             Route::Unsupported => reply.send(&answer(Err(StanzaError::service_unavailable()))),
             Route::Malformed(why) => reply.send(&answer(Err(StanzaError::bad_request(why)))),
             Route::Publish(pubsub) => match publish::parse(pubsub) {
@@ -64,13 +71,13 @@ impl StanzaHandler for ComponentHandler {
                     .detach();
                 }
             },
-            Route::Command(cmd) => match commands::parse(cmd) {
+            Route::Command(cmd) => match dialects::parse(cmd, &self.component) {
                 Err(e) => reply.send(&answer(Err(e))),
                 Ok(req) => {
                     let core = Arc::clone(&self.core);
                     let component = self.component.clone();
                     smol::spawn(async move {
-                        let result = run_command(&core, &component, &header.from, req).await;
+                        let result = dialects::run(&core, &component, &header.from, req).await;
                         let jid = component.jid.as_str();
                         reply.send(&match result {
                             Ok(el) => header.result(jid, Some(el)),
@@ -81,60 +88,5 @@ impl StanzaHandler for ComponentHandler {
                 }
             },
         }
-    }
-}
-
-/// Runs a command for `from`, who owns what it registers: see
-/// [`Core::register_owned`].
-async fn run_command(
-    core: &Core,
-    component: &ComponentSettings,
-    from: &str,
-    req: commands::CommandRequest,
-) -> Result<Element, StanzaError> {
-    let session = req
-        .session_id
-        .clone()
-        .unwrap_or_else(|| format!("{:x}", fastrand::u64(..)));
-    let (push_type, node, token) = match req.step {
-        Step::Cancel => return Ok(commands::canceled(req.command, &session)),
-        Step::ShowForm => {
-            return Ok(commands::form_to_fill(
-                req.command,
-                &session,
-                &component.types,
-            ))
-        }
-        Step::Execute {
-            push_type,
-            node,
-            token,
-        } => (push_type, node, token),
-    };
-    let result = match req.command {
-        Command::Register => {
-            core.register_owned(
-                component,
-                from,
-                &push_type,
-                &node,
-                token.as_deref().unwrap_or_default(),
-            )
-            .await
-        }
-        Command::Unregister => {
-            core.unregister_owned(component, from, &push_type, &node)
-                .await
-        }
-    };
-    match result {
-        Ok(r) => Ok(commands::completed(
-            req.command,
-            &session,
-            &component.jid,
-            &r.registration.node,
-            &r.secret,
-        )),
-        Err(e) => Err(e.to_stanza_error()),
     }
 }

@@ -182,6 +182,7 @@ impl Core {
             Duration::from_secs(settings.limits.push_timeout_secs),
             Arc::clone(&clock),
         ));
+        pushes.set_components(settings.components.clone());
         let links = settings
             .components
             .iter()
@@ -334,7 +335,7 @@ impl Core {
     }
 
     /// The owner named by a command's `from`, once its command rate allows.
-    fn requester(&self, from: &str) -> Result<String, RegisterError> {
+    pub(crate) fn requester(&self, from: &str) -> Result<String, RegisterError> {
         let owner = owner_of(from).ok_or(RegisterError::NoRequester)?;
         let allowed = self
             .command_rate

@@ -1,6 +1,6 @@
 //! Pure dispatch: which handler owns a stanza.
 
-use crate::stanza::commands::NS_COMMANDS;
+use crate::dialects::NS_COMMANDS;
 use crate::stanza::disco::{NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING};
 use crate::stanza::publish::NS_PUBSUB;
 use crate::xml::Element;

@@ -44,6 +44,7 @@ fn push(token: &str, priority: Priority) -> Push {
         priority,
         summary: Summary::default(),
         encrypted: None,
+        dialect: None,
     }
 }
 

@@ -174,6 +174,7 @@ fn push(ty: &str, i: usize) -> Push {
         priority: Priority::High,
         summary: Summary::default(),
         encrypted: None,
+        dialect: None,
     }
 }
 

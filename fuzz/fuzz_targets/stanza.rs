@@ -1,5 +1,5 @@
 //! One stanza as the link hands it on: parsed, routed, validated by the
-//! publish or command parser, and answered. The reply is built the way the
+//! publish or command parser (every registration dialect), and answered. The reply is built the way the
 //! link builds it; it must serialize to XML that parses back to the same
 //! addressing, and stay bounded in size.
 
@@ -7,8 +7,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use push_appserver::registrations::owner::{derive_node, may_publish, owner_of};
+use push_appserver::config::ConversationsSettings;
+use push_appserver::dialects::v1::{self as commands, Step};
+use push_appserver::dialects::{conversations, siskin};
 use push_appserver::router::{route, Route};
-use push_appserver::stanza::commands::{self, Step};
 use push_appserver::stanza::{disco, publish, IqHeader, StanzaError};
 use push_appserver::xml::{parse_element, Element, NS_COMPONENT};
 
@@ -33,8 +35,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let answer = match route {
         Route::Ping => Ok(None),
-        Route::DiscoInfo(node) => disco::info(node).map(Some),
-        Route::DiscoItems(node) => disco::items(JID, node).map(Some),
+        Route::DiscoInfo(node) => {
+            disco::info(node, commands::COMMANDS, &["tigase:messenger:apns:1".into()]).map(Some)
+        }
+        Route::DiscoItems(node) => disco::items(JID, node, commands::COMMANDS).map(Some),
         Route::Command(cmd) => command(cmd),
         Route::Publish(pubsub) => publish_check(&header.from, pubsub),
         Route::Unsupported => Err(StanzaError::service_unavailable()),
@@ -49,6 +53,25 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn command(cmd: &Element) -> Result<Option<Element>, StanzaError> {
+    let node = cmd.get_attr("node").unwrap_or_default();
+    let both = ConversationsSettings {
+        fcm: Some("fcm".into()),
+        apns: Some("apns".into()),
+    };
+    if let Some(c) = conversations::Command::from_node(node, &both) {
+        let req = conversations::parse(c, cmd)?;
+        let session = req.session_id.as_deref().unwrap_or("fuzz-session");
+        let derived = derive_node(JID, "user@example.com", &req.android_id);
+        return Ok(Some(conversations::completed(
+            node, session, JID, &derived, "secret",
+        )));
+    }
+    if let Some(c) = siskin::Command::from_node(node) {
+        let req = siskin::parse(c, cmd)?;
+        let session = req.session_id.as_deref().unwrap_or("fuzz-session");
+        assert!(req.cancel || req.device_token.bytes().all(|b| b.is_ascii_hexdigit()));
+        return Ok(Some(siskin::completed(session, &req.device_token, true)));
+    }
     let req = commands::parse(cmd)?;
     let session = req.session_id.as_deref().unwrap_or("fuzz-session");
     Ok(Some(match req.step {
@@ -66,7 +89,7 @@ fn command(cmd: &Element) -> Result<Option<Element>, StanzaError> {
 
 fn publish_check(from: &str, pubsub: &Element) -> Result<Option<Element>, StanzaError> {
     let req = publish::parse(pubsub).map_err(StanzaError::bad_request)?;
-    assert!(!req.node.is_empty() && !req.secret.is_empty());
+    assert!(!req.node.is_empty() && req.secret.as_deref() != Some(""));
     // The owner of whatever the sender registered may always publish.
     if let Some(owner) = owner_of(from) {
         assert!(

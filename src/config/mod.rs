@@ -5,6 +5,7 @@
 //! prefix (`debugging`, `rate_limit`, `apns_push_ttl` becomes
 //! `[app.<type>] push_ttl`, ...).
 
+mod dialects;
 mod error;
 mod operating;
 mod registrations;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use dialects::{ConversationsSettings, DialectSettings, SiskinPayload, SiskinSettings};
 pub use error::{ConfigContext, ConfigError, Secret};
 pub use operating::MetricsSettings;
 pub use registrations::RegistrationSettings;
@@ -109,6 +111,8 @@ pub struct ComponentSettings {
     pub types: Vec<String>,
     /// Domain the link pings when the server is silent (the XMPP server's).
     pub ping_to: String,
+    /// Registration dialects besides v1 (see `docs/dialects.md`).
+    pub dialects: DialectSettings,
 }
 
 /// Store sizing for small hosts.
@@ -183,6 +187,8 @@ struct RawComponent {
     secret_file: Option<PathBuf>,
     types: Vec<String>,
     ping_to: Option<String>,
+    conversations: Option<toml::Table>,
+    siskin: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -374,12 +380,14 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             Some(d) => return Err(ctx.error(key("ping_to"), format!("{d:?} is not a domain"))),
             None => crate::link::liveness::default_ping_to(&c.jid).to_owned(),
         };
+        let dialects = dialects::validate(i, c.conversations, c.siskin, &apps, ctx)?;
         components.push(ComponentSettings {
             jid: c.jid,
             server: c.server,
             secret: Secret::new(secret),
             types: c.types,
             ping_to,
+            dialects,
         });
     }
 

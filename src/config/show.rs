@@ -97,6 +97,7 @@ impl fmt::Display for Settings {
             writeln!(f, "secret = \"{masked}\"")?;
             writeln!(f, "types = {:?}", c.types)?;
             writeln!(f, "ping_to = {:?}", c.ping_to)?;
+            super::dialects::show(f, &c.dialects)?;
         }
         for (name, app) in &self.apps {
             writeln!(f, "\n[app.{name}]")?;

@@ -195,3 +195,69 @@ fn http_bounds_deadlines_and_proxies() {
         assert_eq!(e.key, key, "{text}: {e}");
     }
 }
+
+const DIALECTS: &str = r#"
+[[component]]
+jid = "push.example.org"
+server = "127.0.0.1:5347"
+secret = "s3cret"
+types = ["fcm"]
+conversations = { fcm = "fcm", apns = "ios" }
+siskin = { providers = { "tigase:messenger:apns:1" = "ios", "snikket:apns:1" = "ios" }, body = true, encrypted = true }
+[app.fcm]
+provider = "log"
+[app.ios]
+provider = "log"
+"#;
+
+#[test]
+fn dialects_default_to_v1_only() {
+    let s = parse(MINIMAL).unwrap();
+    assert_eq!(s.components[0].dialects, DialectSettings::default());
+}
+
+#[test]
+fn dialects_map_commands_and_provider_ids_to_profiles() {
+    let s = parse(DIALECTS).unwrap();
+    let d = &s.components[0].dialects;
+    assert_eq!(d.conversations.fcm.as_deref(), Some("fcm"));
+    assert_eq!(d.conversations.apns.as_deref(), Some("ios"));
+    let siskin = d.siskin.as_ref().unwrap();
+    assert_eq!(siskin.providers["snikket:apns:1"], "ios");
+    // `config show` names the dialect values.
+    let shown = s.to_string();
+    assert!(
+        shown.contains("conversations = { fcm = \"fcm\", apns = \"ios\" }"),
+        "{shown}"
+    );
+    assert!(shown.contains("\"snikket:apns:1\" = \"ios\""), "{shown}");
+    assert_eq!(
+        siskin.payload,
+        SiskinPayload {
+            sender: false,
+            body: true,
+            count: false,
+            encrypted: true
+        }
+    );
+}
+
+#[test]
+fn dialect_values_are_validated_with_file_key_and_reason() {
+    let e = parse(&DIALECTS.replace("apns = \"ios\"", "apns = \"nope\"")).unwrap_err();
+    assert_eq!(e.key, "component[0].conversations.apns");
+    assert!(e.reason.contains("[app.nope]"), "{e}");
+    let e = parse(&DIALECTS.replace("body = true", "bodies = true")).unwrap_err();
+    assert_eq!(e.key, "component[0].siskin");
+    assert!(e.reason.contains("bodies"), "{e}");
+    let e =
+        parse(&DIALECTS.replace("\"snikket:apns:1\" = \"ios\"", "\"a b\" = \"ios\"")).unwrap_err();
+    assert_eq!(e.key, "component[0].siskin.providers.\"a b\"");
+    let e = parse(&DIALECTS.replace(
+        "conversations = { fcm = \"fcm\", apns = \"ios\" }",
+        "conversations = {}",
+    ))
+    .unwrap_err();
+    assert_eq!(e.key, "component[0].conversations");
+    assert_eq!(e.file, Path::new("/etc/push.toml"));
+}

@@ -137,10 +137,11 @@ pub async fn answer(core: &Core, req: ApiRequest) -> ApiReply {
         } => {
             let req = PublishRequest {
                 node: node.clone(),
-                secret,
+                secret: Some(secret),
                 summary: Default::default(),
                 encrypted: None,
                 high_hint: false,
+                voip_hint: false,
             };
             // HTTP has no identity: registrations with an owner answer
             // item-not-found here.

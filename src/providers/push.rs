@@ -124,6 +124,9 @@ pub struct Push {
     pub summary: Summary,
     /// Encrypted content to forward, if any.
     pub encrypted: Option<Encrypted>,
+    /// The payload shape of the registration's dialect; `None` for the
+    /// provider's own (v1) payload.
+    pub dialect: Option<crate::dialects::DialectPush>,
 }
 
 /// What became of a push.

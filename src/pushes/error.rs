@@ -25,7 +25,12 @@ pub enum PushError {
 }
 
 impl PushError {
-    /// The XMPP error to answer.
+    /// The XMPP error to answer: the one table of push failures. Only a
+    /// device that is really gone (unknown node, wrong secret, dead token)
+    /// gets `cancel`/`auth`, which makes the user's server disable push for
+    /// it (protocols.md section 8); everything transient or caused by the
+    /// operator answers `wait` with a condition Tigase keeps push for.
+    /// Throttled pushes are no error at all (accepted, then coalesced).
     pub fn to_stanza_error(&self) -> StanzaError {
         match self {
             PushError::BadRequest(why) => StanzaError::bad_request(why.clone()),
@@ -108,5 +113,86 @@ mod tests {
             })),
             "wait/remote-server-timeout"
         );
+    }
+
+    /// The XMPP servers' reactions to an error reply (protocols.md
+    /// section 8).
+    #[derive(Debug, Clone, Copy)]
+    enum Server {
+        /// mod_push: any non-`wait` error deletes the registration.
+        Ejabberd,
+        /// mod_cloud_notify: 16 non-`wait` errors in a row disable push.
+        Prosody,
+        /// Disables on every condition but four, whatever the type.
+        Tigase,
+    }
+
+    /// Whether `server` disables push after `n` such errors in a row.
+    fn disables(server: Server, e: &StanzaError, n: u32) -> bool {
+        match server {
+            Server::Ejabberd => e.kind != ErrorType::Wait,
+            Server::Prosody => e.kind != ErrorType::Wait && n >= 16,
+            Server::Tigase => !matches!(
+                e.condition,
+                "remote-server-timeout"
+                    | "service-unavailable"
+                    | "internal-server-error"
+                    | "bad-request"
+            ),
+        }
+    }
+
+    fn every_failure() -> Vec<(PushError, bool)> {
+        let provider = |kind| {
+            PushError::Provider(Failure {
+                kind,
+                reason: "x".into(),
+            })
+        };
+        vec![
+            (PushError::UnknownNode, true),
+            (PushError::WrongSecret, true),
+            (PushError::DeadToken, true),
+            (PushError::TypeNotConfigured("apns".into()), false),
+            (provider(FailureKind::Unavailable), false),
+            (provider(FailureKind::Timeout), false),
+            (PushError::Store(StoreError::Corrupt("disk".into())), false),
+        ]
+    }
+
+    #[test]
+    fn ejabberd_drops_a_device_only_when_it_is_gone() {
+        for (e, gone) in every_failure() {
+            assert_eq!(
+                disables(Server::Ejabberd, &e.to_stanza_error(), 1),
+                gone,
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn prosody_disables_after_16_only_when_the_device_is_gone() {
+        for (e, gone) in every_failure() {
+            let s = e.to_stanza_error();
+            assert!(!disables(Server::Prosody, &s, 15), "{e}");
+            assert_eq!(disables(Server::Prosody, &s, 16), gone, "{e}");
+        }
+    }
+
+    #[test]
+    fn tigase_keeps_push_for_everything_transient() {
+        for (e, gone) in every_failure() {
+            assert_eq!(
+                disables(Server::Tigase, &e.to_stanza_error(), 1),
+                gone,
+                "{e}"
+            );
+        }
+        // Malformed requests: Tigase keeps push; ejabberd drops it, as for
+        // any request that can never succeed.
+        let bad = PushError::BadRequest("x".into()).to_stanza_error();
+        assert!(!disables(Server::Tigase, &bad, 1));
+        assert!(disables(Server::Ejabberd, &bad, 1));
     }
 }

@@ -60,6 +60,8 @@ pub struct PushService {
     clock: Arc<dyn Clock>,
     /// The provider timeout in milliseconds; changed by a reload.
     timeout_ms: AtomicU64,
+    /// Component settings, for the dialects' payload options.
+    components: std::sync::OnceLock<Vec<crate::config::ComponentSettings>>,
 }
 
 impl PushService {
@@ -80,7 +82,14 @@ impl PushService {
                 .map(|w| Mutex::new(Throttle::new(w, THROTTLE_CAPACITY))),
             clock,
             timeout_ms: AtomicU64::new(millis(timeout)),
+            components: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where the dialects' payload options come from (set once, at start;
+    /// without it, dialects use their defaults).
+    pub fn set_components(&self, components: Vec<crate::config::ComponentSettings>) {
+        let _ = self.components.set(components);
     }
 
     /// The app profiles.
@@ -114,7 +123,10 @@ impl PushService {
             .map_err(store_failed)?
             .ok_or(PushError::UnknownNode)?;
         if let Some(owner) = &reg.owner {
-            if !may_publish(owner, from) {
+            // A channel's registration (Conversations' `muc`) is pushed by
+            // the channel's service, not by the owner's server.
+            let publisher = reg.dialect.as_ref().and_then(|d| d.publisher());
+            if !may_publish(owner, from) && !publisher.is_some_and(|p| may_publish(p, from)) {
                 log::debug!(
                     "push for node {} from {from:?}, not from its owner's domain",
                     req.node
@@ -122,22 +134,38 @@ impl PushService {
                 return Err(PushError::UnknownNode);
             }
         }
-        if !self.registrations.verify_secret(&reg, &req.secret) {
-            return Err(PushError::WrongSecret);
+        // Siskin's registrations have no secret: their random node is the
+        // credential (see crate::dialects).
+        if !reg.dialect.as_ref().is_some_and(|d| d.secretless()) {
+            let secret = req
+                .secret
+                .as_deref()
+                .ok_or_else(|| PushError::BadRequest("publish-options without a secret".into()))?;
+            if !self.registrations.verify_secret(&reg, secret) {
+                return Err(PushError::WrongSecret);
+            }
         }
         let app = self
             .apps()
             .get(&reg.push_type)
             .cloned()
             .ok_or_else(|| PushError::TypeNotConfigured(reg.push_type.clone()))?;
+        let dialect = reg.dialect.map(|d| {
+            let components = self.components.get().map_or(&[][..], Vec::as_slice);
+            crate::dialects::DialectPush::new(d, components.iter().find(|c| c.jid == component))
+        });
+        let decided = app.policy.decide(&req.summary, req.high_hint);
         let push = Push {
             component: component.to_owned(),
             push_type: reg.push_type,
             node: reg.node,
             token: reg.token,
-            priority: app.policy.decide(&req.summary, req.high_hint),
+            priority: dialect
+                .as_ref()
+                .map_or(decided, |d| d.priority(decided, req.voip_hint)),
             summary: req.summary,
             encrypted: req.encrypted,
+            dialect,
         };
         let Some(throttle) = &self.throttle else {
             return self.send(&app, push).await;
@@ -220,6 +248,24 @@ impl PushService {
                     metrics::global().store_failure();
                 }
                 Ok(())
+            }
+            // A dead PushKit token says nothing about the device token the
+            // registration is stored under: keep it, and keep push on.
+            Outcome::DeadToken { .. }
+                if push
+                    .dialect
+                    .as_ref()
+                    .is_some_and(|d| d.uses_second_token(push.priority)) =>
+            {
+                log::info!(
+                    "provider rejects the VoIP token of node {} ({})",
+                    short(&push.node),
+                    push.push_type
+                );
+                Err(PushError::Provider(Failure {
+                    kind: FailureKind::Unavailable,
+                    reason: "the VoIP token was rejected by the provider".into(),
+                }))
             }
             Outcome::DeadToken { since } => {
                 let regs = Arc::clone(&self.registrations);

@@ -35,6 +35,11 @@ pub struct Registration {
     /// `None` for HTTP registrations and those made before version 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// What the registration's dialect needs at push time (see
+    /// [`crate::dialects`]); `None` for v1 and HTTP registrations. Older
+    /// releases' records lack it; it needs no schema bump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<crate::dialects::DialectRecord>,
 }
 
 /// Outcome of the latest pushes to a device, kept apart from the record so

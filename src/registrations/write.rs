@@ -25,7 +25,7 @@ impl Registrations {
         token: &str,
         now: SystemTime,
     ) -> Result<Registered, RegError> {
-        self.put(component, push_type, node, token, None, now)
+        self.put(component, push_type, node, token, None, None, now)
     }
 
     /// Registers `owner`'s device `device` (XMPP) at the node derived from
@@ -41,9 +41,36 @@ impl Registrations {
         now: SystemTime,
     ) -> Result<Registered, RegError> {
         let node = owner::derive_node(component, owner, device);
-        self.put(component, push_type, &node, token, Some(owner), now)
+        self.put(component, push_type, &node, token, Some(owner), None, now)
     }
 
+    /// Registers `owner`'s device at `node`, chosen by its dialect (see
+    /// [`crate::dialects`]), with what that dialect needs at push time.
+    /// The same owner at the same node keeps its secret and updates the
+    /// token. Synced before returning.
+    #[allow(clippy::too_many_arguments)]
+    pub fn register_dialect(
+        &self,
+        component: &str,
+        push_type: &str,
+        owner: &str,
+        node: &str,
+        token: &str,
+        dialect: crate::dialects::DialectRecord,
+        now: SystemTime,
+    ) -> Result<Registered, RegError> {
+        self.put(
+            component,
+            push_type,
+            node,
+            token,
+            Some(owner),
+            Some(dialect),
+            now,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn put(
         &self,
         component: &str,
@@ -51,6 +78,7 @@ impl Registrations {
         node: &str,
         token: &str,
         owner: Option<&str>,
+        dialect: Option<crate::dialects::DialectRecord>,
         now: SystemTime,
     ) -> Result<Registered, RegError> {
         let now_ms = unix_millis(now);
@@ -73,6 +101,7 @@ impl Registrations {
                 renewed_ms: now_ms,
                 salt: hex(&secret::random_bytes().map_err(StoreError::Key)?),
                 owner: owner.map(str::to_owned),
+                dialect: dialect.clone(),
             })
         };
         let mut tally = Tally::default();
@@ -103,6 +132,7 @@ impl Registrations {
                         token: token.to_owned(),
                         push_type: push_type.to_owned(),
                         renewed_ms: now_ms,
+                        dialect: dialect.clone(),
                         ..old
                     }
                 } else {

@@ -1,7 +1,7 @@
 //! Service discovery (XEP-0030) answers and XMPP ping (XEP-0199).
 
-use super::commands::{COMMANDS, NS_COMMANDS};
 use super::error::StanzaError;
+use crate::dialects::NS_COMMANDS;
 use crate::xml::Element;
 
 /// disco#info namespace.
@@ -23,19 +23,29 @@ pub const FEATURES: &[&str] = &[
     "jabber:x:data",
 ];
 
-/// The disco#info payload for `node` (None = the service itself).
-pub fn info(node: Option<&str>) -> Result<Element, StanzaError> {
+/// The disco#info payload for `node` (None = the service itself), for a
+/// component offering `commands` (`(node, name)`) and, beside
+/// [`FEATURES`], `extra` features (Siskin's provider ids).
+pub fn info(
+    node: Option<&str>,
+    commands: &[(&str, &str)],
+    extra: &[String],
+) -> Result<Element, StanzaError> {
     let mut q = Element::new("query", NS_DISCO_INFO).attr_opt("node", node);
     let (identity, features): ((&str, &str, &str), Vec<&str>) = match node {
         None => (
             ("pubsub", "push", "XEP-0357 push app server"),
-            FEATURES.to_vec(),
+            FEATURES
+                .iter()
+                .copied()
+                .chain(extra.iter().map(String::as_str))
+                .collect(),
         ),
         Some(n) if n == NS_COMMANDS => (
             ("automation", "command-list", "Commands"),
             vec![NS_DISCO_INFO, NS_DISCO_ITEMS, NS_COMMANDS],
         ),
-        Some(n) => match COMMANDS.iter().find(|(c, _)| *c == n) {
+        Some(n) => match commands.iter().find(|(c, _)| *c == n) {
             Some((_, name)) => (
                 ("automation", "command-node", name),
                 vec![NS_DISCO_INFO, NS_COMMANDS, "jabber:x:data"],
@@ -57,12 +67,16 @@ pub fn info(node: Option<&str>) -> Result<Element, StanzaError> {
 
 /// The disco#items payload for `node`: the command list on the commands
 /// node, nothing elsewhere.
-pub fn items(our_jid: &str, node: Option<&str>) -> Result<Element, StanzaError> {
+pub fn items(
+    our_jid: &str,
+    node: Option<&str>,
+    commands: &[(&str, &str)],
+) -> Result<Element, StanzaError> {
     let mut q = Element::new("query", NS_DISCO_ITEMS).attr_opt("node", node);
     match node {
         None => {}
         Some(n) if n == NS_COMMANDS => {
-            for (cmd, name) in COMMANDS {
+            for (cmd, name) in commands {
                 q = q.child(
                     Element::new("item", NS_DISCO_ITEMS)
                         .attr("jid", our_jid)
@@ -71,7 +85,7 @@ pub fn items(our_jid: &str, node: Option<&str>) -> Result<Element, StanzaError> 
                 );
             }
         }
-        Some(n) if COMMANDS.iter().any(|(c, _)| *c == n) => {}
+        Some(n) if commands.iter().any(|(c, _)| *c == n) => {}
         Some(n) => return Err(StanzaError::item_not_found(format!("no disco node {n:?}"))),
     }
     Ok(q)
@@ -80,10 +94,14 @@ pub fn items(our_jid: &str, node: Option<&str>) -> Result<Element, StanzaError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialects::v1::COMMANDS;
 
     #[test]
     fn service_identity_is_pubsub_push_for_siskin() {
-        let s = info(None).unwrap().to_stanza_string();
+        let s = info(None, COMMANDS, &["snikket:apns:1".to_owned()])
+            .unwrap()
+            .to_stanza_string();
+        assert!(s.contains("<feature var='snikket:apns:1'/>"), "{s}");
         assert!(s.contains("<identity category='pubsub' type='push'"), "{s}");
         for f in [
             "urn:xmpp:push:0",
@@ -96,13 +114,14 @@ mod tests {
 
     #[test]
     fn commands_node_lists_every_command() {
-        let s = items("push.example.org", Some(NS_COMMANDS))
+        let s = items("push.example.org", Some(NS_COMMANDS), COMMANDS)
             .unwrap()
             .to_stanza_string();
         for (c, _) in COMMANDS {
             assert!(s.contains(&format!("node='{c}'")), "{c}");
         }
-        assert!(items("push.example.org", Some("nope")).is_err());
-        assert!(info(Some("v1-register-push")).is_ok());
+        assert!(items("push.example.org", Some("nope"), COMMANDS).is_err());
+        assert!(info(Some("v1-register-push"), COMMANDS, &[]).is_ok());
+        assert!(info(Some("register-device"), COMMANDS, &[]).is_err());
     }
 }

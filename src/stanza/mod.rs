@@ -1,7 +1,6 @@
 //! Stanza-level protocol code: plain data and pure functions that parse
 //! requests and build replies. No I/O here.
 
-pub mod commands;
 pub mod disco;
 pub mod error;
 pub mod forms;

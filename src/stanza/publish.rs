@@ -10,6 +10,7 @@ pub const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 pub const NS_PUSH: &str = "urn:xmpp:push:0";
 const NS_ENCRYPT: &str = "tigase:push:encrypt:0";
 const NS_TIGASE_PRIORITY: &str = "tigase:push:priority:0";
+const NS_TIGASE_JINGLE: &str = "tigase:push:jingle:0";
 const SUMMARY_FORM: &str = "urn:xmpp:push:summary";
 const PUBLISH_OPTIONS_FORM: &str = "http://jabber.org/protocol/pubsub#publish-options";
 
@@ -18,14 +19,18 @@ const PUBLISH_OPTIONS_FORM: &str = "http://jabber.org/protocol/pubsub#publish-op
 pub struct PublishRequest {
     /// The node (device id).
     pub node: String,
-    /// The secret from publish-options.
-    pub secret: String,
+    /// The secret from publish-options; `None` when the publish carries
+    /// none (Siskin's registrations need none: the node is the credential).
+    pub secret: Option<String>,
     /// Summary fields (all optional).
     pub summary: Summary,
     /// Encrypted payload to forward.
     pub encrypted: Option<Encrypted>,
     /// Tigase asked for high priority.
     pub high_hint: bool,
+    /// A call: Tigase's `<jingle xmlns='tigase:push:jingle:0'/>`, or an
+    /// `<encrypted type='voip'/>`.
+    pub voip_hint: bool,
 }
 
 /// Parses the `<pubsub/>` child of an iq set. The error string says what is
@@ -86,28 +91,35 @@ pub fn parse(pubsub: &Element) -> Result<PublishRequest, String> {
         .get_child("priority", NS_TIGASE_PRIORITY)
         .is_some_and(|p| p.text_content().trim() == "high");
 
-    let options = pubsub
-        .get_child("publish-options", NS_PUBSUB)
-        .ok_or("publish without <publish-options/> (the secret is required)")?;
-    let form = options
-        .get_child("x", NS_DATA)
-        .map(Form::parse)
-        .ok_or("publish-options without a data form")?;
-    if form.form_type() != Some(PUBLISH_OPTIONS_FORM) {
-        return Err(format!(
-            "publish-options FORM_TYPE must be {PUBLISH_OPTIONS_FORM}"
-        ));
-    }
-    let secret = form
-        .value("secret")
-        .ok_or("publish-options without a secret")?
-        .to_owned();
+    let voip_hint = notification.get_child("jingle", NS_TIGASE_JINGLE).is_some()
+        || encrypted
+            .as_ref()
+            .is_some_and(|e| e.kind.as_deref() == Some("voip"));
+
+    // Without publish-options there is no secret: only registrations whose
+    // dialect needs none accept that (checked by the push service).
+    let secret = match pubsub.get_child("publish-options", NS_PUBSUB) {
+        None => None,
+        Some(options) => {
+            let form = options
+                .get_child("x", NS_DATA)
+                .map(Form::parse)
+                .ok_or("publish-options without a data form")?;
+            if form.form_type() != Some(PUBLISH_OPTIONS_FORM) {
+                return Err(format!(
+                    "publish-options FORM_TYPE must be {PUBLISH_OPTIONS_FORM}"
+                ));
+            }
+            form.value("secret").map(str::to_owned)
+        }
+    };
     Ok(PublishRequest {
         node: node.to_owned(),
         secret,
         summary,
         encrypted,
         high_hint,
+        voip_hint,
     })
 }
 

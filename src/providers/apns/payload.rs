@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::settings::{AlertText, ApnsSettings};
 use crate::clock::unix_secs;
+use crate::dialects::{siskin, DialectPush};
 use crate::providers::{Priority, Push};
 
 /// Payload limit for alert and background pushes.
@@ -97,7 +98,18 @@ impl fmt::Display for PayloadError {
 
 /// Builds the request for `push` at time `now`.
 pub fn build(push: &Push, s: &ApnsSettings, now: SystemTime) -> Result<ApnsRequest, PayloadError> {
-    let token = &push.token;
+    let siskin = match &push.dialect {
+        Some(DialectPush::Siskin {
+            account,
+            voip_token,
+            payload,
+        }) => Some((account, voip_token.as_deref(), *payload)),
+        _ => None,
+    };
+    let token = match siskin {
+        Some((_, voip, _)) => siskin::apns_device_token(push, voip),
+        None => &push.token,
+    };
     if token.is_empty()
         || token.len() > MAX_TOKEN_HEX
         || !token.bytes().all(|b| b.is_ascii_hexdigit())
@@ -109,7 +121,28 @@ pub fn build(push: &Push, s: &ApnsSettings, now: SystemTime) -> Result<ApnsReque
         Priority::Silent => ("background", 5, s.topic.clone(), MAX_PAYLOAD),
         Priority::Voip => ("voip", 10, format!("{}.voip", s.topic), MAX_VOIP_PAYLOAD),
     };
-    let payload = fit_payload(push, s, limit)?;
+    let payload = match (siskin, &push.dialect) {
+        (Some((account, _, allow)), _) => {
+            let bytes = siskin::apns_payload(push, account, allow, &s.alert)
+                .to_string()
+                .into_bytes();
+            if bytes.len() > limit {
+                return Err(PayloadError::TooLarge {
+                    size: bytes.len(),
+                    limit,
+                });
+            }
+            bytes
+        }
+        // Conversations on iOS: the default payload, plus the account.
+        (None, Some(DialectPush::Conversations { account })) => {
+            let mut v: Value =
+                serde_json::from_slice(&fit_payload(push, s, limit)?).unwrap_or_else(|_| json!({}));
+            v["account"] = json!(account);
+            v.to_string().into_bytes()
+        }
+        _ => fit_payload(push, s, limit)?,
+    };
     Ok(ApnsRequest {
         path: format!("/3/device/{token}"),
         push_type,
@@ -223,6 +256,7 @@ mod tests {
             priority,
             summary: Summary::default(),
             encrypted: None,
+            dialect: None,
         }
     }
 
@@ -359,5 +393,39 @@ mod tests {
         assert_eq!(h["apns-expiration"], "1750003600");
         assert_eq!(h["authorization"], "bearer a.b.c");
         assert!(h.get("apns-collapse-id").is_none());
+    }
+
+    #[test]
+    fn siskin_alerts_go_to_the_device_token_and_calls_to_pushkit() {
+        let mut p = push(Priority::High);
+        p.dialect = Some(DialectPush::Siskin {
+            account: "romeo@montague.lit".into(),
+            voip_token: Some("beef".into()),
+            payload: crate::config::SiskinPayload::default(),
+        });
+        let r = build(&p, &settings(), now()).unwrap();
+        assert_eq!(r.path, format!("/3/device/{}", "00ff".repeat(16)));
+        assert_eq!((r.push_type, r.priority), ("alert", 10));
+        assert_eq!(r.topic, "org.example.chat");
+        let v: Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(v["account"], "romeo@montague.lit");
+        assert_eq!(v["aps"]["mutable-content"], 1);
+        p.priority = Priority::Voip;
+        let r = build(&p, &settings(), now()).unwrap();
+        assert_eq!(r.path, "/3/device/beef");
+        assert_eq!((r.push_type, r.priority), ("voip", 10));
+        assert_eq!(r.topic, "org.example.chat.voip");
+    }
+
+    #[test]
+    fn conversations_on_ios_adds_the_account_to_the_default_payload() {
+        let mut p = push(Priority::High);
+        p.dialect = Some(DialectPush::Conversations {
+            account: "abc".into(),
+        });
+        let r = build(&p, &settings(), now()).unwrap();
+        let v: Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(v["account"], "abc");
+        assert_eq!(v["aps"]["alert"]["body"], "New message");
     }
 }

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::dialects::{conversations, DialectPush};
 use crate::providers::{Priority, Push};
 
 /// The per-app parts of every message.
@@ -34,6 +35,11 @@ pub fn android_priority(p: Priority) -> &'static str {
 
 /// The JSON request body for `messages:send`.
 pub fn body(push: &Push, t: &MessageTemplate) -> Vec<u8> {
+    if let Some(DialectPush::Conversations { account }) = &push.dialect {
+        let (data, priority) = conversations::fcm_message(account, push);
+        let data: BTreeMap<&str, String> = data.into_iter().collect();
+        return message(push, t, &data, priority);
+    }
     let mut data: BTreeMap<&str, String> = BTreeMap::new();
     data.insert("type", "push".into());
     data.insert("node", push.node.clone());
@@ -59,8 +65,17 @@ pub fn body(push: &Push, t: &MessageTemplate) -> Vec<u8> {
             data.insert("type", kind.clone());
         }
     }
+    message(push, t, &data, android_priority(push.priority))
+}
+
+fn message(
+    push: &Push,
+    t: &MessageTemplate,
+    data: &BTreeMap<&str, String>,
+    priority: &str,
+) -> Vec<u8> {
     let mut android = serde_json::json!({
-        "priority": android_priority(push.priority),
+        "priority": priority,
         "ttl": format!("{}s", t.ttl_secs),
     });
     if let Some(k) = &t.collapse_key {
@@ -97,6 +112,7 @@ mod tests {
                 pending_subscription_count: None,
             },
             encrypted: None,
+            dialect: None,
         }
     }
 

@@ -1,13 +1,14 @@
-//! XEP-0050 ad-hoc commands for device registration, in the dialect of
-//! mod_push_appserver v1: `v1-register-push` (type, node, token) and
-//! `v1-unregister-push` (type, node). Parse the request, then build replies.
+//! The dialect of mod_push_appserver v1 (yaxim, the HTTP API's clients):
+//! `v1-register-push` (type, node, token) and `v1-unregister-push` (type,
+//! node). Parse the request, apply it, build the reply. The provider
+//! payload is each provider's own (no [`super::DialectPush`]).
 
-use super::error::StanzaError;
-use super::forms::{self, Form};
+use super::NS_COMMANDS;
+use crate::config::ComponentSettings;
+use crate::core::Core;
+use crate::stanza::forms::{self, Form};
+use crate::stanza::StanzaError;
 use crate::xml::{Element, NS_DATA};
-
-/// XEP-0050 namespace.
-pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
 
 /// The commands offered, `(node, human name)`.
 pub const COMMANDS: &[(&str, &str)] = &[
@@ -39,7 +40,8 @@ impl Command {
         }
     }
 
-    fn from_node(node: &str) -> Option<Command> {
+    /// The command named by `node`.
+    pub fn from_node(node: &str) -> Option<Command> {
         match node {
             "v1-register-push" => Some(Command::Register),
             "v1-unregister-push" => Some(Command::Unregister),
@@ -123,10 +125,53 @@ pub fn parse(cmd: &Element) -> Result<CommandRequest, StanzaError> {
 }
 
 fn command_el(command: Command, session_id: &str, status: &str) -> Element {
-    Element::new("command", NS_COMMANDS)
-        .attr("node", command.node())
-        .attr("sessionid", session_id)
-        .attr("status", status)
+    super::command_el(command.node(), session_id, status)
+}
+
+/// Runs a command for `from`, who owns what it registers: see
+/// [`Core::register_owned`].
+pub async fn run(
+    core: &Core,
+    component: &ComponentSettings,
+    from: &str,
+    req: CommandRequest,
+) -> Result<Element, StanzaError> {
+    let session = super::session_id(req.session_id.as_deref());
+    let (push_type, node, token) = match req.step {
+        Step::Cancel => return Ok(canceled(req.command, &session)),
+        Step::ShowForm => return Ok(form_to_fill(req.command, &session, &component.types)),
+        Step::Execute {
+            push_type,
+            node,
+            token,
+        } => (push_type, node, token),
+    };
+    let result = match req.command {
+        Command::Register => {
+            core.register_owned(
+                component,
+                from,
+                &push_type,
+                &node,
+                token.as_deref().unwrap_or_default(),
+            )
+            .await
+        }
+        Command::Unregister => {
+            core.unregister_owned(component, from, &push_type, &node)
+                .await
+        }
+    };
+    match result {
+        Ok(r) => Ok(completed(
+            req.command,
+            &session,
+            &component.jid,
+            &r.registration.node,
+            &r.secret,
+        )),
+        Err(e) => Err(e.to_stanza_error()),
+    }
 }
 
 /// The `status='completed'` reply carrying jid, node and secret, exactly as

@@ -1,0 +1,214 @@
+//! The registration dialects a component speaks besides mod_push_appserver
+//! v1 (always on), each one value in its `[[component]]` table:
+//!
+//! ```toml
+//! conversations = { fcm = "conversations", apns = "conversations-ios" }
+//! siskin = { providers = { "tigase:messenger:apns:1" = "siskin" }, sender = true, body = false, count = true, encrypted = true }
+//! ```
+//!
+//! Every value names an `[app.<type>]` profile of the right provider
+//! (`log` fits any, for trying a setup out).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{ConfigContext, ConfigError};
+use crate::providers::ProviderSettings;
+
+/// The dialects of one component.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DialectSettings {
+    /// Conversations / p2 (`register-push-fcm`, `register-push-apns`).
+    pub conversations: ConversationsSettings,
+    /// Siskin / Snikket iOS (`register-device`); `None` when off.
+    pub siskin: Option<SiskinSettings>,
+}
+
+/// Which app profile serves each Conversations command; `None` = not offered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationsSettings {
+    /// Profile of `register-push-fcm`.
+    pub fcm: Option<String>,
+    /// Profile of `register-push-apns`.
+    pub apns: Option<String>,
+}
+
+/// The Siskin dialect of one component.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiskinSettings {
+    /// Provider id (e.g. `tigase:messenger:apns:1`) to app profile.
+    pub providers: BTreeMap<String, String>,
+    /// What the payload may carry.
+    pub payload: SiskinPayload,
+}
+
+/// What a Siskin payload may carry beside `account`: the summary crosses
+/// Apple, so each piece is the operator's choice (all off by default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SiskinPayload {
+    /// `sender` (and `nickname`) from the summary.
+    pub sender: bool,
+    /// `body` from the summary.
+    pub body: bool,
+    /// `unread-messages` from the summary's message count.
+    pub count: bool,
+    /// Forward `tigase:push:encrypt:0` pushes (`encrypted`, `iv`) and
+    /// advertise that feature in the `register-device` reply.
+    pub encrypted: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConversations {
+    fcm: Option<String>,
+    apns: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSiskin {
+    providers: BTreeMap<String, String>,
+    sender: Option<bool>,
+    body: Option<bool>,
+    count: Option<bool>,
+    encrypted: Option<bool>,
+}
+
+/// Longest provider id accepted.
+const MAX_PROVIDER_ID: usize = 200;
+
+/// Validates the dialect values of component `i` against the app profiles.
+pub(super) fn validate(
+    i: usize,
+    conversations: Option<toml::Table>,
+    siskin: Option<toml::Table>,
+    apps: &BTreeMap<String, ProviderSettings>,
+    ctx: &ConfigContext,
+) -> Result<DialectSettings, ConfigError> {
+    let mut out = DialectSettings::default();
+    if let Some(t) = conversations {
+        let key = format!("component[{i}].conversations");
+        let raw: RawConversations = ctx.deserialize(&key, t)?;
+        if raw.fcm.is_none() && raw.apns.is_none() {
+            return Err(ctx.error(&key, "name a profile for fcm, apns or both"));
+        }
+        for (kind, profile) in [("fcm", &raw.fcm), ("apns", &raw.apns)] {
+            if let Some(p) = profile {
+                check_profile(&format!("{key}.{kind}"), p, kind, apps, ctx)?;
+            }
+        }
+        out.conversations = ConversationsSettings {
+            fcm: raw.fcm,
+            apns: raw.apns,
+        };
+    }
+    if let Some(t) = siskin {
+        let key = format!("component[{i}].siskin");
+        let raw: RawSiskin = ctx.deserialize(&key, t)?;
+        if raw.providers.is_empty() {
+            return Err(ctx.error(
+                format!("{key}.providers"),
+                "name at least one provider id, e.g. { \"tigase:messenger:apns:1\" = \"siskin\" }",
+            ));
+        }
+        for (id, profile) in &raw.providers {
+            let k = format!("{key}.providers.\"{id}\"");
+            if id.is_empty()
+                || id.len() > MAX_PROVIDER_ID
+                || id
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "\"&'<>".contains(c))
+            {
+                return Err(ctx.error(&k, "a provider id is a short string without spaces"));
+            }
+            check_profile(&k, profile, "apns", apps, ctx)?;
+        }
+        out.siskin = Some(SiskinSettings {
+            providers: raw.providers,
+            payload: SiskinPayload {
+                sender: raw.sender.unwrap_or(false),
+                body: raw.body.unwrap_or(false),
+                count: raw.count.unwrap_or(false),
+                encrypted: raw.encrypted.unwrap_or(false),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Writes the dialect values as TOML lines (nothing for v1 only).
+pub(super) fn show(f: &mut std::fmt::Formatter<'_>, d: &DialectSettings) -> std::fmt::Result {
+    let c = &d.conversations;
+    if c.fcm.is_some() || c.apns.is_some() {
+        let parts: Vec<String> = [("fcm", &c.fcm), ("apns", &c.apns)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} = {v:?}")))
+            .collect();
+        writeln!(f, "conversations = {{ {} }}", parts.join(", "))?;
+    }
+    if let Some(s) = &d.siskin {
+        let providers: Vec<String> = s
+            .providers
+            .iter()
+            .map(|(id, p)| format!("{id:?} = {p:?}"))
+            .collect();
+        let p = s.payload;
+        writeln!(
+            f,
+            "siskin = {{ providers = {{ {} }}, sender = {}, body = {}, count = {}, encrypted = {} }}",
+            providers.join(", "),
+            p.sender,
+            p.body,
+            p.count,
+            p.encrypted
+        )?;
+    }
+    Ok(())
+}
+
+/// `profile` must exist and send through `kind` (or `log`).
+fn check_profile(
+    key: &str,
+    profile: &str,
+    kind: &str,
+    apps: &BTreeMap<String, ProviderSettings>,
+    ctx: &ConfigContext,
+) -> Result<(), ConfigError> {
+    let provider = apps.get(profile).map(|a| match a {
+        ProviderSettings::Log(_) => "log",
+        ProviderSettings::Apns(_) => "apns",
+        ProviderSettings::Fcm(_) => "fcm",
+    });
+    profile_problem(profile, provider, kind).map_or(Ok(()), |r| Err(ctx.error(key, r)))
+}
+
+/// What is wrong with serving `kind` through `profile`, whose provider is
+/// `provider` (`None`: no such profile).
+fn profile_problem(profile: &str, provider: Option<&str>, kind: &str) -> Option<String> {
+    match provider {
+        None => Some(format!(
+            "app profile {profile:?} has no [app.{profile}] section"
+        )),
+        Some(p) if p == kind || p == "log" => None,
+        Some(_) => Some(format!(
+            "app profile {profile:?} must use provider = \"{kind}\" (or \"log\")"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::profile_problem;
+
+    #[test]
+    fn profiles_must_use_the_dialects_provider_or_log() {
+        assert_eq!(profile_problem("p", Some("fcm"), "fcm"), None);
+        assert_eq!(profile_problem("p", Some("log"), "apns"), None);
+        let e = profile_problem("p", Some("apns"), "fcm").unwrap();
+        assert!(e.contains("provider = \"fcm\""), "{e}");
+        assert!(profile_problem("p", None, "fcm")
+            .unwrap()
+            .contains("[app.p]"));
+    }
+}

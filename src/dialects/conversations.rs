@@ -1,0 +1,271 @@
+//! The dialect of Conversations and Snikket Android, as p2 serves it:
+//! `register-push-fcm` / `register-push-apns` with `token`, `android-id`
+//! (p2 reads `device-id` first) and optional `muc`; `unregister-push-*`
+//! with the device id. The device is (requester's bare JID, android-id),
+//! so registering again returns the same node and secret and updates the
+//! token. The FCM message carries `data.account`, which tells the app
+//! which account to wake.
+
+use ring::digest;
+
+use super::{DialectRecord, NodeChoice};
+use crate::config::{ComponentSettings, ConversationsSettings};
+use crate::core::{Core, RegisterError};
+use crate::providers::{Priority, Push};
+use crate::registrations::owner::{derive_node, owner_of};
+use crate::registrations::{check_field, hex};
+use crate::stanza::forms::{self, Form};
+use crate::stanza::StanzaError;
+use crate::xml::{Element, NS_DATA};
+
+/// The provider a command names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `-fcm`.
+    Fcm,
+    /// `-apns`.
+    Apns,
+}
+
+/// Which command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// `register-push-<kind>`.
+    Register(Kind),
+    /// `unregister-push-<kind>`.
+    Unregister(Kind),
+}
+
+const NODES: [(&str, Command, &str); 4] = [
+    (
+        "register-push-fcm",
+        Command::Register(Kind::Fcm),
+        "Register an Android device (FCM)",
+    ),
+    (
+        "unregister-push-fcm",
+        Command::Unregister(Kind::Fcm),
+        "Unregister an Android device (FCM)",
+    ),
+    (
+        "register-push-apns",
+        Command::Register(Kind::Apns),
+        "Register a device (APNS)",
+    ),
+    (
+        "unregister-push-apns",
+        Command::Unregister(Kind::Apns),
+        "Unregister a device (APNS)",
+    ),
+];
+
+fn profile(kind: Kind, s: &ConversationsSettings) -> Option<&str> {
+    match kind {
+        Kind::Fcm => s.fcm.as_deref(),
+        Kind::Apns => s.apns.as_deref(),
+    }
+}
+
+impl Command {
+    /// The command named by `node` (matched case-insensitively, as p2
+    /// does), if its provider is configured.
+    pub fn from_node(node: &str, s: &ConversationsSettings) -> Option<Command> {
+        NODES
+            .iter()
+            .find(|(n, _, _)| n.eq_ignore_ascii_case(node))
+            .map(|&(_, c, _)| c)
+            .filter(|c| profile(c.kind(), s).is_some())
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Command::Register(k) | Command::Unregister(k) => k,
+        }
+    }
+
+    fn node(self) -> &'static str {
+        NODES
+            .iter()
+            .find(|(_, c, _)| *c == self)
+            .map_or("", |(n, _, _)| n)
+    }
+}
+
+/// The commands offered under these settings.
+pub fn commands(s: &ConversationsSettings) -> Vec<(&'static str, &'static str)> {
+    NODES
+        .iter()
+        .filter(|(_, c, _)| profile(c.kind(), s).is_some())
+        .map(|&(n, _, name)| (n, name))
+        .collect()
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Which command.
+    pub command: Command,
+    /// Session id to echo.
+    pub session_id: Option<String>,
+    /// The requester cancelled.
+    pub cancel: bool,
+    /// `device-id`, else `android-id`.
+    pub android_id: String,
+    /// `token` (register only).
+    pub token: Option<String>,
+    /// `muc`: a channel's registration.
+    pub muc: Option<String>,
+}
+
+/// Parses the command's form.
+pub fn parse(command: Command, cmd: &Element) -> Result<Request, StanzaError> {
+    let session_id = cmd.get_attr("sessionid").map(str::to_owned);
+    let cancel = cmd.get_attr("action") == Some("cancel");
+    let form = cmd.get_child("x", NS_DATA).map(Form::parse);
+    let value = |name: &'static str| form.as_ref().and_then(|f| f.value(name));
+    let checked = |name: &'static str, v: Option<&str>| -> Result<String, StanzaError> {
+        let v = v.unwrap_or_default();
+        check_field(name, v).map_err(|e| StanzaError::bad_request(e.to_string()))?;
+        Ok(v.to_owned())
+    };
+    if cancel {
+        return Ok(Request {
+            command,
+            session_id,
+            cancel,
+            android_id: String::new(),
+            token: None,
+            muc: None,
+        });
+    }
+    let android_id = checked(
+        "android-id",
+        value("device-id")
+            .filter(|v| !v.is_empty())
+            .or(value("android-id")),
+    )?;
+    let token = match command {
+        Command::Register(_) => Some(checked("token", value("token"))?),
+        Command::Unregister(_) => None,
+    };
+    let muc = match value("muc").filter(|m| !m.is_empty()) {
+        // A bare JID: its domain is what may publish to the registration.
+        Some(m) => Some(
+            owner_of(&checked("muc", Some(m))?)
+                .filter(|j| !j.contains('/') && j.as_str() == m.to_lowercase())
+                .ok_or_else(|| StanzaError::bad_request("muc is not a bare JID"))?,
+        ),
+        None => None,
+    };
+    Ok(Request {
+        command,
+        session_id,
+        cancel,
+        android_id,
+        token,
+        muc,
+    })
+}
+
+/// `data.account`: lowercase hex SHA-1 of UTF-8 `jid \0 android_id`, where
+/// `jid` is the account's bare JID (or the channel's, for `muc`).
+pub fn account(jid: &str, android_id: &str) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA1_FOR_LEGACY_USE_ONLY);
+    ctx.update(jid.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(android_id.as_bytes());
+    hex(ctx.finish().as_ref())
+}
+
+/// The device id under which the node is derived: the channel and the
+/// account are separate devices, as in p2.
+fn device(req: &Request) -> String {
+    match &req.muc {
+        Some(m) => format!("p2\0muc\0{m}\0{}", req.android_id),
+        None => format!("p2\0{}", req.android_id),
+    }
+}
+
+/// Runs a command for `from`.
+pub async fn run(
+    core: &Core,
+    component: &ComponentSettings,
+    from: &str,
+    req: Request,
+) -> Result<Element, StanzaError> {
+    let session = super::session_id(req.session_id.as_deref());
+    let node_name = req.command.node();
+    if req.cancel {
+        return Ok(super::command_el(node_name, &session, "canceled"));
+    }
+    let profile = profile(req.command.kind(), &component.dialects.conversations)
+        .ok_or_else(|| StanzaError::item_not_found("command not offered"))?;
+    let owner = owner_of(from)
+        .ok_or(RegisterError::NoRequester)
+        .map_err(|e| e.to_stanza_error())?;
+    let node = derive_node(&component.jid, &owner, &device(&req));
+    match req.command {
+        Command::Register(_) => {
+            // The bare JID as the account knows it, not lowercased: the
+            // app hashes its own JID string.
+            let bare = from.split('/').next().unwrap_or_default();
+            let record = DialectRecord::Conversations {
+                account: account(req.muc.as_deref().unwrap_or(bare), &req.android_id),
+                muc: req.muc.clone(),
+            };
+            let token = req.token.as_deref().unwrap_or_default();
+            let r = super::register(
+                core,
+                component,
+                from,
+                profile,
+                NodeChoice::Fixed(node),
+                token,
+                record,
+            )
+            .await
+            .map_err(|e| e.to_stanza_error())?;
+            Ok(completed(
+                node_name,
+                &session,
+                &component.jid,
+                &r.registration.node,
+                &r.secret,
+            ))
+        }
+        Command::Unregister(_) => {
+            super::unregister(core, component, from, profile, &node)
+                .await
+                .map_err(|e| e.to_stanza_error())?;
+            Ok(super::command_el(node_name, &session, "completed"))
+        }
+    }
+}
+
+/// The register reply: `status='completed'` with `jid`, `node`, `secret`.
+pub fn completed(command: &str, session: &str, jid: &str, node: &str, secret: &str) -> Element {
+    super::command_el(command, session, "completed").child(forms::build(
+        "form",
+        None,
+        &[
+            ("jid-single", "jid", jid),
+            ("text-single", "node", node),
+            ("text-single", "secret", secret),
+        ],
+    ))
+}
+
+/// The FCM `data` and `android.priority` of a Conversations push: the
+/// account to wake, and HIGH when the summary carries a body (p2 leaves
+/// it unset, so pushes wait in doze).
+pub fn fcm_message(account: &str, push: &Push) -> (Vec<(&'static str, String)>, &'static str) {
+    let high = push.summary.last_message_body.is_some() || push.priority != Priority::Silent;
+    (
+        vec![("account", account.to_owned())],
+        if high { "HIGH" } else { "NORMAL" },
+    )
+}
+
+#[cfg(test)]
+#[path = "conversations_tests.rs"]
+mod tests;
