@@ -14,6 +14,7 @@ pub mod config;
 pub mod core;
 pub mod h2client;
 pub mod http;
+pub mod import;
 pub mod jwt;
 pub mod link;
 pub mod logging;
