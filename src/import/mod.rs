@@ -323,10 +323,16 @@ pub fn render(report: &Report, opts: &Options, dir: &Path, rate_limit: u32) -> S
         ));
     }
     line(String::new());
+    let throttle = match rate_limit {
+        0 => "rate_limit = 0: pushes are not throttled".to_owned(),
+        n => format!(
+            "rate_limit = {n}: at least {n} s between two pushes to one device and priority \
+             (the first goes out, one more waits to the end of the {n} s, the rest are dropped)"
+        ),
+    };
     line(format!(
-        "note: rate_limit = {rate_limit} means at least {rate_limit} s between two pushes to one \
-         device and priority (0 = off), as push_appserver_rate_limit did in the module (its \
-         README said \"per second\"; its code, zthrottle, used seconds). Its default was 5."
+        "note: {throttle}.\n      This is what push_appserver_rate_limit did in the module (its \
+         README said \"requests per second\", its code, zthrottle, used seconds; default 5)."
     ));
     line(
         "note: imported secrets are kept only as a keyed hash under this server's server.key; \
