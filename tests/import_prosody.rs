@@ -192,3 +192,48 @@ fn imported_devices_push_with_their_old_secrets_and_a_second_import_changes_noth
     assert!(!ok);
     assert!(err.contains("stop it for the import"), "{err}");
 }
+
+#[test]
+fn wrong_component_type_map_or_folder_fail_with_a_reason_and_write_nothing() {
+    let dir = TempDir::new("import-prosody-errors");
+    let cfg = dir.0.join("config.toml");
+    std::fs::write(&cfg, config(&dir.0, free_port(), free_port(), "", "")).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_push-appserver"))
+            .arg("import-prosody")
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let from = fixtures();
+    let from = from.to_str().unwrap();
+    let (code, err) = run(&["--from", from, "--component", "push.other.org"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("\"push.other.org\" is not in the configuration"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "--from",
+        from,
+        "--component",
+        "push.example.org",
+        "--map-type",
+        "fcm-legacy=nope",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("\"nope\" is not one of the component's types"),
+        "{err}"
+    );
+    let (code, err) = run(&["--from", "/nonexistent", "--component", "push.example.org"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("push%2eexample%2eorg/push_appserver"), "{err}");
+    assert!(!dir.0.join("data").exists(), "nothing created");
+}
