@@ -27,11 +27,13 @@ pub enum Value {
 }
 
 impl Value {
-    /// The value of the string key `key` in a table.
+    /// The value of the string key `key` in a table (the last one, as in
+    /// Lua, if a hand-edited file repeats a key).
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
             Value::Table(entries) => entries
                 .iter()
+                .rev()
                 .find(|(k, _)| matches!(k, Value::Str(s) if s == key.as_bytes()))
                 .map(|(_, v)| v),
             _ => None,

@@ -17,6 +17,12 @@ fn prosody_file_storage_format() {
         Some(&Value::Num(-150.0))
     );
     assert_eq!(v.get("missing"), None);
+    let twice = parse_file(b"return { a = 1, a = 2 }").unwrap();
+    assert_eq!(
+        twice.get("a"),
+        Some(&Value::Num(2.0)),
+        "the last wins, as in Lua"
+    );
 }
 
 #[test]
