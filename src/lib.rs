@@ -15,6 +15,7 @@ pub mod core;
 pub mod dialects;
 pub mod h2client;
 pub mod http;
+pub mod import;
 pub mod jwt;
 pub mod link;
 pub mod logging;

@@ -25,6 +25,7 @@ struct Cli {
 enum Command {
     Run(Run),
     CheckConfig(CheckConfig),
+    ImportProsody(ImportProsody),
 }
 
 /// Run the server (embedded defaults without --config).
@@ -50,6 +51,55 @@ struct CheckConfig {
     config: PathBuf,
 }
 
+/// Import mod_push_appserver's registrations from Prosody's file storage
+/// (stop push-appserver first; running it twice changes nothing).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "import-prosody")]
+struct ImportProsody {
+    /// configuration file (TOML) of this server
+    #[argh(option)]
+    config: PathBuf,
+    /// prosody's data directory (e.g. /var/lib/prosody)
+    #[argh(option)]
+    from: PathBuf,
+    /// the component host mod_push_appserver ran on (a [[component]] jid here)
+    #[argh(option)]
+    component: String,
+    /// OLD=NEW: import the module's push type OLD as this component's type NEW (repeatable)
+    #[argh(option)]
+    map_type: Vec<String>,
+}
+
+fn import_prosody(c: ImportProsody) -> ExitCode {
+    let settings = match Settings::load(&c.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("push-appserver: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    push_appserver::logging::init(settings.log_level.min(log::LevelFilter::Warn));
+    let opts = push_appserver::import::Options {
+        from: c.from,
+        component: c.component,
+        map_type: c.map_type,
+    };
+    match push_appserver::import::run(&settings, &opts) {
+        Ok(report) => {
+            let dir = push_appserver::import::store_dir(&opts.from, &opts.component);
+            print!(
+                "{}",
+                push_appserver::import::render(&report, &opts, &dir, settings.rate_limit)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("push-appserver: import failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli: Cli = argh::from_env();
     if cli.version {
@@ -61,6 +111,7 @@ fn main() -> ExitCode {
             eprintln!("push-appserver: a command is required; see `push-appserver --help`");
             ExitCode::from(2)
         }
+        Some(Command::ImportProsody(c)) => import_prosody(c),
         Some(Command::CheckConfig(c)) => match Settings::load(&c.config) {
             Ok(s) => {
                 print!("{s}");

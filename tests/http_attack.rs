@@ -132,7 +132,9 @@ fn the_api_and_pushes_survive_the_attack_of_issue_7() {
     let dir = TempDir::new("http-attack");
     let x = FakeXmpp::new();
     let port = free_port();
-    let mut text = config(&dir.0, x.port, port, "", "");
+    // rate_limit = 0: every push below must be recorded, and the default
+    // now holds pushes to one device 5 s apart (the module's zthrottle).
+    let mut text = config(&dir.0, x.port, port, "rate_limit = 0", "");
     text = text.replace("log_level = \"debug\"", "log_level = \"info\"");
     let mut app = AppServer::start(&dir.0, &text, port);
     let mut link = x.accept(T);

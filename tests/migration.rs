@@ -106,7 +106,7 @@ fn v1_registrations_keep_their_secrets_after_the_upgrade() {
         );
         let stderr = app.stderr();
         assert_eq!(
-            stderr.contains("migrated 2 registration(s) to schema version 2"),
+            stderr.contains("migrated 2 registration(s) to schema version 3"),
             round == 0,
             "{stderr}"
         );

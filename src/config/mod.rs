@@ -36,7 +36,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Enables `/settings` and the HTML forms.
     pub debugging: bool,
-    /// Pushes per second per device; 0 turns throttling off.
+    /// Minimum seconds between two pushes to one device and priority (the
+    /// module's zthrottle distance); 0 turns throttling off.
     pub rate_limit: u32,
     /// Log verbosity.
     pub log_level: log::LevelFilter,

@@ -26,7 +26,9 @@ use crate::store_thread::StoreThread;
 /// Devices tracked by the throttle at most.
 const THROTTLE_CAPACITY: usize = 100_000;
 
-type DeviceKey = (String, String);
+/// (component, node, priority): like the module's zthrottle id
+/// `priority@node`, so a silent push never holds back a visible one.
+type DeviceKey = (String, String, &'static str);
 
 /// A store failure behind a push: logged once, here, whichever front end
 /// asked.
@@ -170,7 +172,11 @@ impl PushService {
         let Some(throttle) = &self.throttle else {
             return self.send(&app, push).await;
         };
-        let key = (push.component.clone(), push.node.clone());
+        let key = (
+            push.component.clone(),
+            push.node.clone(),
+            push.priority.as_str(),
+        );
         let app_name = push.push_type.clone();
         let decision = throttle.lock().unwrap_or_else(|e| e.into_inner()).decide(
             &key,

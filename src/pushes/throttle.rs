@@ -1,7 +1,10 @@
-//! Per-device throttle driven by `rate_limit`: the first push in a window
-//! goes out at once, one more is held and sent at the window's end (carrying
-//! the newest content), the rest are accepted and dropped. Pure: the caller
-//! passes the time in and schedules the held push.
+//! Per-device throttle driven by `rate_limit`, with the meaning of
+//! mod_push_appserver's `zthrottle`: `rate_limit` is the minimum distance
+//! in seconds between two pushes to one device (and priority). The first
+//! push goes out at once, one more is held and sent at the end of the
+//! distance (carrying the newest content: coalescing), the rest are
+//! accepted and dropped. Pure: the caller passes the time in and schedules
+//! the held push.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -45,10 +48,11 @@ impl<K: Hash + Eq + Clone, T> Throttle<K, T> {
         }
     }
 
-    /// The window length for `rate_limit` pushes per second; `None` (no
-    /// throttling) for 0.
+    /// The window for `rate_limit`: that many seconds between two pushes
+    /// to one device, as the module's `zthrottle` (not pushes per second,
+    /// which its README claimed); `None` (no throttling) for 0.
     pub fn window_for(rate_limit: u32) -> Option<Duration> {
-        (rate_limit > 0).then(|| Duration::from_secs(1) / rate_limit)
+        (rate_limit > 0).then(|| Duration::from_secs(u64::from(rate_limit)))
     }
 
     /// Decides about a push for `key` arriving at `now`.
@@ -158,10 +162,64 @@ mod tests {
         // After the windows pass, old devices are evicted to make room.
         assert_eq!(t.decide(&3, (), t0 + W), Decision::Now(()));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn rate_limit_is_seconds_between_pushes_as_zthrottle() {
         assert_eq!(
             Throttle::<u8, ()>::window_for(5),
-            Some(Duration::from_millis(200))
+            Some(Duration::from_secs(5)),
+            "the module's default: 5 s between two pushes, not 5 per second"
         );
-        assert_eq!(Throttle::<u8, ()>::window_for(0), None);
+        assert_eq!(
+            Throttle::<u8, ()>::window_for(1),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(Throttle::<u8, ()>::window_for(0), None, "0 = off");
+        // zthrottle with distance 5: a burst of 10 pushes in 4 s gives one
+        // now and one at t0 + 5 s; the other 8 are dropped (here: coalesced
+        // into the held one, newest content wins).
+        let w = Throttle::<&str, u32>::window_for(5).unwrap();
+        let t0 = Instant::now();
+        let mut t = Throttle::new(w, 100);
+        let mut now_sent = Vec::new();
+        let mut later = Vec::new();
+        for i in 0..10u32 {
+            match t.decide(&"dev", i, t0 + Duration::from_millis(400) * i) {
+                Decision::Now(p) => now_sent.push(p),
+                Decision::Later(at) => later.push(at),
+                Decision::Coalesced => {}
+            }
+        }
+        assert_eq!(now_sent, [0]);
+        assert_eq!(later, [t0 + Duration::from_secs(5)]);
+        assert_eq!(t.take_due(&"dev", t0 + Duration::from_secs(4)), None);
+        assert_eq!(t.take_due(&"dev", t0 + Duration::from_secs(5)), Some(9));
+        // The held send opened a new distance: 4.9 s later is still inside.
+        assert_eq!(
+            t.decide(&"dev", 10, t0 + Duration::from_millis(9900)),
+            Decision::Later(t0 + Duration::from_secs(10))
+        );
+        // Well after: straight through again.
+        assert_eq!(t.take_due(&"dev", t0 + Duration::from_secs(10)), Some(10));
+        assert_eq!(
+            t.decide(&"dev", 11, t0 + Duration::from_secs(16)),
+            Decision::Now(11)
+        );
+    }
+
+    #[test]
+    fn priorities_of_one_device_are_throttled_apart() {
+        // The module keyed zthrottle by "priority@node": a silent push does
+        // not hold back a visible one.
+        let w = Duration::from_secs(5);
+        let t0 = Instant::now();
+        let mut t = Throttle::new(w, 100);
+        assert_eq!(t.decide(&("n", "silent"), 1, t0), Decision::Now(1));
+        assert_eq!(t.decide(&("n", "high"), 2, t0), Decision::Now(2));
+        assert_eq!(
+            t.decide(&("n", "high"), 3, t0 + Duration::from_secs(1)),
+            Decision::Later(t0 + w)
+        );
     }
 }

@@ -10,6 +10,11 @@
 //! migration again: rewriting a record twice is harmless and the total is
 //! counted afresh, not added to. Node, component and salt are untouched,
 //! so every secret the clients hold keeps verifying.
+//!
+//! Version 2 to 3: records may gain an optional `secret_hash` (only
+//! imports write it), so no record changes: only the version is written.
+//! Its point is that a release knowing only version 2 refuses the store
+//! instead of failing every imported device's pushes.
 
 use std::ops::Bound;
 
@@ -33,6 +38,12 @@ pub(super) fn run(
     from: u32,
 ) -> Result<u64, StoreError> {
     if from >= SCHEMA_VERSION {
+        return Ok(0);
+    }
+    if from == 2 {
+        meta.insert("schema_version", SCHEMA_VERSION.to_string())?;
+        db.persist(PersistMode::SyncAll)?;
+        log::info!("registration store: schema version 2 to {SCHEMA_VERSION} (no record changes)");
         return Ok(0);
     }
     log::warn!("migrating the registration store from schema version {from} to {SCHEMA_VERSION}");

@@ -8,6 +8,7 @@
 //! written without a sync: losing the latest timestamp in a crash is fine.
 
 mod counters;
+mod import;
 mod keycheck;
 mod migrate;
 pub mod owner;
@@ -26,6 +27,7 @@ use fjall::PersistMode;
 
 use crate::clock::unix_millis;
 pub use counters::{CountLimits, LimitKind};
+pub use import::{ImportItem, ImportOutcome};
 pub use keycheck::KeyPolicy;
 pub use rate::CommandRate;
 pub use record::{PushStats, Registration, SCHEMA_VERSION};
@@ -284,14 +286,22 @@ impl Registrations {
             .clone()
     }
 
-    /// The secret of a registration.
+    /// The secret of a registration; empty for an imported one, whose
+    /// secret only the device knows (only its hash is stored).
     pub fn secret_of(&self, r: &Registration) -> String {
+        if r.secret_hash.is_some() {
+            return String::new();
+        }
         self.key.secret(&r.component, &r.node, &r.salt)
     }
 
-    /// Whether `given` is the registration's secret (constant time).
+    /// Whether `given` is the registration's secret (constant time): the
+    /// derived one, or for an imported registration the one it brought.
     pub fn verify_secret(&self, r: &Registration, given: &str) -> bool {
-        self.key.verify(&r.component, &r.node, &r.salt, given)
+        match &r.secret_hash {
+            Some(hash) => self.key.verify_imported(&r.component, &r.node, hash, given),
+            None => self.key.verify(&r.component, &r.node, &r.salt, given),
+        }
     }
 
     /// The registration of `node` at `component`.

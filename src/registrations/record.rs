@@ -4,8 +4,12 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the record format and key layout; written to the store's
 /// `meta` keyspace so later releases can migrate. Version 2 added
-/// `owner` and the `counters` keyspace (see `migrate.rs`).
-pub const SCHEMA_VERSION: u32 = 2;
+/// `owner` and the `counters` keyspace, version 3 the optional
+/// `secret_hash` of imported registrations (see `migrate.rs`): a release
+/// that knows only version 2 would ignore that field and answer every
+/// push to an imported device `auth/forbidden`, so it must refuse the
+/// store instead.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One registered device, as stored (JSON). The secret itself is never
 /// stored: it is derived from `salt` under the server key.
@@ -40,6 +44,13 @@ pub struct Registration {
     /// releases' records lack it; it needs no schema bump.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dialect: Option<crate::dialects::DialectRecord>,
+    /// For a registration imported from mod_push_appserver: keyed hash of
+    /// the secret the device already holds (see
+    /// `ServerKey::imported_hash`), checked instead of the derived secret.
+    /// The plain secret is never stored. Dropped (with a fresh salt) when
+    /// the device registers again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_hash: Option<String>,
 }
 
 /// Outcome of the latest pushes to a device, kept apart from the record so

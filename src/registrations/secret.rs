@@ -136,6 +136,41 @@ impl ServerKey {
     }
 }
 
+impl ServerKey {
+    fn imported_message(component: &str, node: &str, secret: &str) -> Vec<u8> {
+        let mut m = Vec::with_capacity(component.len() + node.len() + secret.len() + 12);
+        m.extend_from_slice(b"imported-v1\0");
+        for part in [component, node, secret] {
+            m.extend_from_slice(part.as_bytes());
+            m.push(0);
+        }
+        m
+    }
+
+    /// Keyed hash of a secret imported from mod_push_appserver (which chose
+    /// it and stored it in plain text), as 64 hex digits: stored instead of
+    /// the secret, so a copy of the store without the server key reveals
+    /// nothing. The secret is high-entropy (the module's HMAC output), so a
+    /// keyed hash needs no slow KDF.
+    pub fn imported_hash(&self, component: &str, node: &str, secret: &str) -> String {
+        hex(hmac::sign(&self.0, &Self::imported_message(component, node, secret)).as_ref())
+    }
+
+    /// Whether `given` is the imported secret whose hash is `hash`, in
+    /// constant time. Compared exactly, as the module did.
+    pub fn verify_imported(&self, component: &str, node: &str, hash: &str, given: &str) -> bool {
+        let Some(tag) = unhex(hash) else {
+            return false;
+        };
+        hmac::verify(
+            &self.0,
+            &Self::imported_message(component, node, given),
+            &tag,
+        )
+        .is_ok()
+    }
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -178,6 +213,25 @@ mod tests {
             ServerKey::from_bytes(&[8; 32]).secret("push.a", "node1", "00ff"),
             s
         );
+    }
+
+    #[test]
+    fn imported_secrets_verify_exactly_and_only_under_their_key() {
+        let k = ServerKey::from_bytes(&[7; 32]);
+        let old = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let h = k.imported_hash("push.a", "node/1", old);
+        assert_eq!(h.len(), 64);
+        assert_ne!(h, old, "the secret itself is never the stored value");
+        assert!(k.verify_imported("push.a", "node/1", &h, old));
+        assert!(!k.verify_imported("push.a", "node/1", &h, &old.to_uppercase()));
+        assert!(!k.verify_imported("push.a", "node/1", &h, &old[1..]));
+        assert!(!k.verify_imported("push.a", "node/2", &h, old));
+        assert!(!k.verify_imported("push.b", "node/1", &h, old));
+        assert!(!k.verify_imported("push.a", "node/1", "zz", old));
+        assert!(!ServerKey::from_bytes(&[8; 32]).verify_imported("push.a", "node/1", &h, old));
+        // Not the same domain as derived secrets: a salt equal to the old
+        // secret does not make the two interchangeable.
+        assert_ne!(h, k.secret("push.a", "node/1", old));
     }
 
     #[test]

@@ -102,6 +102,7 @@ impl Registrations {
                 salt: hex(&secret::random_bytes().map_err(StoreError::Key)?),
                 owner: owner.map(str::to_owned),
                 dialect: dialect.clone(),
+                secret_hash: None,
             })
         };
         let mut tally = Tally::default();
@@ -127,14 +128,20 @@ impl Registrations {
                     );
                 }
                 if same_device {
-                    Registration {
+                    let mut renewed = Registration {
                         v: SCHEMA_VERSION,
                         token: token.to_owned(),
                         push_type: push_type.to_owned(),
                         renewed_ms: now_ms,
                         dialect: dialect.clone(),
                         ..old
+                    };
+                    // An imported secret cannot be answered (only its hash
+                    // is kept): the device gets a fresh one in the reply.
+                    if renewed.secret_hash.take().is_some() {
+                        renewed.salt = hex(&secret::random_bytes().map_err(StoreError::Key)?);
                     }
+                    renewed
                 } else {
                     tally.add(old.owner.as_deref(), -1);
                     tally.add(owner, 1);
@@ -188,7 +195,11 @@ impl Registrations {
             }
         }
         self.commit(st.remove_batch(&r)?)?;
-        let secret = self.secret_of(&r);
+        // An imported registration's secret is known only when given.
+        let secret = match (secret, &r.secret_hash) {
+            (Some(given), Some(_)) => given.to_owned(),
+            _ => self.secret_of(&r),
+        };
         Ok(Some(Registered {
             registration: r,
             secret,
