@@ -12,6 +12,7 @@ pub mod clock;
 pub mod component;
 pub mod config;
 pub mod core;
+pub mod dialects;
 pub mod h2client;
 pub mod http;
 pub mod jwt;

@@ -22,6 +22,8 @@ pub enum Route<'a> {
     Unsupported,
     /// A get/set iq without exactly one payload: answer `bad-request`.
     Malformed(&'static str),
+    /// A Push 2.0 `<notification/>` in a message (answered only on failure).
+    Push2(&'a Element),
     /// Results, errors, messages and presence: nothing to answer.
     Ignore,
 }
@@ -29,6 +31,9 @@ pub enum Route<'a> {
 /// Routes one stanza.
 pub fn route(stanza: &Element) -> Route<'_> {
     // The link answers exactly the stanzas this accepts, whatever the handler does.
+    if let Some(n) = crate::dialects::push2::notification_of(stanza) {
+        return Route::Push2(n);
+    }
     if !crate::stanza::is_iq_request(stanza) {
         return Route::Ignore;
     }
@@ -97,5 +102,13 @@ mod tests {
             "DiscoInfo(None)"
         );
         assert_eq!(r("<message><body>hi</body></message>"), "Ignore");
+        assert!(
+            r("<message id='m'><notification xmlns='urn:xmpp:push2:0'/></message>")
+                .starts_with("Push2")
+        );
+        assert_eq!(
+            r("<message type='error'><notification xmlns='urn:xmpp:push2:0'/></message>"),
+            "Ignore"
+        );
     }
 }

@@ -103,6 +103,10 @@ pub struct ComponentSettings {
     pub types: Vec<String>,
     /// Domain the link pings when the server is silent (the XMPP server's).
     pub ping_to: String,
+    /// Monal's stateless dialect (`[component.monal]`); off when `None`.
+    pub monal: Option<crate::dialects::monal::MonalSettings>,
+    /// Push 2.0 (`[component.push2]`); off when `None`.
+    pub push2: Option<crate::dialects::push2::Push2Settings>,
 }
 
 /// Store sizing for small hosts.
@@ -175,6 +179,8 @@ struct RawComponent {
     secret_file: Option<PathBuf>,
     types: Vec<String>,
     ping_to: Option<String>,
+    monal: Option<toml::Table>,
+    push2: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -366,12 +372,26 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             Some(d) => return Err(ctx.error(key("ping_to"), format!("{d:?} is not a domain"))),
             None => crate::link::liveness::default_ping_to(&c.jid).to_owned(),
         };
+        let monal = c
+            .monal
+            .map(|t| {
+                crate::dialects::monal::MonalSettings::from_table(&key("monal"), t, ctx, &apps)
+            })
+            .transpose()?;
+        let push2 = c
+            .push2
+            .map(|t| {
+                crate::dialects::push2::Push2Settings::from_table(&key("push2"), t, ctx, &apps)
+            })
+            .transpose()?;
         components.push(ComponentSettings {
             jid: c.jid,
             server: c.server,
             secret: Secret::new(secret),
             types: c.types,
             ping_to,
+            monal,
+            push2,
         });
     }
 

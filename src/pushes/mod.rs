@@ -79,6 +79,11 @@ impl PushService {
         &self.apps
     }
 
+    /// How long a provider may take (`limits.push_timeout_secs`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Handles one publish for `component` sent by `from` (`None` over
     /// HTTP). `Ok` means accepted (sent, held by the throttle, or
     /// coalesced); errors map to XMPP/HTTP errors.
