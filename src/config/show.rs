@@ -91,6 +91,12 @@ impl fmt::Display for Settings {
             writeln!(f, "secret = \"{masked}\"")?;
             writeln!(f, "types = {:?}", c.types)?;
             writeln!(f, "ping_to = {:?}", c.ping_to)?;
+            if let Some(m) = &c.monal {
+                writeln!(f, "monal = {}", m.describe())?;
+            }
+            if let Some(p) = &c.push2 {
+                writeln!(f, "push2 = {}", p.describe())?;
+            }
         }
         for (name, app) in &self.apps {
             writeln!(f, "\n[app.{name}]")?;

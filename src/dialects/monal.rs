@@ -117,6 +117,35 @@ impl MonalSettings {
         })
     }
 
+    /// The effective settings as an inline TOML table, for `check-config`.
+    pub fn describe(&self) -> String {
+        let modules: Vec<String> = self
+            .modules
+            .iter()
+            .map(|(m, p)| format!("{m:?} = {p:?}"))
+            .collect();
+        let mut out = format!("{{ modules = {{ {} }}", modules.join(", "));
+        if let Some(d) = &self.default {
+            out.push_str(&format!(", default = {d:?}"));
+        }
+        out.push_str(&format!(
+            ", title = {:?}, body = {:?}, sound = {:?}",
+            self.title,
+            self.body,
+            self.sound.as_deref().unwrap_or("")
+        ));
+        if !self.extra.is_empty() {
+            let extra: Vec<String> = self
+                .extra
+                .iter()
+                .map(|(k, v)| format!("{k:?} = {v}"))
+                .collect();
+            out.push_str(&format!(", extra = {{ {} }}", extra.join(", ")));
+        }
+        out.push_str(" }");
+        out
+    }
+
     /// The app profile for `module`, if any.
     pub fn profile_for(&self, module: &str) -> Option<&str> {
         match self.modules.get(module) {

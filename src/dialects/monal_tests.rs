@@ -113,6 +113,11 @@ fn payload_is_an_alert_with_mutable_content_and_extra_keys() {
         json!({"aps": {"alert": {"title": "T", "body": "B"}, "sound": "default", "mutable-content": 1},
                "a": "x", "n": 2})
     );
+    assert_eq!(
+        s.describe(),
+        "{ modules = {  }, default = \"monal\", title = \"T\", body = \"B\", sound = \"default\", \
+         extra = { \"a\" = \"x\", \"n\" = 2 } }"
+    );
     let s = settings("default = \"monal\"\nmodules = {}\nsound = \"\"").unwrap();
     assert_eq!(
         s.payload(),

@@ -159,6 +159,32 @@ impl Push2Settings {
     }
 }
 
+impl Push2Settings {
+    /// The effective settings as an inline TOML table, for `check-config`.
+    pub fn describe(&self) -> String {
+        let mut out = format!("{{ apns = {:?}, ttl_secs = {}", self.apns, self.ttl);
+        match &self.webpush {
+            None => out.push_str(", webpush = false"),
+            Some(w) => {
+                out.push_str(&format!(
+                    ", webpush = true, allow_private_targets = {}, allow_hosts = {:?}, \
+                     timeout_secs = {}, max_concurrent = {}, max_body_bytes = {}",
+                    w.policy.allow_private,
+                    w.policy.allow_hosts,
+                    w.timeout.as_secs(),
+                    w.max_concurrent,
+                    w.max_body
+                ));
+                if let Some(ca) = &w.extra_ca {
+                    out.push_str(&format!(", webpush_ca = {:?}", ca.display().to_string()));
+                }
+            }
+        }
+        out.push_str(" }");
+        out
+    }
+}
+
 /// `<priority>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Urgency {
