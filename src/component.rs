@@ -112,7 +112,7 @@ impl ComponentHandler {
         };
         let pushes = Arc::clone(&self.core.pushes);
         smol::spawn(async move {
-            let result = monal::push(&pushes, &jid, &settings, req).await;
+            let result = monal::push(&pushes, &jid, &header.from, &settings, req).await;
             reply.send(&match result {
                 Ok(()) => header.result(&jid, None),
                 Err(e) => header.error(&jid, &e),
@@ -142,7 +142,10 @@ impl ComponentHandler {
         let pushes = Arc::clone(&self.core.pushes);
         let header = header.clone();
         smol::spawn(async move {
-            if let Err(e) = service.push(&pushes, &jid, &header.id, n).await {
+            if let Err(e) = service
+                .push(&pushes, &jid, &header.from, &header.id, n)
+                .await
+            {
                 reply.send(&push2::error_message(&jid, &header.from, &header.id, &e));
             }
         })

@@ -89,7 +89,7 @@ fn monal_pushes_by_push_module_and_answers_wait_on_provider_failures() {
     let dir = TempDir::new("stateless-monal");
     let x = FakeXmpp::new();
     let monal = "[component.monal]\nmodules = { monalProdiOS = \"monal\" }\ndefault = \"monal\"\n\
-                 extra = { \"x-app\" = \"monal\" }\n";
+                 extra = { \"x-app\" = \"monal\" }\nallow_from = [\"example.com\"]\n";
     let _app = AppServer::start(
         &dir.0,
         &config(
@@ -137,6 +137,13 @@ fn monal_pushes_by_push_module_and_answers_wait_on_provider_failures() {
     let before = apple.server.seen().len();
     let r = c.iq(&monal_publish("m6", "not-a-token", "monalProdiOS"));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    assert_eq!(apple.server.seen().len(), before);
+
+    // A server not in allow_from cannot use this service as a relay.
+    let r = c
+        .iq(&monal_publish("m7", LIVE, "monalProdiOS")
+            .replace("user@example.com", "mallory@evil.org"));
+    assert_eq!(outcome(&r), ("auth".into(), "forbidden".into()));
     assert_eq!(apple.server.seen().len(), before);
 }
 
@@ -320,7 +327,7 @@ impl WebPushMock {
 fn push2_web_config(dir: &std::path::Path, xmpp: u16, mock: &WebPushMock, allow: bool) -> String {
     let push2 = format!(
         "[component.push2]\nallow_private_targets = {allow}\nwebpush_ca = {:?}\nttl_secs = 3600\n\
-         timeout_secs = 5\n",
+         timeout_secs = 5\nallow_from = [\"example.com\"]\n",
         mock.pki.ca_pem.display().to_string()
     );
     config(
@@ -378,6 +385,13 @@ fn push2_web_push_posts_the_encrypted_payload_with_vapid() {
     let r = c.iq(&push2_message("w3", &endpoint, ""));
     assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
     assert_eq!(mock.seen().len(), 3, "the redirect was not followed");
+
+    // A server not in allow_from gets nothing sent.
+    mock.status.store(201, Ordering::SeqCst);
+    let r =
+        c.iq(&push2_message("w5", &endpoint, "").replace("from='example.com'", "from='evil.org'"));
+    assert_eq!(outcome(&r), ("auth".into(), "forbidden".into()));
+    assert_eq!(mock.seen().len(), 3);
 
     // Plain http is never used.
     let plain = format!("http://127.0.0.1:{}/wpush/dev1", mock.port);

@@ -10,6 +10,7 @@
 //! [component.monal]
 //! modules = { monalProdiOS = "monal", "monalProdiOS-sandbox" = "monal-dev" }
 //! default = "monal"          # for modules not listed (never for -sandbox ones)
+//! allow_from = ["example.com"] # sender domains served (default: any)
 //! ```
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use futures_lite::FutureExt;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::profiles::{check_apns_profile, outcome_error};
+use super::profiles::{allow_from, check_apns_profile, outcome_error, sender_allowed};
 use crate::config::{ConfigContext, ConfigError};
 use crate::providers::apns::payload::CustomApns;
 use crate::providers::{FailureKind, Outcome, Priority, ProviderSettings, Push, Summary};
@@ -53,6 +54,8 @@ pub struct MonalSettings {
     pub sound: Option<String>,
     /// Extra top-level payload keys.
     pub extra: Map<String, Value>,
+    /// Sender domains served; empty = any.
+    pub allow_from: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +67,7 @@ struct RawMonal {
     body: Option<String>,
     sound: Option<String>,
     extra: Option<toml::Table>,
+    allow_from: Option<Vec<String>>,
 }
 
 impl MonalSettings {
@@ -104,6 +108,7 @@ impl MonalSettings {
             extra.insert(k, v);
         }
         Ok(MonalSettings {
+            allow_from: allow_from(ctx, &format!("{key}.allow_from"), raw.allow_from)?,
             modules: raw.modules,
             default: raw.default,
             title: raw.title.unwrap_or_else(|| "New Message".into()),
@@ -134,6 +139,9 @@ impl MonalSettings {
             self.body,
             self.sound.as_deref().unwrap_or("")
         ));
+        if !self.allow_from.is_empty() {
+            out.push_str(&format!(", allow_from = {:?}", self.allow_from));
+        }
         if !self.extra.is_empty() {
             let extra: Vec<String> = self
                 .extra
@@ -229,9 +237,11 @@ pub fn parse(pubsub: &Element) -> Result<MonalRequest, StanzaError> {
 pub async fn push(
     pushes: &PushService,
     component: &str,
+    from: &str,
     settings: &MonalSettings,
     req: MonalRequest,
 ) -> Result<(), StanzaError> {
+    sender_allowed(&settings.allow_from, from)?;
     let Some(profile) = settings.profile_for(&req.module) else {
         // The operator's choice, not the device's fault: wait, never cancel.
         log::info!(

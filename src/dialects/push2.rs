@@ -12,6 +12,7 @@
 //! [component.push2]
 //! apns = ["snikket"]        # apns profiles APNS-form clients may use
 //! webpush = true            # Web Push / UnifiedPush endpoints
+//! allow_from = []           # sender domains served (default: any)
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::monal::send_within;
-use super::profiles::outcome_error;
+use super::profiles::{allow_from, outcome_error, sender_allowed};
 use crate::config::{ConfigContext, ConfigError};
 use crate::providers::apns::payload::CustomApns;
 use crate::providers::webpush::{
@@ -53,6 +54,8 @@ pub struct Push2Settings {
     pub webpush: Option<WebPushSettings>,
     /// `TTL` sent to Web Push endpoints.
     pub ttl: u32,
+    /// Sender domains served; empty = any.
+    pub allow_from: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +70,7 @@ struct RawPush2 {
     max_concurrent: Option<u64>,
     max_body_bytes: Option<u64>,
     ttl_secs: Option<u64>,
+    allow_from: Option<Vec<String>>,
 }
 
 impl Push2Settings {
@@ -152,6 +156,7 @@ impl Push2Settings {
             return Err(ctx.error(key, "enables neither apns profiles nor webpush"));
         }
         Ok(Push2Settings {
+            allow_from: allow_from(ctx, &format!("{key}.allow_from"), raw.allow_from)?,
             apns,
             webpush,
             ttl: ttl as u32,
@@ -163,6 +168,9 @@ impl Push2Settings {
     /// The effective settings as an inline TOML table, for `check-config`.
     pub fn describe(&self) -> String {
         let mut out = format!("{{ apns = {:?}, ttl_secs = {}", self.apns, self.ttl);
+        if !self.allow_from.is_empty() {
+            out.push_str(&format!(", allow_from = {:?}", self.allow_from));
+        }
         match &self.webpush {
             None => out.push_str(", webpush = false"),
             Some(w) => {
@@ -370,9 +378,11 @@ impl Push2Service {
         &self,
         pushes: &PushService,
         component: &str,
+        from: &str,
         id: &str,
         n: Notification,
     ) -> Result<(), StanzaError> {
+        sender_allowed(&self.settings.allow_from, from)?;
         let target = target(&n.client).map_err(|why| {
             StanzaError::new(
                 ErrorType::Cancel,

@@ -166,6 +166,13 @@ impl LogProvider {
     /// Records a dialect's own APNS payload (Monal, Push 2.0) as one JSON
     /// line with `payload`, `voip` and `apns-priority`.
     pub async fn send_custom(&self, push: &Push, custom: &CustomApns) -> Outcome {
+        if let Some(p) = &self.settings.dead_token_prefix {
+            if push.token.starts_with(p.as_str()) {
+                return Outcome::DeadToken {
+                    since: SystemTime::now(),
+                };
+            }
+        }
         if let Some(p) = &self.settings.fail_token_prefix {
             if push.token.starts_with(p.as_str()) {
                 return Outcome::failed(FailureKind::Unavailable, "simulated provider failure");
