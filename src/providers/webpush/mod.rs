@@ -123,9 +123,10 @@ impl WebPushSender {
         if req.body.is_empty() || req.body.len() > self.settings.max_body {
             return Err(WebPushError::Body(req.body.len()));
         }
-        let _slot = self.slots.acquire().await;
         let timeout = self.settings.timeout;
+        // The wait for a slot counts towards the timeout too.
         async {
+            let _slot = self.slots.acquire().await;
             let addr = self
                 .settings
                 .policy
