@@ -30,10 +30,11 @@ pub enum Route<'a> {
 
 /// Routes one stanza.
 pub fn route(stanza: &Element) -> Route<'_> {
-    // The link answers exactly the stanzas this accepts, whatever the handler does.
+    // Push 2.0 comes as a message: answered by the handler only on failure.
     if let Some(n) = crate::dialects::push2::notification_of(stanza) {
         return Route::Push2(n);
     }
+    // The link answers exactly the stanzas this accepts, whatever the handler does.
     if !crate::stanza::is_iq_request(stanza) {
         return Route::Ignore;
     }
