@@ -428,3 +428,36 @@ fn push2_ssrf_guard_refuses_loopback_unless_allowed() {
     }
     assert!(mock.seen().is_empty(), "nothing reached the endpoint");
 }
+
+#[test]
+fn push2_web_push_endpoint_that_never_answers_times_out_with_wait() {
+    // Accepts TCP and says nothing: no TLS handshake, no response.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let conns: Vec<_> = silent.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(2));
+        drop(conns);
+    });
+    let dir = TempDir::new("stateless-push2-timeout");
+    let x = FakeXmpp::new();
+    let cfg = config(
+        &dir.0,
+        x.port,
+        "\"apns\"",
+        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 1\n",
+        "[app.apns]\nprovider = \"log\"\n",
+    );
+    let _app = AppServer::start(&dir.0, &cfg, 0);
+    let mut c = x.accept(T);
+    let started = std::time::Instant::now();
+    let endpoint = format!("https://127.0.0.1:{port}/wpush/dev1");
+    let r = c.iq(&push2_message("t1", &endpoint, ""));
+    assert_eq!(outcome(&r), ("wait".into(), "remote-server-timeout".into()));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    held.join().unwrap();
+}
