@@ -1,4 +1,10 @@
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
 use super::*;
+use crate::config::ConfigContext;
+use crate::providers::ProviderSettings;
 use crate::xml::parse_element;
 
 fn el(xml: &str) -> Element {
