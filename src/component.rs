@@ -6,6 +6,8 @@ use std::sync::Arc;
 use crate::config::ComponentSettings;
 use crate::core::Core;
 use crate::dialects;
+use crate::dialects::monal;
+use crate::dialects::push2::{self, Push2Service};
 use crate::link::{Replier, StanzaHandler};
 use crate::router::{route, Route};
 use crate::stanza::{disco, publish, IqHeader, StanzaError};
@@ -16,12 +18,21 @@ use crate::xml::Element;
 pub struct ComponentHandler {
     core: Arc<Core>,
     component: ComponentSettings,
+    push2: Option<Arc<Push2Service>>,
 }
 
 impl ComponentHandler {
     /// The handler for `component`.
     pub fn new(core: Arc<Core>, component: ComponentSettings) -> Self {
-        ComponentHandler { core, component }
+        let push2 = component
+            .push2
+            .clone()
+            .map(|s| Arc::new(Push2Service::new(s)));
+        ComponentHandler {
+            core,
+            component,
+            push2,
+        }
     }
 }
 
@@ -49,6 +60,12 @@ impl StanzaHandler for ComponentHandler {
             }
             Route::Unsupported => reply.send(&answer(Err(StanzaError::service_unavailable()))),
             Route::Malformed(why) => reply.send(&answer(Err(StanzaError::bad_request(why)))),
+            Route::Push2(n) => self.push2(&header, n, reply),
+            Route::Publish(pubsub)
+                if self.component.monal.is_some() && monal::push_module(pubsub).is_some() =>
+            {
+                self.monal(header, pubsub, reply)
+            }
             Route::Publish(pubsub) => match publish::parse(pubsub) {
                 Err(why) => {
                     log::info!("malformed push from {}: {why}", header.from);
@@ -88,5 +105,57 @@ impl StanzaHandler for ComponentHandler {
                 }
             },
         }
+    }
+}
+
+impl ComponentHandler {
+    /// A Monal publish (`pushModule` in publish-options, no secret).
+    fn monal(&self, header: IqHeader, pubsub: &Element, reply: Replier) {
+        let jid = self.component.jid.clone();
+        let (req, settings) = match (monal::parse(pubsub), &self.component.monal) {
+            (Ok(req), Some(s)) => (req, s.clone()),
+            (Err(e), _) => return reply.send(&header.error(&jid, &e)),
+            (Ok(_), None) => return,
+        };
+        let pushes = Arc::clone(&self.core.pushes);
+        smol::spawn(async move {
+            let result = monal::push(&pushes, &jid, &header.from, &settings, req).await;
+            reply.send(&match result {
+                Ok(()) => header.result(&jid, None),
+                Err(e) => header.error(&jid, &e),
+            });
+        })
+        .detach();
+    }
+
+    /// A Push 2.0 notification: nothing is answered on success.
+    fn push2(&self, header: &IqHeader, n: &Element, reply: Replier) {
+        let jid = self.component.jid.clone();
+        let Some(service) = self.push2.clone() else {
+            let e = StanzaError::service_unavailable();
+            return reply.send(&push2::error_message(&jid, &header.from, &header.id, &e));
+        };
+        let n = match push2::parse(n) {
+            Ok(n) => n,
+            Err(why) => {
+                log::info!(
+                    "malformed Push 2.0 notification from {}: {why}",
+                    header.from
+                );
+                let e = StanzaError::bad_request(why);
+                return reply.send(&push2::error_message(&jid, &header.from, &header.id, &e));
+            }
+        };
+        let pushes = Arc::clone(&self.core.pushes);
+        let header = header.clone();
+        smol::spawn(async move {
+            if let Err(e) = service
+                .push(&pushes, &jid, &header.from, &header.id, n)
+                .await
+            {
+                reply.send(&push2::error_message(&jid, &header.from, &header.id, &e));
+            }
+        })
+        .detach();
     }
 }

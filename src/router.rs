@@ -22,12 +22,18 @@ pub enum Route<'a> {
     Unsupported,
     /// A get/set iq without exactly one payload: answer `bad-request`.
     Malformed(&'static str),
+    /// A Push 2.0 `<notification/>` in a message (answered only on failure).
+    Push2(&'a Element),
     /// Results, errors, messages and presence: nothing to answer.
     Ignore,
 }
 
 /// Routes one stanza.
 pub fn route(stanza: &Element) -> Route<'_> {
+    // Push 2.0 comes as a message: answered by the handler only on failure.
+    if let Some(n) = crate::dialects::push2::notification_of(stanza) {
+        return Route::Push2(n);
+    }
     // The link answers exactly the stanzas this accepts, whatever the handler does.
     if !crate::stanza::is_iq_request(stanza) {
         return Route::Ignore;
@@ -97,5 +103,13 @@ mod tests {
             "DiscoInfo(None)"
         );
         assert_eq!(r("<message><body>hi</body></message>"), "Ignore");
+        assert!(
+            r("<message id='m'><notification xmlns='urn:xmpp:push2:0'/></message>")
+                .starts_with("Push2")
+        );
+        assert_eq!(
+            r("<message type='error'><notification xmlns='urn:xmpp:push2:0'/></message>"),
+            "Ignore"
+        );
     }
 }

@@ -6,6 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use push_appserver::dialects::push2;
 use push_appserver::registrations::owner::{derive_node, may_publish, owner_of};
 use push_appserver::config::ConversationsSettings;
 use push_appserver::dialects::v1::{self as commands, Step};
@@ -27,8 +28,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let header = IqHeader::of_request(&stanza);
     let route = route(&stanza);
+    if let Route::Push2(n) = route {
+        push2_check(&stanza, n, data.len());
+        return;
+    }
     // The link answers exactly the iq requests: every routed stanza but
-    // the ignored ones.
+    // the ignored ones (and Push 2.0 messages, answered only on failure).
     assert_eq!(header.is_some(), route != Route::Ignore, "{route:?}");
     let Some(header) = header else {
         return;
@@ -43,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
         Route::Publish(pubsub) => publish_check(&header.from, pubsub),
         Route::Unsupported => Err(StanzaError::service_unavailable()),
         Route::Malformed(why) => Err(StanzaError::bad_request(why)),
-        Route::Ignore => unreachable!("checked above"),
+        Route::Ignore | Route::Push2(_) => unreachable!("checked above"),
     };
     let reply = match &answer {
         Ok(payload) => header.result(JID, payload.clone()),
@@ -98,6 +103,29 @@ fn publish_check(from: &str, pubsub: &Element) -> Result<Option<Element>, Stanza
         );
     }
     Ok(None)
+}
+
+/// A Push 2.0 notification: parsed and routed without panicking; its
+/// error message parses back, addressed to the sender with its id.
+fn push2_check(stanza: &Element, n: &Element, input_len: usize) {
+    let from = IqHeader::of(stanza);
+    let err = match push2::parse(n) {
+        Ok(n) => match push2::target(&n.client) {
+            Ok(_) => return,
+            Err(why) => StanzaError::item_not_found(why),
+        },
+        Err(why) => StanzaError::bad_request(why),
+    };
+    let out = push2::error_message(JID, &from.from, &from.id, &err).to_stanza_string();
+    assert!(out.len() <= 6 * input_len + 4096, "{out}");
+    let back = match parse_element(out.as_bytes()) {
+        Ok(back) => back,
+        Err(e) => panic!("error message does not parse ({e}): {out}"),
+    };
+    assert!(back.is("message", NS_COMPONENT));
+    assert_eq!(back.get_attr("type"), Some("error"));
+    let id = Some(from.id.as_str()).filter(|i| !i.is_empty());
+    assert_eq!(back.get_attr("id"), id, "{out}");
 }
 
 /// The reply parses back as an iq from us, to the sender, with its id, and

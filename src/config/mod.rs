@@ -114,6 +114,10 @@ pub struct ComponentSettings {
     pub ping_to: String,
     /// Registration dialects besides v1 (see `docs/dialects.md`).
     pub dialects: DialectSettings,
+    /// Monal's stateless dialect (`[component.monal]`); off when `None`.
+    pub monal: Option<crate::dialects::monal::MonalSettings>,
+    /// Push 2.0 (`[component.push2]`); off when `None`.
+    pub push2: Option<crate::dialects::push2::Push2Settings>,
 }
 
 /// Store sizing for small hosts.
@@ -190,6 +194,8 @@ struct RawComponent {
     ping_to: Option<String>,
     conversations: Option<toml::Table>,
     siskin: Option<toml::Table>,
+    monal: Option<toml::Table>,
+    push2: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -382,6 +388,18 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             None => crate::link::liveness::default_ping_to(&c.jid).to_owned(),
         };
         let dialects = dialects::validate(i, c.conversations, c.siskin, &apps, ctx)?;
+        let monal = c
+            .monal
+            .map(|t| {
+                crate::dialects::monal::MonalSettings::from_table(&key("monal"), t, ctx, &apps)
+            })
+            .transpose()?;
+        let push2 = c
+            .push2
+            .map(|t| {
+                crate::dialects::push2::Push2Settings::from_table(&key("push2"), t, ctx, &apps)
+            })
+            .transpose()?;
         components.push(ComponentSettings {
             jid: c.jid,
             server: c.server,
@@ -389,6 +407,8 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             types: c.types,
             ping_to,
             dialects,
+            monal,
+            push2,
         });
     }
 

@@ -98,6 +98,12 @@ impl fmt::Display for Settings {
             writeln!(f, "types = {:?}", c.types)?;
             writeln!(f, "ping_to = {:?}", c.ping_to)?;
             super::dialects::show(f, &c.dialects)?;
+            if let Some(m) = &c.monal {
+                writeln!(f, "monal = {}", m.describe())?;
+            }
+            if let Some(p) = &c.push2 {
+                writeln!(f, "push2 = {}", p.describe())?;
+            }
         }
         for (name, app) in &self.apps {
             writeln!(f, "\n[app.{name}]")?;

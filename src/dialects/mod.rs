@@ -11,6 +11,9 @@
 //! config value in `config/dialects.rs`.
 
 pub mod conversations;
+pub mod monal;
+mod profiles;
+pub mod push2;
 pub mod siskin;
 pub mod v1;
 

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+use super::apns::payload::CustomApns;
 use super::{FailureKind, Outcome, PriorityPolicy, Push, StartError};
 use crate::config::{ConfigContext, ConfigError};
 
@@ -154,6 +155,49 @@ impl LogProvider {
         log::debug!("log provider: token {}", push.token);
         if let Some(file) = &self.file {
             let line = record_line(push);
+            let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = f.write_all(line.as_bytes()) {
+                return Outcome::failed(FailureKind::Unavailable, format!("log file: {e}"));
+            }
+        }
+        Outcome::Delivered
+    }
+
+    /// Records a dialect's own APNS payload (Monal, Push 2.0) as one JSON
+    /// line with `payload`, `voip` and `apns-priority`.
+    pub async fn send_custom(&self, push: &Push, custom: &CustomApns) -> Outcome {
+        if let Some(p) = &self.settings.dead_token_prefix {
+            if push.token.starts_with(p.as_str()) {
+                return Outcome::DeadToken {
+                    since: SystemTime::now(),
+                };
+            }
+        }
+        if let Some(p) = &self.settings.fail_token_prefix {
+            if push.token.starts_with(p.as_str()) {
+                return Outcome::failed(FailureKind::Unavailable, "simulated provider failure");
+            }
+        }
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            "log provider: custom APNS push of type {} via {} (not sent anywhere)",
+            push.push_type,
+            push.component
+        );
+        if let Some(file) = &self.file {
+            let payload: serde_json::Value =
+                serde_json::from_slice(&custom.payload).unwrap_or_default();
+            let mut line = serde_json::json!({
+                "time": crate::clock::rfc3339(SystemTime::now()),
+                "component": push.component,
+                "type": push.push_type,
+                "token": push.token,
+                "voip": custom.voip,
+                "apns-priority": custom.priority,
+                "payload": payload,
+            })
+            .to_string();
+            line.push('\n');
             let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = f.write_all(line.as_bytes()) {
                 return Outcome::failed(FailureKind::Unavailable, format!("log file: {e}"));

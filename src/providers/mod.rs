@@ -8,6 +8,7 @@ pub mod config_problem;
 pub mod fcm;
 pub mod log;
 mod push;
+pub mod webpush;
 
 pub use push::{Encrypted, Failure, FailureKind, Outcome, Priority, PriorityPolicy, Push, Summary};
 
@@ -132,6 +133,28 @@ impl Provider {
             Provider::Log(p) => p.send(push).await,
             Provider::Apns(p) => p.send(push).await,
             Provider::Fcm(p) => p.send(push).await,
+        }
+    }
+
+    /// Sends a payload a stateless dialect (Monal, Push 2.0) built for
+    /// APNS. Only `apns` (and `log`, which records it) can; config
+    /// validation keeps other profiles out of these dialects.
+    pub async fn send_custom(&self, push: &Push, custom: &apns::payload::CustomApns) -> Outcome {
+        match self {
+            Provider::Apns(p) => p.send_custom(push, custom).await,
+            Provider::Log(p) => p.send_custom(push, custom).await,
+            Provider::Fcm(_) => Outcome::failed(
+                FailureKind::Unavailable,
+                "an fcm app profile cannot send an APNS payload",
+            ),
+        }
+    }
+
+    /// The APNS topic and sandbox flag of an `apns` profile.
+    pub fn apns_topic(&self) -> Option<(&str, bool)> {
+        match self {
+            Provider::Apns(p) => Some(p.topic()),
+            _ => None,
         }
     }
 

@@ -106,6 +106,11 @@ impl PushService {
         self.timeout_ms.store(millis(timeout), Ordering::Relaxed);
     }
 
+    /// How long a provider may take (`limits.push_timeout_secs`).
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
+    }
+
     /// Handles one publish for `component` sent by `from` (`None` over
     /// HTTP). `Ok` means accepted (sent, held by the throttle, or
     /// coalesced); errors map to XMPP/HTTP errors.

@@ -132,6 +132,16 @@ async def run(args):
     # --- 1. A registers the device at the app server ----------------------
     alice = Account(args.alice, args.alice_password, args.host, args.port, args.timeout)
     await alice.login("login-a")
+    if args.monal_module:
+        # Monal's dialect: no command and no secret; the node is the token
+        # and publish-options carry pushModule.
+        await enable_monal(alice, args)
+        result["register"] = {"jid": args.push_jid, "node": args.token}
+        result["enabled"] = True
+        await alice.logout("logout-a")
+        result["message"] = await send_message(args)
+        result["ok"] = True
+        return result
     iq = alice.xmpp.make_iq_set(ito=args.push_jid)
     iq.append(ET.fromstring(
         "<command xmlns='%s' node='v1-register-push' action='execute'>"
@@ -187,6 +197,32 @@ async def run(args):
     return result
 
 
+async def enable_monal(alice, args):
+    iq = alice.xmpp.make_iq_set()
+    iq.append(ET.fromstring(
+        "<enable xmlns='%s' jid='%s' node='%s'>"
+        "<x xmlns='%s' type='submit'>"
+        "<field var='FORM_TYPE'><value>%s</value></field>"
+        "<field var='pushModule'><value>%s</value></field>"
+        "</x></enable>" % (NS_PUSH, esc(args.push_jid), esc(args.token), NS_DATA,
+                           NS_PUBLISH_OPTIONS, esc(args.monal_module))))
+    await alice.send_iq("enable", iq)
+
+
+async def send_message(args):
+    """Step 3 alone: B sends A a message while A is offline."""
+    bob = Account(args.bob, args.bob_password, args.host, args.port, args.timeout)
+    await bob.login("login-b")
+    msg = bob.xmpp.make_message(mto=args.alice, mbody=args.body, mtype="chat")
+    msg["id"] = "interop-%d" % int(time.time() * 1000)
+    msg.send()
+    ping = bob.xmpp.make_iq_get(ito=bob.xmpp.boundjid.domain)
+    ping.append(ET.Element("{%s}ping" % NS_PING))
+    await bob.send_iq("message", ping)
+    await bob.logout("logout-b")
+    return {"from": bob.xmpp.boundjid.full, "to": args.alice, "id": msg["id"], "body": args.body}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1")
@@ -199,6 +235,8 @@ def main():
     p.add_argument("--type", default="fcm")
     p.add_argument("--node", required=True, help="device id sent in v1-register-push")
     p.add_argument("--token", required=True, help="push token sent in v1-register-push")
+    p.add_argument("--monal-module", default=None,
+                   help="Monal's dialect: no command; enable with node=token and this pushModule")
     p.add_argument("--body", default="Hello from bob (interop test)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds allowed for each step")
     p.add_argument("--verbose", action="store_true", help="slixmpp debug log (with stanzas) on stderr")

@@ -47,6 +47,9 @@ pub struct ApnsRequest {
     pub collapse_id: Option<&'static str>,
     /// JSON payload.
     pub payload: Vec<u8>,
+    /// `apns-id`, when the dialect names the push (Push 2.0 passes the
+    /// message id through).
+    pub apns_id: Option<String>,
 }
 
 impl ApnsRequest {
@@ -63,6 +66,9 @@ impl ApnsRequest {
             .header("content-type", "application/json");
         if let Some(id) = self.collapse_id {
             b = b.header("apns-collapse-id", id);
+        }
+        if let Some(id) = &self.apns_id {
+            b = b.header("apns-id", id.as_str());
         }
         if let Some(jwt) = authorization {
             b = b.header("authorization", format!("bearer {jwt}"));
@@ -110,12 +116,7 @@ pub fn build(push: &Push, s: &ApnsSettings, now: SystemTime) -> Result<ApnsReque
         Some((_, voip, _)) => siskin::apns_device_token(push, voip),
         None => &push.token,
     };
-    if token.is_empty()
-        || token.len() > MAX_TOKEN_HEX
-        || !token.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        return Err(PayloadError::BadToken);
-    }
+    check_token(token)?;
     let (push_type, priority, topic, limit) = match push.priority {
         Priority::High => ("alert", 10, s.topic.clone(), MAX_PAYLOAD),
         Priority::Silent => ("background", 5, s.topic.clone(), MAX_PAYLOAD),
@@ -151,7 +152,74 @@ pub fn build(push: &Push, s: &ApnsSettings, now: SystemTime) -> Result<ApnsReque
         expiration: unix_secs(now) + s.ttl.as_secs(),
         collapse_id: s.collapse_pushes.then_some(COLLAPSE_ID),
         payload,
+        apns_id: None,
     })
+}
+
+/// A payload a dialect built itself (Monal, Push 2.0): sent as is, with
+/// the app profile's topic and expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomApns {
+    /// The JSON payload.
+    pub payload: Vec<u8>,
+    /// VoIP push (push type `voip` on `<topic>.voip`), else an alert.
+    pub voip: bool,
+    /// `apns-priority`: 10 immediate, 5 when convenient.
+    pub priority: u8,
+    /// `apns-id`: a UUID, or `None` for Apple to pick one.
+    pub apns_id: Option<String>,
+}
+
+/// Builds the request for a dialect's own payload to `token`.
+pub fn build_custom(
+    token: &str,
+    c: &CustomApns,
+    s: &ApnsSettings,
+    now: SystemTime,
+) -> Result<ApnsRequest, PayloadError> {
+    check_token(token)?;
+    let (push_type, topic, limit) = if c.voip {
+        ("voip", format!("{}.voip", s.topic), MAX_VOIP_PAYLOAD)
+    } else {
+        ("alert", s.topic.clone(), MAX_PAYLOAD)
+    };
+    if c.payload.len() > limit {
+        return Err(PayloadError::TooLarge {
+            size: c.payload.len(),
+            limit,
+        });
+    }
+    Ok(ApnsRequest {
+        path: format!("/3/device/{token}"),
+        push_type,
+        priority: c.priority,
+        topic,
+        expiration: unix_secs(now) + s.ttl.as_secs(),
+        collapse_id: None,
+        payload: c.payload.clone(),
+        // Apple takes only the canonical UUID form; anything else is dropped.
+        apns_id: c.apns_id.clone().filter(|id| is_uuid(id)),
+    })
+}
+
+fn check_token(token: &str) -> Result<(), PayloadError> {
+    if token.is_empty()
+        || token.len() > MAX_TOKEN_HEX
+        || !token.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(PayloadError::BadToken);
+    }
+    Ok(())
+}
+
+/// `8-4-4-4-12` hex digits, as `apns-id` requires.
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The payload, cutting the alert body (with an ellipsis) until it fits.
@@ -393,6 +461,49 @@ mod tests {
         assert_eq!(h["apns-expiration"], "1750003600");
         assert_eq!(h["authorization"], "bearer a.b.c");
         assert!(h.get("apns-collapse-id").is_none());
+        assert!(h.get("apns-id").is_none());
+    }
+
+    #[test]
+    fn custom_payloads_keep_their_bytes_and_pick_topic_by_voip() {
+        let c = CustomApns {
+            payload: br#"{"aps":{"alert":{"title":"t"}}}"#.to_vec(),
+            voip: false,
+            priority: 5,
+            apns_id: Some("123e4567-e89b-12d3-a456-426614174000".into()),
+        };
+        let r = build_custom("00ff", &c, &settings(), now()).unwrap();
+        assert_eq!((r.push_type, r.priority), ("alert", 5));
+        assert_eq!(r.topic, "org.example.chat");
+        assert_eq!(r.payload, c.payload);
+        let req = r.http_request(None).unwrap();
+        assert_eq!(
+            req.headers()["apns-id"],
+            "123e4567-e89b-12d3-a456-426614174000"
+        );
+        let v = CustomApns {
+            voip: true,
+            apns_id: Some("not-a-uuid".into()),
+            ..c.clone()
+        };
+        let r = build_custom("00ff", &v, &settings(), now()).unwrap();
+        assert_eq!(
+            (r.push_type, r.topic.as_str()),
+            ("voip", "org.example.chat.voip")
+        );
+        assert_eq!(r.apns_id, None);
+        assert_eq!(
+            build_custom("zz", &c, &settings(), now()),
+            Err(PayloadError::BadToken)
+        );
+        let big = CustomApns {
+            payload: vec![b' '; MAX_PAYLOAD + 1],
+            ..c
+        };
+        assert!(matches!(
+            build_custom("00ff", &big, &settings(), now()),
+            Err(PayloadError::TooLarge { .. })
+        ));
     }
 
     #[test]
