@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::config::{ConfigContext, ConfigError};
-use crate::providers::{FailureKind, Outcome, ProviderSettings};
+use crate::providers::{Outcome, ProviderSettings};
+use crate::pushes::PushError;
 use crate::registrations::owner::{domain_of, owner_of};
 use crate::stanza::{ErrorType, StanzaError};
 
@@ -68,27 +69,22 @@ pub(super) fn sender_allowed(allowed: &[String], from: &str) -> Result<(), Stanz
     }
 }
 
-/// The XMPP error for a provider's outcome, `None` when delivered. Only a
-/// dead token is final (`cancel/item-not-found`); everything else is
-/// `wait`, so no XMPP server turns push off for a passing failure.
+/// The XMPP error for a provider's outcome, `None` when delivered, from
+/// the one error table ([`PushError::to_stanza_error`]): only a dead token
+/// is final; everything else is `wait`, so no XMPP server turns push off
+/// for a passing failure.
 pub(super) fn outcome_error(outcome: &Outcome) -> Option<StanzaError> {
     match outcome {
         Outcome::Delivered => None,
-        Outcome::DeadToken { .. } => Some(StanzaError::item_not_found(
-            "the push provider reported the device token as dead",
-        )),
-        Outcome::Failed(f) => Some(match f.kind {
-            FailureKind::Timeout => {
-                StanzaError::new(ErrorType::Wait, "remote-server-timeout", f.reason.clone())
-            }
-            FailureKind::Unavailable => StanzaError::internal(f.reason.clone()),
-        }),
+        Outcome::DeadToken { .. } => Some(PushError::DeadToken.to_stanza_error()),
+        Outcome::Failed(f) => Some(PushError::Provider(f.clone()).to_stanza_error()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::FailureKind;
     use std::time::SystemTime;
 
     #[test]
