@@ -187,12 +187,8 @@ impl PushService {
         let now = self.clock.now();
         match outcome {
             Outcome::Delivered => {
-                if let Err(e) =
-                    self.registrations
-                        .record_push(&push.component, &push.node, now, None)
-                {
-                    log::warn!("recording a push result: {e}");
-                }
+                self.registrations
+                    .record_push(&push.component, &push.node, now, None);
                 Ok(())
             }
             Outcome::DeadToken { since } => {
@@ -236,14 +232,12 @@ impl PushService {
                     push.push_type,
                     f.reason
                 );
-                if let Err(e) = self.registrations.record_push(
+                self.registrations.record_push(
                     &push.component,
                     &push.node,
                     now,
                     Some(&f.reason),
-                ) {
-                    log::warn!("recording a push result: {e}");
-                }
+                );
                 Err(PushError::Provider(f))
             }
         }

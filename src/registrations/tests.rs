@@ -248,7 +248,9 @@ fn unregister_requires_matching_type_and_survives_reopen() {
             .unregister("push.x", "apns", "n1", None)
             .unwrap()
             .is_some());
-        s.record_push("push.x", "n2", at(5), Some("boom")).unwrap();
+        s.record_push("push.x", "n2", at(5), Some("boom"));
+        s.record_push("push.x", "n1", at(5), Some("gone"));
+        assert_eq!(s.flush_outcomes().unwrap(), 1, "n1 is no longer registered");
     }
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
     assert!(s.lookup("push.x", "n1").unwrap().is_none());
