@@ -124,6 +124,7 @@ impl Outcomes {
     }
 
     /// Devices with unwritten outcomes.
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.lock().len()
     }
