@@ -199,10 +199,8 @@ fn c2s_login(port: u16, user: &str, pw: &str) -> (TcpStream, Reader) {
     let _features = r.stanza();
     let auth = base64(format!("\0{user}\0{pw}").as_bytes());
     w.write_all(
-        format!(
-            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{auth}</auth>"
-        )
-        .as_bytes(),
+        format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{auth}</auth>")
+            .as_bytes(),
     )
     .unwrap();
     let success = r.stanza();
@@ -509,7 +507,11 @@ fn main() {
     for jid in [PUSH_JID, ECHO_JID] {
         let start = Instant::now();
         loop {
-            (&w).write_all(format!("<iq type='get' to='{jid}' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>").as_bytes()).unwrap();
+            (&w).write_all(
+                format!("<iq type='get' to='{jid}' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>")
+                    .as_bytes(),
+            )
+            .unwrap();
             let el = r.stanza();
             if el.get_attr("type") == Some("result") {
                 break;
@@ -553,7 +555,9 @@ fn main() {
         "{} devices registered in {:.1}s; load average {}",
         args.devices,
         reg_start.elapsed().as_secs_f64(),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     std::thread::sleep(Duration::from_millis(500));
     let idle_kib = rss_kib(app_pid, "VmRSS:");

@@ -232,12 +232,8 @@ impl PushService {
                     push.push_type,
                     f.reason
                 );
-                self.registrations.record_push(
-                    &push.component,
-                    &push.node,
-                    now,
-                    Some(&f.reason),
-                );
+                self.registrations
+                    .record_push(&push.component, &push.node, now, Some(&f.reason));
                 Err(PushError::Provider(f))
             }
         }

@@ -364,8 +364,8 @@ impl Registrations {
                     None => PushStats::default(),
                 };
                 outcomes::merge(&mut stats, newer);
-                let bytes = serde_json::to_vec(&stats)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let bytes =
+                    serde_json::to_vec(&stats).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 batch.insert(&st.stats, key.to_vec(), bytes);
                 written += 1;
             }
