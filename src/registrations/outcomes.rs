@@ -21,7 +21,8 @@ use super::record::PushStats;
 use super::Registrations;
 use crate::store_thread::StoreThread;
 
-/// Devices with unwritten outcomes at most (about 150 bytes each).
+/// Devices with unwritten outcomes at most (about 150 bytes each, up to
+/// about 450 with a long error reason).
 pub const CAPACITY: usize = 16_384;
 
 /// Longest error reason kept, in characters.
@@ -145,6 +146,10 @@ pub async fn flush_every(regs: Arc<Registrations>, store_thread: StoreThread, in
         let r = Arc::clone(&regs);
         if let Err(e) = store_thread.run(move || r.flush_outcomes()).await {
             log::warn!("writing push outcomes: {e}");
+            // A full map wakes this at every new device: with the store
+            // failing, that would be an attempt per push. Wait instead.
+            async_io::Timer::after(interval.min(Duration::from_secs(5))).await;
+            let _ = woken.try_recv();
         }
     }
 }
