@@ -121,3 +121,37 @@ fn pushes_write_nothing_to_the_store_until_shutdown() {
     assert!(s.last_push_error_ms.is_some(), "{s:?}");
     assert!(s.last_push_error_reason.is_some(), "{s:?}");
 }
+
+#[test]
+fn outcomes_are_written_every_flush_interval_while_running() {
+    let dir = TempDir::new("outcomes-flush");
+    let xmpp = FakeXmpp::new();
+    let http_port = free_port();
+    let top = "rate_limit = 0\n[store]\noutcome_flush_secs = 1";
+    let _app = AppServer::start(
+        &dir.0,
+        &config(&dir.0, xmpp.port, http_port, top, ""),
+        http_port,
+    );
+    let mut c = xmpp.accept(T);
+    let dev = register(&mut c, "fcm", "dev", "tok");
+    let store = dir.0.join("data").join("store");
+    let mut before = BTreeMap::new();
+    snapshot(&store, &mut before);
+    let r = c.iq(&publish_iq("p1", &dev.node, &dev.secret, None));
+    assert_eq!(r.get_attr("type"), Some("result"));
+    // Within a few flush intervals the journal holds the outcome.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut now = BTreeMap::new();
+        snapshot(&store, &mut now);
+        if !changed(&before, &now).is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no flush within 5 s at outcome_flush_secs = 1"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
