@@ -1,7 +1,8 @@
 //! Push outcomes (`last_successful_push`, `last_push_error`) kept in
 //! memory and written to the store in batches, so a push never writes to
-//! the store's journal: at a few thousand pushes per second a write per
-//! push was most of a push's CPU, and it wears SD cards and small flash.
+//! the store's journal: a write per push cost about 200 journal bytes (SD
+//! cards and small flash wear), memtable memory that grew with traffic,
+//! and CPU on a busy host (BENCHMARKS.md, "Real path").
 //!
 //! Repeats for one device coalesce into one entry. The map is bounded:
 //! when it is full, [`flush_every`] is woken to write it at once, and
