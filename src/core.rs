@@ -151,6 +151,8 @@ pub struct Core {
     command_rate: Mutex<CommandRate>,
     /// Retries store writes after a failure (e.g. a full disk).
     _store_recovery: smol::Task<()>,
+    /// Writes push outcomes in batches (see `registrations::outcomes`).
+    _outcome_flush: smol::Task<()>,
 }
 
 impl Core {
@@ -173,6 +175,11 @@ impl Core {
         let store_recovery = smol::spawn(crate::registrations::recovery::watch(
             Arc::clone(&registrations),
             store_thread.clone(),
+        ));
+        let outcome_flush = smol::spawn(crate::registrations::outcomes::flush_every(
+            Arc::clone(&registrations),
+            store_thread.clone(),
+            Duration::from_secs(settings.store.outcome_flush_secs),
         ));
         let pushes = Arc::new(PushService::new(
             Arc::clone(&registrations),
@@ -197,6 +204,7 @@ impl Core {
             store_thread,
             command_rate,
             _store_recovery: store_recovery,
+            _outcome_flush: outcome_flush,
         }))
     }
 

@@ -127,6 +127,9 @@ pub struct StoreSettings {
     pub cache_bytes: u64,
     /// Registrations the store holds at most.
     pub max_registrations: u64,
+    /// Push outcomes are written to the store at most this often (and at
+    /// shutdown), never per push.
+    pub outcome_flush_secs: u64,
 }
 
 /// Bounds on work in flight.
@@ -203,6 +206,7 @@ struct RawComponent {
 struct RawStore {
     cache_mb: Option<i64>,
     max_registrations: Option<i64>,
+    outcome_flush_secs: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -415,6 +419,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
     let raw_store = raw.store.unwrap_or(RawStore {
         cache_mb: None,
         max_registrations: None,
+        outcome_flush_secs: None,
     });
     let store = StoreSettings {
         cache_bytes: int_in(ctx, "store.cache_mb", raw_store.cache_mb, 4, 1, 4096)? as u64
@@ -427,6 +432,14 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             1_000_000,
             1,
             1 << 40,
+        )? as u64,
+        outcome_flush_secs: int_in(
+            ctx,
+            "store.outcome_flush_secs",
+            raw_store.outcome_flush_secs,
+            60,
+            1,
+            86_400,
         )? as u64,
     };
     let raw_limits = raw.limits.unwrap_or(RawLimits {

@@ -56,9 +56,10 @@ impl fmt::Display for Settings {
         }
         writeln!(
             f,
-            "\n[store]\ncache_mb = {}\nmax_registrations = {}",
+            "\n[store]\ncache_mb = {}\nmax_registrations = {}\noutcome_flush_secs = {}",
             self.store.cache_bytes / (1024 * 1024),
-            self.store.max_registrations
+            self.store.max_registrations,
+            self.store.outcome_flush_secs
         )?;
         let r = &self.registrations;
         writeln!(

@@ -261,3 +261,15 @@ fn dialect_values_are_validated_with_file_key_and_reason() {
     assert_eq!(e.key, "component[0].conversations");
     assert_eq!(e.file, Path::new("/etc/push.toml"));
 }
+
+#[test]
+fn outcome_flush_interval_has_a_default_and_bounds() {
+    assert_eq!(parse(MINIMAL).unwrap().store.outcome_flush_secs, 60);
+    let s = parse(&format!("{MINIMAL}[store]\noutcome_flush_secs = 5\n")).unwrap();
+    assert_eq!(s.store.outcome_flush_secs, 5);
+    assert!(s.to_string().contains("outcome_flush_secs = 5"));
+    for bad in ["0", "86401", "-1"] {
+        let e = parse(&format!("{MINIMAL}[store]\noutcome_flush_secs = {bad}\n")).unwrap_err();
+        assert_eq!(e.key, "store.outcome_flush_secs", "{bad}");
+    }
+}

@@ -251,13 +251,8 @@ impl PushService {
         let now = self.clock.now();
         match outcome {
             Outcome::Delivered => {
-                if let Err(e) =
-                    self.registrations
-                        .record_push(&push.component, &push.node, now, None)
-                {
-                    log::warn!("recording a push result: {e}");
-                    metrics::global().store_failure();
-                }
+                self.registrations
+                    .record_push(&push.component, &push.node, now, None);
                 Ok(())
             }
             // A dead PushKit token says nothing about the device token the
@@ -319,15 +314,8 @@ impl PushService {
                     push.push_type,
                     f.reason
                 );
-                if let Err(e) = self.registrations.record_push(
-                    &push.component,
-                    &push.node,
-                    now,
-                    Some(&f.reason),
-                ) {
-                    log::warn!("recording a push result: {e}");
-                    metrics::global().store_failure();
-                }
+                self.registrations
+                    .record_push(&push.component, &push.node, now, Some(&f.reason));
                 Err(PushError::Provider(f))
             }
         }

@@ -5,12 +5,14 @@
 //!
 //! Writes that change registrations are synced to disk before they return,
 //! so an acknowledged registration survives `kill -9`. Push outcomes are
-//! written without a sync: losing the latest timestamp in a crash is fine.
+//! kept in memory and written in unsynced batches (see [`outcomes`]):
+//! losing the latest timestamps in a crash is fine.
 
 mod counters;
 mod import;
 mod keycheck;
 mod migrate;
+pub mod outcomes;
 pub mod owner;
 mod rate;
 mod record;
@@ -168,6 +170,8 @@ pub struct Registrations {
     write_error: Mutex<Option<String>>,
     /// The retry after a failed write (see [`recovery`]).
     recovery: recovery::Recovery,
+    /// Push outcomes not yet written (see [`outcomes`]).
+    outcomes: outcomes::Outcomes,
 }
 
 impl std::fmt::Debug for Registrations {
@@ -212,6 +216,7 @@ impl Registrations {
             limits: Mutex::new(CountLimits::default()),
             write_error: Mutex::new(None),
             recovery: recovery::Recovery::new(),
+            outcomes: outcomes::Outcomes::new(outcomes::CAPACITY),
         })
     }
 
@@ -340,42 +345,72 @@ impl Registrations {
         Ok(removed)
     }
 
-    /// Records the outcome of a push (not synced; see the module docs).
-    pub fn record_push(
-        &self,
-        component: &str,
-        node: &str,
-        now: SystemTime,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    /// Records the outcome of a push, in memory only: it reaches the
+    /// store at the next [`Registrations::flush_outcomes`].
+    pub fn record_push(&self, component: &str, node: &str, now: SystemTime, error: Option<&str>) {
+        self.outcomes
+            .record(record::stats_key(component, node), unix_millis(now), error);
+    }
+
+    /// Writes the outcomes recorded since the last flush in one unsynced
+    /// batch, merged into the stored ones; devices no longer registered
+    /// are skipped, so a flush never brings back the stats of a removed
+    /// node. Blocking; run it on the store thread. On failure the outcomes
+    /// are kept for the next flush.
+    pub fn flush_outcomes(&self) -> Result<usize, StoreError> {
+        let dropped = self.outcomes.take_dropped();
+        if dropped > 0 {
+            log::warn!(
+                "{dropped} push outcome(s) not recorded: more than {} devices waited for a flush",
+                outcomes::CAPACITY
+            );
+        }
+        let pending = self.outcomes.take();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        // Under the write lock: no removal slips in between the check
+        // that a device is registered and the write.
+        let _guard = self.lock();
+        let result = (|| {
+            let st = self.store()?;
+            let mut batch = st.db.batch();
+            let mut written = 0;
+            for (key, newer) in &pending {
+                if !st.regs.contains_key(key)? {
+                    continue;
+                }
+                let mut stats = match st.stats.get(key)? {
+                    Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
+                    None => PushStats::default(),
+                };
+                outcomes::merge(&mut stats, newer);
+                let bytes =
+                    serde_json::to_vec(&stats).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                batch.insert(&st.stats, key.to_vec(), bytes);
+                written += 1;
+            }
+            batch.commit().inspect_err(|e| self.write_failed(e))?;
+            Ok(written)
+        })();
+        if result.is_err() {
+            self.outcomes.put_back(pending);
+        }
+        result
+    }
+
+    /// Push outcomes of a device, the unwritten ones included.
+    pub fn push_stats(&self, component: &str, node: &str) -> Result<PushStats, StoreError> {
         let key = record::stats_key(component, node);
         let st = self.store()?;
         let mut stats = match st.stats.get(&key)? {
             Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
             None => PushStats::default(),
         };
-        let ms = Some(unix_millis(now));
-        match error {
-            None => stats.last_successful_push_ms = ms,
-            Some(reason) => {
-                stats.last_push_error_ms = ms;
-                stats.last_push_error_reason = Some(reason.chars().take(300).collect());
-            }
+        if let Some(newer) = self.outcomes.get(&key) {
+            outcomes::merge(&mut stats, &newer);
         }
-        let bytes = serde_json::to_vec(&stats).expect("stats serialize");
-        st.stats
-            .insert(key, bytes)
-            .inspect_err(|e| self.write_failed(e))?;
-        Ok(())
-    }
-
-    /// Push outcomes of a device.
-    pub fn push_stats(&self, component: &str, node: &str) -> Result<PushStats, StoreError> {
-        let st = self.store()?;
-        Ok(match st.stats.get(record::stats_key(component, node))? {
-            Some(b) => serde_json::from_slice(&b).unwrap_or_default(),
-            None => PushStats::default(),
-        })
+        Ok(stats)
     }
 
     /// Nodes registered at `component`, in key order, at most `limit`.
@@ -410,8 +445,9 @@ impl Registrations {
         counters::of_owner(&self.store()?.counters, owner)
     }
 
-    /// Flushes the journal to disk.
+    /// Writes the unwritten push outcomes and flushes the journal to disk.
     pub fn sync(&self) -> Result<(), StoreError> {
+        self.flush_outcomes()?;
         self.store()?.db.persist(PersistMode::SyncAll)?;
         Ok(())
     }

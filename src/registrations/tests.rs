@@ -248,7 +248,9 @@ fn unregister_requires_matching_type_and_survives_reopen() {
             .unregister("push.x", "apns", "n1", None)
             .unwrap()
             .is_some());
-        s.record_push("push.x", "n2", at(5), Some("boom")).unwrap();
+        s.record_push("push.x", "n2", at(5), Some("boom"));
+        s.record_push("push.x", "n1", at(5), Some("gone"));
+        assert_eq!(s.flush_outcomes().unwrap(), 1, "n1 is no longer registered");
     }
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
     assert!(s.lookup("push.x", "n1").unwrap().is_none());
@@ -367,4 +369,32 @@ fn a_newer_schema_is_refused() {
         Registrations::open(&d.0, 1 << 20),
         Err(StoreError::SchemaTooNew(99))
     ));
+}
+
+#[test]
+fn push_outcomes_reach_the_store_only_when_flushed() {
+    let d = temp("outcomes");
+    let s = Registrations::open(&d.0, 1 << 20).unwrap();
+    s.register("push.x", "apns", "n1", "t1", at(1)).unwrap();
+    for secs in 2..50 {
+        s.record_push("push.x", "n1", at(secs), None);
+    }
+    s.record_push("push.x", "n1", at(7), Some("boom"));
+    let key = record::stats_key("push.x", "n1");
+    assert!(s.store().unwrap().stats.get(&key).unwrap().is_none());
+    // Readers see the outcomes before they are written.
+    let seen = s.push_stats("push.x", "n1").unwrap();
+    assert_eq!(seen.last_successful_push_ms, Some(49_000));
+    assert_eq!(seen.last_push_error_ms, Some(7_000));
+    assert_eq!(s.flush_outcomes().unwrap(), 1, "49 outcomes, one record");
+    assert!(s.store().unwrap().stats.get(&key).unwrap().is_some());
+    assert_eq!(s.push_stats("push.x", "n1").unwrap(), seen);
+    // A later flush merges into what is stored, the latest time winning.
+    s.record_push("push.x", "n1", at(60), Some("later"));
+    assert_eq!(s.flush_outcomes().unwrap(), 1);
+    assert_eq!(s.flush_outcomes().unwrap(), 0, "nothing left");
+    let after = s.push_stats("push.x", "n1").unwrap();
+    assert_eq!(after.last_successful_push_ms, Some(49_000));
+    assert_eq!(after.last_push_error_ms, Some(60_000));
+    assert_eq!(after.last_push_error_reason.as_deref(), Some("later"));
 }

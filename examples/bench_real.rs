@@ -1,0 +1,616 @@
+//! Real-path benchmark (issue 9): a private Prosody on loopback with two
+//! components, the `push-appserver` binary (APNS provider to an in-process
+//! mock over HTTP/2+TLS) and a trivial echo component that answers every
+//! iq at once (the ceiling of Prosody itself). A c2s client registers the
+//! devices through the ad-hoc command, then sends XEP-0357 publishes
+//! through Prosody at fixed windows, first to the echo component, then to
+//! the app server. Reports pushes/s, reply latency p50/p99, the CPU per
+//! push of the app server and of Prosody (from /proc), the app server's
+//! RSS, and whether the store's files changed while only pushes flowed.
+//!
+//! cargo build --release && cargo run --release --example bench_real -- --windows 1,64,512
+//!
+//! Needs `prosody` and `prosodyctl` (Debian `prosody`). Bounded: at most
+//! `--pushes` iqs and `--max-secs` seconds per run.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argh::FromArgs;
+
+#[path = "../tests/support/h2_mock.rs"]
+mod h2_mock;
+#[path = "../tests/support/pki.rs"]
+mod pki;
+use push_appserver::link::handshake::{handshake, stream_header};
+use push_appserver::xml::{parse_element, parse_header, Element, Frame, Framer};
+
+/// push-appserver real-path benchmark through Prosody (loopback only)
+#[derive(FromArgs)]
+struct Args {
+    /// app server binary (default: target/release/push-appserver)
+    #[argh(option, default = "String::from(\"target/release/push-appserver\")")]
+    binary: String,
+    /// prosody binary (prosodyctl is taken from the same directory)
+    #[argh(option, default = "String::from(\"/usr/bin/prosody\")")]
+    prosody: String,
+    /// registered devices
+    #[argh(option, default = "5000")]
+    devices: usize,
+    /// publish iqs per run
+    #[argh(option, default = "20000")]
+    pushes: usize,
+    /// windows (iqs in flight), comma-separated
+    #[argh(option, default = "String::from(\"1,64,512\")")]
+    windows: String,
+    /// give up on a run after this many seconds
+    #[argh(option, default = "120")]
+    max_secs: u64,
+    /// skip the echo-component runs
+    #[argh(switch)]
+    no_echo: bool,
+}
+
+const SECRET: &str = "bench-real-secret";
+const PUSH_JID: &str = "push.localhost";
+const ECHO_JID: &str = "echo.localhost";
+const T: Duration = Duration::from_secs(20);
+
+/// Child processes killed on every path; release builds abort on panic,
+/// so the panic hook kills them too (by pid).
+struct Kids(Vec<Child>);
+
+static PIDS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+impl Kids {
+    fn push(&mut self, c: Child) {
+        PIDS.lock().unwrap().push(c.id());
+        self.0.push(c);
+    }
+}
+
+fn kill_kids_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(pids) = PIDS.lock() {
+            for &pid in pids.iter() {
+                // SAFETY: kill(2) with a pid this process spawned.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+        default(info);
+    }));
+}
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn rss_kib(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A blocking XML stream reader.
+struct Reader {
+    stream: TcpStream,
+    framer: Framer,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    fn new(stream: TcpStream) -> Reader {
+        Reader {
+            stream,
+            framer: Framer::new(1 << 20),
+            buf: vec![0; 64 * 1024],
+        }
+    }
+
+    /// The next frame, or `None` when the stream ends or fails.
+    fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(f) = self.framer.next_frame().ok()? {
+                return Some(f);
+            }
+            let n = self.stream.read(&mut self.buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.framer.push(&self.buf[..n]);
+        }
+    }
+
+    fn stanza(&mut self) -> Element {
+        match self.next() {
+            Some(Frame::Stanza(b)) => parse_element(&b).expect("a well-formed stanza"),
+            other => panic!("expected a stanza, got {:?}", other.is_some()),
+        }
+    }
+}
+
+/// A c2s session: SASL PLAIN on the plain loopback stream, then bind.
+fn c2s_login(port: u16, user: &str, pw: &str) -> (TcpStream, Reader) {
+    let start = Instant::now();
+    let stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() > T => panic!("c2s connect: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    stream.set_nodelay(true).unwrap();
+    stream.set_read_timeout(Some(T)).unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let open = b"<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' \
+                 xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+    w.write_all(open).unwrap();
+    let mut r = Reader::new(stream.try_clone().unwrap());
+    assert!(matches!(r.next(), Some(Frame::Header(_))));
+    let _features = r.stanza();
+    let auth = base64(format!("\0{user}\0{pw}").as_bytes());
+    w.write_all(
+        format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{auth}</auth>")
+            .as_bytes(),
+    )
+    .unwrap();
+    let success = r.stanza();
+    assert_eq!(success.name, "success", "SASL PLAIN refused: {success:?}");
+    // The stream restarts: a fresh parser for the new header.
+    let mut r = Reader::new(stream);
+    w.write_all(open).unwrap();
+    assert!(matches!(r.next(), Some(Frame::Header(_))));
+    let _features = r.stanza();
+    w.write_all(b"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>bench</resource></bind></iq>").unwrap();
+    let bound = r.stanza();
+    assert_eq!(bound.get_attr("type"), Some("result"), "bind: {bound:?}");
+    (w, r)
+}
+
+/// The echo component: answers every iq get/set with an empty result,
+/// one write for all the replies a read brought.
+fn echo_component(port: u16) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("echo connect");
+    stream.set_nodelay(true).unwrap();
+    let mut w = stream.try_clone().unwrap();
+    w.write_all(stream_header(ECHO_JID).as_bytes()).unwrap();
+    let mut r = Reader::new(stream);
+    let Some(Frame::Header(h)) = r.next() else {
+        panic!("echo: no stream header")
+    };
+    let id = parse_header(&h)
+        .ok()
+        .and_then(|e| e.get_attr("id").map(str::to_owned))
+        .expect("echo: stream id");
+    w.write_all(handshake(&id, SECRET).as_bytes()).unwrap();
+    let _ok = r.stanza();
+    let mut out = String::new();
+    loop {
+        loop {
+            match r.framer.next_frame() {
+                Ok(Some(Frame::Stanza(b))) => {
+                    let Ok(el) = parse_element(&b) else { continue };
+                    let ty = el.get_attr("type").unwrap_or("");
+                    if el.name == "iq" && (ty == "get" || ty == "set") {
+                        out.push_str(&format!(
+                            "<iq type='result' from='{}' to='{}' id='{}'/>",
+                            el.get_attr("to").unwrap_or(""),
+                            el.get_attr("from").unwrap_or(""),
+                            el.get_attr("id").unwrap_or("")
+                        ));
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+        if !out.is_empty() {
+            if w.write_all(out.as_bytes()).is_err() {
+                return;
+            }
+            out.clear();
+        }
+        let n = match r.stream.read(&mut r.buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let data = r.buf[..n].to_vec();
+        r.framer.push(&data);
+    }
+}
+
+fn publish(to: &str, id: usize, node: &str, secret: &str) -> String {
+    format!(
+        "<iq type='set' to='{to}' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='{node}'><item><notification xmlns='urn:xmpp:push:0'><x xmlns='jabber:x:data' type='form'><field var='FORM_TYPE'><value>urn:xmpp:push:summary</value></field><field var='message-count'><value>1</value></field><field var='last-message-sender'><value>juliet@capulet.lit/balcony</value></field><field var='last-message-body'><value>New Message!</value></field></x></notification></item></publish><publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='secret'><value>{secret}</value></field></x></publish-options></pubsub></iq>"
+    )
+}
+
+/// One run's figures.
+struct Run {
+    done: usize,
+    errors: usize,
+    per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    app_cpu_us: f64,
+    xmpp_cpu_us: f64,
+}
+
+/// Sends `n` publishes to `to` with `window` in flight; ids go up from
+/// `base` so late replies of an earlier run are recognised.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    w: &TcpStream,
+    r: &mut Reader,
+    to: &'static str,
+    window: u64,
+    n: usize,
+    devices: &Arc<Vec<(String, String)>>,
+    pids: (u32, u32),
+    max: Duration,
+) -> Run {
+    let deadline = Instant::now() + max;
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let (app0, xmpp0) = (cpu_secs(pids.0), cpu_secs(pids.1));
+    let sender = {
+        let (sent_at, received, stop) = (sent_at.clone(), received.clone(), stop.clone());
+        let devices = Arc::clone(devices);
+        let mut w = w.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut out = String::with_capacity(256 * 1024);
+            let mut i = 0usize;
+            while i < n && !stop.load(Ordering::Relaxed) {
+                let room = window.saturating_sub(i as u64 - received.load(Ordering::Acquire));
+                if room == 0 {
+                    // Parked, not spinning: a spinning sender would take a
+                    // core from Prosody and the components.
+                    std::thread::park_timeout(Duration::from_millis(5));
+                    continue;
+                }
+                let end = (i + room as usize).min(n);
+                let now = t0.elapsed().as_nanos() as u64;
+                for k in i..end {
+                    let (node, secret) = &devices[k % devices.len()];
+                    out.push_str(&publish(to, k, node, secret));
+                    sent_at[k].store(now, Ordering::Relaxed);
+                }
+                if w.write_all(out.as_bytes()).is_err() {
+                    return;
+                }
+                out.clear();
+                i = end;
+            }
+        })
+    };
+    let mut latencies = Vec::with_capacity(n);
+    let mut errors = 0usize;
+    while latencies.len() < n {
+        if Instant::now() > deadline {
+            eprintln!("time limit reached");
+            break;
+        }
+        let Some(frame) = r.next() else { break };
+        let Frame::Stanza(b) = frame else { continue };
+        let Ok(el) = parse_element(&b) else { continue };
+        let Some(k) = el.get_attr("id").and_then(|i| i.parse::<usize>().ok()) else {
+            continue;
+        };
+        if el.name != "iq" || k >= n {
+            continue;
+        }
+        if el.get_attr("type") != Some("result") {
+            if errors == 0 {
+                eprintln!("first error reply: {el:?}");
+            }
+            errors += 1;
+        }
+        let now = t0.elapsed().as_nanos() as u64;
+        latencies.push(now.saturating_sub(sent_at[k].load(Ordering::Relaxed)));
+        received.fetch_add(1, Ordering::Release);
+        sender.thread().unpark();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let (app1, xmpp1) = (cpu_secs(pids.0), cpu_secs(pids.1));
+    stop.store(true, Ordering::Relaxed);
+    let _ = sender.join();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    let done = latencies.len().max(1);
+    Run {
+        done: latencies.len(),
+        errors,
+        per_sec: latencies.len() as f64 / secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        app_cpu_us: (app1 - app0) / done as f64 * 1e6,
+        xmpp_cpu_us: (xmpp1 - xmpp0) / done as f64 * 1e6,
+    }
+}
+
+/// Bytes in use in the store's journals: fjall preallocates a journal
+/// file and fills it from the start, so the used part ends at the last
+/// byte that is not zero.
+fn journal_used(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            total += journal_used(&p);
+        } else if p.extension().is_some_and(|x| x == "jnl") {
+            if let Ok(b) = std::fs::read(&p) {
+                total += b.iter().rposition(|&x| x != 0).map_or(0, |i| i as u64 + 1);
+            }
+        }
+    }
+    total
+}
+
+fn prosody_config(dir: &Path, c2s: u16, comp: u16) -> String {
+    format!(
+        "run_as_root = true\ndata_path = \"{d}/prosody-data\"\npidfile = \"{d}/prosody.pid\"\n\
+         log = {{ {{ levels = {{ min = \"warn\" }}, to = \"file\", filename = \"{d}/prosody.log\" }} }}\n\
+         interfaces = {{ \"127.0.0.1\" }}\nc2s_ports = {{ {c2s} }}\nc2s_direct_tls_ports = {{ }}\n\
+         legacy_ssl_ports = {{ }}\ncomponent_ports = {{ {comp} }}\ncomponent_interface = \"127.0.0.1\"\n\
+         s2s_ports = {{ }}\nhttp_ports = {{ }}\nhttps_ports = {{ }}\n\
+         c2s_require_encryption = false\nallow_unencrypted_plain_auth = true\n\
+         authentication = \"internal_plain\"\nstorage = \"internal\"\ncertificates = \"{d}\"\n\
+         modules_enabled = {{ \"disco\"; \"saslauth\"; \"posix\" }}\n\
+         modules_disabled = {{ \"s2s\"; \"s2s_auth_certs\"; \"smacks\"; \"tls\"; \"limits\" }}\n\
+         VirtualHost \"localhost\"\n\
+         Component \"{PUSH_JID}\"\n\tcomponent_secret = \"{SECRET}\"\n\
+         Component \"{ECHO_JID}\"\n\tcomponent_secret = \"{SECRET}\"\n",
+        d = dir.display()
+    )
+}
+
+fn main() {
+    let args: Args = argh::from_env();
+    kill_kids_on_panic();
+    let windows: Vec<u64> = args
+        .windows
+        .split(',')
+        .map(|w| w.trim().parse().expect("--windows: numbers"))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("pa-bench-real-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (c2s, comp) = (free_port(), free_port());
+    let mut kids = Kids(Vec::new());
+
+    // Prosody, with one account for the load generator.
+    let cfg = dir.join("prosody.cfg.lua");
+    std::fs::write(&cfg, prosody_config(&dir, c2s, comp)).unwrap();
+    let prosodyctl = Path::new(&args.prosody).with_file_name("prosodyctl");
+    let ok = Command::new(&prosodyctl)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["register", "bench", "localhost", "bench-pw"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("prosodyctl");
+    assert!(ok.success(), "prosodyctl register failed");
+    let prosody = Command::new(&args.prosody)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("-F")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("prosody.err")).unwrap())
+        .spawn()
+        .expect("start prosody");
+    let prosody_pid = prosody.id();
+    kids.push(prosody);
+    let up = Instant::now();
+    while TcpStream::connect(("127.0.0.1", comp)).is_err() {
+        assert!(up.elapsed() < T, "prosody did not listen within {T:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The mock APNS and the app server.
+    let pki = pki::Pki::new();
+    let mock = smol::block_on(h2_mock::start(
+        &pki,
+        h2_mock::MockOptions::default(),
+        Arc::new(|_| h2_mock::Reply::ok()),
+    ));
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let p8 = dir.join("AuthKey.p8");
+    std::fs::write(&p8, key.serialize_pem()).unwrap();
+    let app_cfg = dir.join("appserver.toml");
+    std::fs::write(
+        &app_cfg,
+        format!(
+            "data_dir = \"{data}\"\nrate_limit = 0\nlog_level = \"warn\"\n[http]\nlisten = \"off\"\n\
+             [[component]]\njid = \"{PUSH_JID}\"\nserver = \"127.0.0.1:{comp}\"\nsecret = \"{SECRET}\"\n\
+             types = [\"apns\"]\n\
+             [registrations]\nmax_per_jid = 1000000\ncommands_per_minute_per_jid = 1000000\n\
+             commands_per_minute_per_domain = 1000000\n\
+             [app.apns]\nprovider = \"apns\"\ntopic = \"org.example.bench\"\nendpoint = \"{url}\"\n\
+             capath = {ca:?}\nauth_key = {p8:?}\nkey_id = \"ABCDE12345\"\nteam_id = \"TEAM123456\"\n",
+            data = dir.join("data").display(),
+            url = mock.url(),
+            ca = pki.ca_pem.display().to_string(),
+            p8 = p8.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let app = Command::new(&args.binary)
+        .args(["run", "--config"])
+        .arg(&app_cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", args.binary));
+    let app_pid = app.id();
+    kids.push(app);
+    std::thread::spawn(move || echo_component(comp));
+
+    // The load generator's session; wait until both components answer.
+    let (w, mut r) = c2s_login(c2s, "bench", "bench-pw");
+    for jid in [PUSH_JID, ECHO_JID] {
+        let start = Instant::now();
+        loop {
+            (&w).write_all(
+                format!("<iq type='get' to='{jid}' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>")
+                    .as_bytes(),
+            )
+            .unwrap();
+            let el = r.stanza();
+            if el.get_attr("type") == Some("result") {
+                break;
+            }
+            assert!(start.elapsed() < T, "{jid} did not come up: {el:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // Register the devices, pipelined in chunks.
+    let reg_start = Instant::now();
+    let mut devices = vec![(String::new(), String::new()); args.devices];
+    for chunk in (0..args.devices).collect::<Vec<_>>().chunks(256) {
+        let mut out = String::new();
+        for i in chunk {
+            out.push_str(&format!(
+                "<iq type='set' to='{PUSH_JID}' id='r{i}'><command xmlns='http://jabber.org/protocol/commands' node='v1-register-push' action='execute'><x xmlns='jabber:x:data' type='submit'><field var='type'><value>apns</value></field><field var='node'><value>dev{i}</value></field><field var='token'><value>{i:064x}</value></field></x></command></iq>"
+            ));
+        }
+        (&w).write_all(out.as_bytes()).unwrap();
+        for _ in chunk {
+            let el = r.stanza();
+            let i: usize = el
+                .get_attr("id")
+                .and_then(|id| id.strip_prefix('r'))
+                .and_then(|i| i.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected reply {el:?}"));
+            let field = |var: &str| {
+                el.elements()
+                    .next()
+                    .and_then(|c| c.elements().next())
+                    .and_then(|x| x.elements().find(|f| f.get_attr("var") == Some(var)))
+                    .and_then(|f| f.elements().next().map(|v| v.text_content()))
+                    .unwrap_or_else(|| panic!("registration failed: {el:?}"))
+            };
+            devices[i] = (field("node"), field("secret"));
+        }
+    }
+    let devices = Arc::new(devices);
+    println!(
+        "{} devices registered in {:.1}s; load average {}",
+        args.devices,
+        reg_start.elapsed().as_secs_f64(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let idle_kib = rss_kib(app_pid, "VmRSS:");
+    let journal_before = journal_used(&dir.join("data").join("store"));
+    let mut pushed = 0;
+
+    println!("| window | target | pushes/s | p50 / p99 ms | app server CPU/push | Prosody CPU/push | errors |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let max = Duration::from_secs(args.max_secs);
+    for &window in &windows {
+        let targets: &[&'static str] = if args.no_echo {
+            &[PUSH_JID]
+        } else {
+            &[ECHO_JID, PUSH_JID]
+        };
+        for &to in targets {
+            let f = run(
+                &w,
+                &mut r,
+                to,
+                window,
+                args.pushes,
+                &devices,
+                (app_pid, prosody_pid),
+                max,
+            );
+            mock.seen.lock().unwrap().clear();
+            if to == PUSH_JID {
+                pushed += f.done;
+            }
+            let name = if to == ECHO_JID { "echo" } else { "app server" };
+            println!(
+                "| {window} | {name} | {:.0} | {:.2} / {:.2} | {:.0} µs | {:.0} µs | {} of {} |",
+                f.per_sec,
+                f.p50_us / 1000.0,
+                f.p99_us / 1000.0,
+                f.app_cpu_us,
+                f.xmpp_cpu_us,
+                f.errors,
+                f.done
+            );
+        }
+    }
+    let journal_after = journal_used(&dir.join("data").join("store"));
+    println!(
+        "app server RSS: idle {:.1} MiB (after registering), peak {:.1} MiB, now {:.1} MiB; \
+         store journal grew by {:.1} KiB over {pushed} pushes; APNS requests seen: {}",
+        idle_kib as f64 / 1024.0,
+        rss_kib(app_pid, "VmHWM:") as f64 / 1024.0,
+        rss_kib(app_pid, "VmRSS:") as f64 / 1024.0,
+        journal_after.saturating_sub(journal_before) as f64 / 1024.0,
+        mock.stats.requests()
+    );
+    drop(kids);
+    let _ = std::fs::remove_dir_all(&dir);
+}
