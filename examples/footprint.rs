@@ -101,7 +101,10 @@ fn du_kib(path: &Path) -> u64 {
 fn fill(data: &Path, n: usize) -> Vec<(String, String)> {
     let sample_file = data.join(format!("footprint-sample-{n}.txt"));
     if let Ok(s) = std::fs::read_to_string(&sample_file) {
-        println!("store                   reused {} ({n} registrations)", data.display());
+        println!(
+            "store                   reused {} ({n} registrations)",
+            data.display()
+        );
         return s
             .lines()
             .filter_map(|l| l.split_once(' '))
@@ -135,7 +138,11 @@ fn fill(data: &Path, n: usize) -> Vec<(String, String)> {
         }
         i = end;
     }
-    assert_eq!(regs.count().expect("count"), n as u64, "store was not empty");
+    assert_eq!(
+        regs.count().expect("count"),
+        n as u64,
+        "store was not empty"
+    );
     regs.sync().expect("sync");
     drop(regs);
     let lines: String = sample.iter().map(|(a, b)| format!("{a} {b}\n")).collect();
@@ -155,7 +162,8 @@ fn free_port() -> u16 {
 
 /// Polls `/health` until it answers 200; the time from `started`.
 fn until_health(child: &mut Child, port: u16, started: Instant, limit: Duration) -> Duration {
-    let req = b"GET /push_appserver/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let req =
+        b"GET /push_appserver/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     while started.elapsed() < limit {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the server exited at start: {status}");
@@ -163,7 +171,10 @@ fn until_health(child: &mut Child, port: u16, started: Instant, limit: Duration)
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             let mut head = [0u8; 16];
-            if s.write_all(req).is_ok() && s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200") {
+            if s.write_all(req).is_ok()
+                && s.read_exact(&mut head).is_ok()
+                && head.starts_with(b"HTTP/1.1 200")
+            {
                 return started.elapsed();
             }
         }
@@ -250,7 +261,8 @@ fn main() {
             .args(["run", "--config"])
             .arg(&cfg)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // Not inherited: a server left behind must not hold our output open.
+            .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", args.binary))
     };
@@ -263,7 +275,14 @@ fn main() {
         let mut c = spawn();
         times.push(until_health(&mut c, http_port, started, limit).as_secs_f64() * 1000.0);
         if k + 1 < args.starts.max(1) {
-            stop(&mut c, if args.kill { libc::SIGKILL } else { libc::SIGTERM });
+            stop(
+                &mut c,
+                if args.kill {
+                    libc::SIGKILL
+                } else {
+                    libc::SIGTERM
+                },
+            );
         } else {
             child = Some(c);
         }
@@ -277,33 +296,44 @@ fn main() {
         times.iter().cloned().fold(f64::MAX, f64::min)
     );
 
-    // The component link, then idle RSS.
+    // The component link, then idle RSS. Servers stopped above may have
+    // left connections in the listen backlog: skip those that are dead.
     listener.set_nonblocking(true).expect("nonblocking");
     let t = Instant::now();
-    let stream = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(_) if t.elapsed() < limit => std::thread::sleep(Duration::from_millis(5)),
+    let (mut writer, mut reader) = loop {
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(_) if t.elapsed() < limit => {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
             Err(e) => panic!("the server did not connect: {e}"),
+        };
+        stream.set_nonblocking(false).expect("blocking");
+        stream.set_nodelay(true).expect("nodelay");
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut writer = stream.try_clone().expect("clone");
+        let mut reader = Reader {
+            stream,
+            framer: Framer::new(1 << 20),
+            buf: vec![0; 64 * 1024],
+        };
+        // A stopped server's header can still be buffered: only a live
+        // one answers our header with its handshake.
+        let Some(Frame::Header(h)) = reader.next() else {
+            continue;
+        };
+        assert_eq!(parse_header(&h).expect("header").get_attr("to"), Some(JID));
+        if writer
+            .write_all(b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' id='fp1'>")
+            .is_err()
+        {
+            continue;
         }
-    };
-    stream.set_nonblocking(false).expect("blocking");
-    stream.set_nodelay(true).expect("nodelay");
-    let mut writer = stream.try_clone().expect("clone");
-    let mut reader = Reader {
-        stream,
-        framer: Framer::new(1 << 20),
-        buf: vec![0; 64 * 1024],
-    };
-    let Some(Frame::Header(h)) = reader.next() else {
-        panic!("no header")
-    };
-    assert_eq!(parse_header(&h).expect("header").get_attr("to"), Some(JID));
-    writer
-        .write_all(b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' id='fp1'>")
-        .expect("write");
-    let Some(Frame::Stanza(_)) = reader.next() else {
-        panic!("no handshake")
+        if let Some(Frame::Stanza(_)) = reader.next() {
+            let _ = reader.stream.set_read_timeout(Some(limit));
+            break (writer, reader);
+        }
     };
     writer.write_all(b"<handshake/>").expect("write");
     std::thread::sleep(Duration::from_secs(1));
@@ -349,7 +379,10 @@ fn main() {
             sample.len(),
             args.window
         );
-        println!("throughput              {:.0} pushes/s", answered as f64 / secs);
+        println!(
+            "throughput              {:.0} pushes/s",
+            answered as f64 / secs
+        );
         println!(
             "server CPU per push     {:.1} us",
             cpu / answered.max(1) as f64 * 1e6

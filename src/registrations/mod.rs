@@ -398,7 +398,9 @@ impl Registrations {
         let st = self.store()?;
         st.db.persist(PersistMode::SyncAll)?;
         if !st.flush_memtables(std::time::Duration::from_secs(5))? {
-            log::warn!("store: memtables not flushed within 5 s; the next start replays the journal");
+            log::warn!(
+                "store: memtables not flushed within 5 s; the next start replays the journal"
+            );
         }
         Ok(())
     }
