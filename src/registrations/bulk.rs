@@ -78,3 +78,56 @@ impl Registrations {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn a_batch_registers_new_devices_once_with_exact_counts() {
+        let dir = std::env::temp_dir().join(format!("pa-reg-bulk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = Registrations::open(&dir, 1 << 20).unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(100);
+        let dev = |owner, device, token| NewDevice {
+            owner,
+            device,
+            token,
+        };
+        let batch = [
+            dev("a@x.org", "d1", "t1"),
+            dev("a@x.org", "d2", "t2"),
+            dev("b@y.org", "d1", "t3"),
+            dev("a@x.org", "d1", "t1"), // listed twice: registered once
+        ];
+        let done = s
+            .register_owned_batch("push.x", "fcm", &batch, now)
+            .unwrap();
+        assert_eq!(done.len(), 3);
+        assert_eq!(s.count().unwrap(), 3);
+        assert_eq!(s.count_of_owner("a@x.org").unwrap(), (2, 2));
+        assert_eq!(s.count_of_owner("b@y.org").unwrap(), (1, 1));
+        // The same node and secret as one registration over XMPP would get.
+        let r = &done[0];
+        assert_eq!(
+            r.registration.node,
+            owner::derive_node("push.x", "a@x.org", "d1")
+        );
+        let found = s.lookup("push.x", &r.registration.node).unwrap().unwrap();
+        assert!(s.verify_secret(&found, &r.secret));
+        assert_eq!(s.lookup_token("fcm", "t3").unwrap().len(), 1);
+        let again = s
+            .register_owned("push.x", "fcm", "a@x.org", "d1", "t1", now)
+            .unwrap();
+        assert_eq!(again.secret, r.secret);
+        // Existing nodes are left alone.
+        let more = [dev("a@x.org", "d2", "t9"), dev("c@z.org", "d1", "t4")];
+        let done = s.register_owned_batch("push.x", "fcm", &more, now).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(s.count().unwrap(), 4);
+        assert!(s.lookup_token("fcm", "t9").unwrap().is_empty());
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
