@@ -397,7 +397,9 @@ impl Registrations {
     pub fn sync(&self) -> Result<(), StoreError> {
         let st = self.store()?;
         st.db.persist(PersistMode::SyncAll)?;
-        if !st.flush_memtables(std::time::Duration::from_secs(5))? {
+        // With writes failing (a full disk) a flush cannot work either:
+        // do not make the stop wait for it.
+        if self.write_error().is_none() && !st.flush_memtables(std::time::Duration::from_secs(5))? {
             log::warn!(
                 "store: memtables not flushed within 5 s; the next start replays the journal"
             );
