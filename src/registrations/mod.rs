@@ -8,6 +8,7 @@
 //! kept in memory and written in unsynced batches (see [`outcomes`]):
 //! losing the latest timestamps in a crash is fine.
 
+mod bulk;
 mod counters;
 mod import;
 mod keycheck;
@@ -28,6 +29,7 @@ use std::time::SystemTime;
 use fjall::PersistMode;
 
 use crate::clock::unix_millis;
+pub use bulk::NewDevice;
 pub use counters::{CountLimits, LimitKind};
 pub use import::{ImportItem, ImportOutcome};
 pub use keycheck::KeyPolicy;
@@ -445,10 +447,20 @@ impl Registrations {
         counters::of_owner(&self.store()?.counters, owner)
     }
 
-    /// Writes the unwritten push outcomes and flushes the journal to disk.
+    /// Writes the unwritten push outcomes, flushes the journal to disk, then writes the memtables into disk
+    /// tables (waiting at most 5 s) so the next start replays nothing and
+    /// serves at once. Called when the server stops.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.flush_outcomes()?;
-        self.store()?.db.persist(PersistMode::SyncAll)?;
+        let st = self.store()?;
+        st.db.persist(PersistMode::SyncAll)?;
+        // With writes failing (a full disk) a flush cannot work either:
+        // do not make the stop wait for it.
+        if self.write_error().is_none() && !st.flush_memtables(std::time::Duration::from_secs(5))? {
+            log::warn!(
+                "store: memtables not flushed within 5 s; the next start replays the journal"
+            );
+        }
         Ok(())
     }
 }
