@@ -166,7 +166,13 @@ fn main() -> ExitCode {
             };
             let core = std::sync::Arc::clone(&running.core);
             let grace = std::time::Duration::from_secs(core.settings.limits.shutdown_grace_secs);
-            smol::block_on(async {
+            // Not smol::block_on: that would make this mostly idle thread
+            // compete for the reactor with the executor thread, and an I/O
+            // event it took was handed over with a futex wake (measured
+            // through Prosody: 1.3 futex calls per push, 0.5 parked).
+            // Parked here, the executor thread polls I/O itself and runs
+            // what it wakes on the spot.
+            futures_lite::future::block_on(async {
                 use futures_lite::{FutureExt, StreamExt};
                 let mut signals = match async_signal::Signals::new([
                     async_signal::Signal::Term,

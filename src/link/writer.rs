@@ -1,6 +1,6 @@
 //! The write side of a session: one task draining the reply queue.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncWriteExt, FutureExt};
 use smol::channel::Receiver;
@@ -21,16 +21,30 @@ pub(super) async fn write_loop(
 ) -> Result<(), LinkError> {
     let mut out = String::with_capacity(16 * 1024);
     let mut slots = Vec::new();
+    // Armed once and re-armed only when it fires, not per write: a new
+    // timer per write costs a reactor notification per reply.
+    let mut last_write = Instant::now();
+    let mut silence = async_io::Timer::at(last_write + keepalive);
     loop {
         let next = async { rx.recv().await.ok().map(Some) }
             .or(async {
-                async_io::Timer::after(keepalive).await;
+                (&mut silence).await;
                 Some(None)
             })
             .await;
         match next {
             None => return stream.flush().await.map_err(LinkError::Io),
-            Some(None) => out.push(' '),
+            Some(None) => {
+                let due = last_write + keepalive;
+                let now = Instant::now();
+                if now < due {
+                    // Writes since it was armed moved the deadline on.
+                    silence.set_at(due);
+                    continue;
+                }
+                silence.set_at(now + keepalive);
+                out.push(' ');
+            }
             Some(Some(o)) => {
                 out.push_str(&o.text);
                 slots.extend(o.permit);
@@ -53,6 +67,7 @@ pub(super) async fn write_loop(
         })
         .await?;
         out.clear();
+        last_write = Instant::now();
         // The in-flight slots free only now that their replies are written.
         slots.clear();
     }
