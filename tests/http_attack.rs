@@ -223,9 +223,13 @@ fn the_api_and_pushes_survive_the_attack_of_issue_7() {
     assert_eq!(opened[0], idle_n, "every idle connection got through");
     assert_eq!(failed_health, 0, "health always answered");
     assert!(latencies.len() >= 20, "{}", latencies.len());
-    assert!(max < Duration::from_secs(1), "health max latency {max:?}");
+    // Before issue 7, /health froze for the whole attack (or the daemon
+    // died). The median says the API stays prompt; the maximum only bounds
+    // the worst probe, loosely, as CI's two cores may be busy.
+    assert!(p50 < Duration::from_millis(100), "health p50 latency {p50:?}");
+    assert!(max < Duration::from_secs(3), "health max latency {max:?}");
     assert!(pushes >= 10 && recorded >= pushes, "{pushes} {recorded}");
-    assert!(push_max < Duration::from_secs(1), "{push_max:?}");
+    assert!(push_max < Duration::from_secs(3), "{push_max:?}");
     assert!(rss_peak < RSS_BOUND_KIB, "RSS peak {rss_peak} KiB");
     assert!(threads_peak <= threads_before + 2, "threads {threads_peak}");
     assert!(matches!(after, Some((200, _))), "{after:?}");
