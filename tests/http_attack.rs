@@ -226,7 +226,10 @@ fn the_api_and_pushes_survive_the_attack_of_issue_7() {
     // Before issue 7, /health froze for the whole attack (or the daemon
     // died). The median says the API stays prompt; the maximum only bounds
     // the worst probe, loosely, as CI's two cores may be busy.
-    assert!(p50 < Duration::from_millis(100), "health p50 latency {p50:?}");
+    assert!(
+        p50 < Duration::from_millis(100),
+        "health p50 latency {p50:?}"
+    );
     assert!(max < Duration::from_secs(3), "health max latency {max:?}");
     assert!(pushes >= 10 && recorded >= pushes, "{pushes} {recorded}");
     assert!(push_max < Duration::from_secs(3), "{push_max:?}");
