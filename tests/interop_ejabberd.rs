@@ -30,24 +30,16 @@
 //! `ERL_LIBS` from another ejabberdctl script, `PUSH_INTEROP_APPSERVER` to
 //! run another app server program in place of the crate's binary.
 
+#[path = "interop_support/ejabberd.rs"]
+mod ejabberd;
 mod interop_support;
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use interop_support::*;
 
-const EJABBERD_CFG_TEMPLATE: &str = include_str!("interop/ejabberd.yml.in");
 const INSTALL_HINT: &str = "`.ci/run` installs them (apt-get install ejabberd python3-slixmpp)";
-
-/// Where distributions put the ejabberdctl script (/usr/sbin is not in a
-/// non-root PATH on Debian).
-const EJABBERDCTL_LOCATIONS: &[&str] = &["/usr/sbin/ejabberdctl", "/usr/local/sbin/ejabberdctl"];
-
-/// Printed on stdout by the `-eval` that creates the accounts.
-const ACCOUNTS_MARKER: &str = "interop-accounts:";
 
 #[test]
 fn ejabberd_mod_push_reaches_appserver_once() {
@@ -65,98 +57,26 @@ fn ejabberd_mod_push_reaches_appserver_once() {
 
 fn scenario(fx: &mut Fixture) -> Result<(), String> {
     // ---- prerequisites: fail loudly, never skip -------------------------
-    let ej = find_ejabberd(fx)?;
+    let (ej, app_dir) = find_ejabberd(fx)?;
     let python = find_python_with_slixmpp(fx, INSTALL_HINT)?;
     log(&format!(
         "using erl={} ERL_LIBS={} ejabberd={} python={} appserver={} dir={}",
         ej.erl.display(),
         ej.erl_libs.as_deref().unwrap_or("(unset)"),
-        ej.app_dir,
+        app_dir,
         python,
         appserver_bin().display(),
         fx.dir.display()
     ));
 
-    // ---- configuration ---------------------------------------------------
+    // ---- configuration and ejabberd ------------------------------------
     let setup = Setup::new(fx)?;
-    let ejabberd_cfg = setup.write_config(fx, "ejabberd.yml", EJABBERD_CFG_TEMPLATE)?;
-    let (c2s_port, component_port) = (setup.c2s_port, setup.component_port);
-    let spool = fx.path("ejabberd-spool");
-    let logs = fx.path("ejabberd-logs");
-    let home = fx.path("ejabberd-home");
-    for d in [&spool, &logs, &home] {
-        fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
-    }
-    // Like Debian's /etc/ejabberd/inetrc, minus "native": names come from
-    // this file only, so no inet_gethost helper process is spawned.
-    let inetrc = fx.path("inetrc");
-    fs::write(
-        &inetrc,
-        "{lookup,[\"file\"]}.\n{host,{127,0,0,1},[\"localhost\"]}.\n",
-    )
-    .map_err(|e| format!("write inetrc: {e}"))?;
-
-    // ---- ejabberd --------------------------------------------------------
-    let spool_str = spool.to_str().ok_or("spool path is not UTF-8")?;
-    let mut cmd = ej.erl_command();
-    cmd.current_dir(&spool)
-        .env("HOME", &home)
-        .env("EJABBERD_CONFIG_PATH", &ejabberd_cfg)
-        .env("EJABBERD_LOG_PATH", logs.join("ejabberd.log"))
-        .env("ERL_CRASH_DUMP", logs.join("erl_crash.dump"))
-        .env("ERL_INETRC", &inetrc)
-        .env("CONTRIB_MODULES_PATH", home.join("ejabberd-modules"))
-        .env(
-            "CONTRIB_MODULES_CONF_DIR",
-            home.join("ejabberd-modules-conf"),
-        )
-        .env_remove("EJABBERD_PID_PATH")
-        .args(["-noinput", "-start_epmd", "false"])
-        // log only to the files, not also to stdout (ejabberdctl foreground-quiet)
-        .args(["-ejabberd", "quiet", "true"])
-        .args(["-mnesia", "dir", &format!("\"{spool_str}\"")])
-        .args(["-s", "ejabberd"])
-        // runs after `ejabberd:start/0` returned, i.e. the application is up
-        .args([
-            "-eval",
-            &format!(
-                "R = fun(U, P) -> try ejabberd_auth:try_register(U, <<\"{DOMAIN}\">>, P) \
-                 catch C:E -> {{C, E}} end end, \
-                 io:format(\"{ACCOUNTS_MARKER} ~p ~p~n\", \
-                 [R(<<\"alice\">>, <<\"{}\">>), R(<<\"bob\">>, <<\"{}\">>)]).",
-                setup.alice_pw, setup.bob_pw
-            ),
-        ]);
     let started = Instant::now();
-    fx.spawn("ejabberd", cmd, "ejabberd.out")?;
-    let ejabberd_log = logs.join("ejabberd.log");
-    let ejabberd_out = fx.path("ejabberd.out");
-    let c2s_ready =
-        format!("Start accepting TCP connections at 127.0.0.1:{c2s_port} for ejabberd_c2s");
-    let comp_ready = format!(
-        "Start accepting TCP connections at 127.0.0.1:{component_port} for ejabberd_service"
-    );
-    wait_until(
-        fx,
-        Duration::from_secs(30),
-        "ejabberd to listen on c2s and component ports and create the accounts",
-        |_| {
-            let text = read_lossy(&ejabberd_log);
-            if let Some(l) = text
-                .lines()
-                .find(|l| l.contains("Failed to start ejabberd application"))
-            {
-                return Err(format!("ejabberd did not start: {l}"));
-            }
-            let out = read_lossy(&ejabberd_out);
-            let accounts = match out.lines().find(|l| l.starts_with(ACCOUNTS_MARKER)) {
-                Some(l) if l.trim() == format!("{ACCOUNTS_MARKER} ok ok") => true,
-                Some(l) => return Err(format!("creating the accounts failed: {l}")),
-                None => false,
-            };
-            Ok(accounts && text.contains(&c2s_ready) && text.contains(&comp_ready))
-        },
-    )?;
+    let accounts = [
+        ("alice", setup.alice_pw.as_str()),
+        ("bob", setup.bob_pw.as_str()),
+    ];
+    let ejabberd_log = ejabberd::start(fx, &ej, &setup, &accounts)?;
     log(&format!(
         "ejabberd is up, accounts created, in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -322,84 +242,11 @@ fn xml_of(line: &str) -> &str {
 // finding ejabberd
 // ---------------------------------------------------------------------------
 
-struct Ejabberd {
-    /// The `erl` launcher ejabberdctl uses.
-    erl: PathBuf,
-    /// The code path root ejabberdctl exports (Debian: /usr/lib/<triplet>).
-    erl_libs: Option<String>,
-    /// Where ejabberd.app was found, e.g. .../ejabberd-23.01-1/ebin.
-    app_dir: String,
-}
-
-impl Ejabberd {
-    /// `erl` with a clean Erlang environment (nothing from the caller's
-    /// ERL_FLAGS may add `-sname` and with it epmd and cookies).
-    fn erl_command(&self) -> Command {
-        let mut cmd = Command::new(&self.erl);
-        for var in ["ERL_FLAGS", "ERL_AFLAGS", "ERL_ZFLAGS", "ERL_LIBS"] {
-            cmd.env_remove(var);
-        }
-        if let Some(libs) = &self.erl_libs {
-            cmd.env("ERL_LIBS", libs);
-        }
-        cmd
-    }
-}
-
-/// Finds ejabberdctl, reads the `erl` and `ERL_LIBS` it uses, and checks
-/// (in a throw-away non-distributed VM) that ejabberd and mod_push load.
-fn find_ejabberd(fx: &Fixture) -> Result<Ejabberd, String> {
-    let ctl = match std::env::var_os("PUSH_INTEROP_EJABBERDCTL") {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            if !p.is_file() {
-                return Err(format!(
-                    "PUSH_INTEROP_EJABBERDCTL={} is not a file; {INSTALL_HINT}",
-                    p.display()
-                ));
-            }
-            p
-        }
-        None => in_path("ejabberdctl")
-            .or_else(|| {
-                EJABBERDCTL_LOCATIONS
-                    .iter()
-                    .map(PathBuf::from)
-                    .find(|p| p.is_file())
-            })
-            .ok_or_else(|| {
-                format!(
-                    "ejabberd is not installed (no ejabberdctl in PATH nor in {EJABBERDCTL_LOCATIONS:?}); {INSTALL_HINT}"
-                )
-            })?,
-    };
-    let script = fs::read(&ctl)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|e| format!("read {}: {e}", ctl.display()))?;
-    let assigned = |var: &str| {
-        script.lines().find_map(|l| {
-            let v = l.trim().strip_prefix(var)?.strip_prefix('=')?;
-            let v = v.trim().trim_matches(|c| c == '"' || c == '\'');
-            (!v.is_empty() && !v.contains('$')).then(|| v.to_string())
-        })
-    };
-    let erl = assigned("ERL")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-        .or_else(|| in_path("erl"))
-        .ok_or_else(|| {
-            format!(
-                "no Erlang `erl` found (neither from {} nor in PATH); {INSTALL_HINT}",
-                ctl.display()
-            )
-        })?;
-    let erl_libs = assigned("ERL_LIBS").filter(|d| Path::new(d).is_dir());
-    let mut ej = Ejabberd {
-        erl,
-        erl_libs,
-        app_dir: String::new(),
-    };
-
+/// Finds ejabberd (see `interop_support/ejabberd.rs`) and checks, in a
+/// throw-away non-distributed VM, that ejabberd and mod_push load; returns
+/// it with the directory ejabberd.app was found in.
+fn find_ejabberd(fx: &Fixture) -> Result<(ejabberd::Ejabberd, String), String> {
+    let ej = ejabberd::find(INSTALL_HINT)?;
     let out = fx.path("ejabberd-probe.out");
     let mut cmd = ej.erl_command();
     cmd.current_dir(&fx.dir)
@@ -419,11 +266,11 @@ fn find_ejabberd(fx: &Fixture) -> Result<Ejabberd, String> {
     };
     match (status.success(), value("ejabberd.app="), value("mod_push=")) {
         (true, Some(app), Some(_)) => {
-            ej.app_dir = Path::new(&app)
+            let app_dir = Path::new(&app)
                 .parent()
                 .map(|p| p.display().to_string())
                 .unwrap_or(app);
-            Ok(ej)
+            Ok((ej, app_dir))
         }
         _ => Err(format!(
             "ejabberd (with mod_push) is not loadable by {} with ERL_LIBS={:?} ({status}):\n{}\n{INSTALL_HINT}",

@@ -23,13 +23,16 @@ const ACCOUNTS_MARKER: &str = "interop-accounts:";
 
 /// The `erl` ejabberdctl uses and its code path.
 pub struct Ejabberd {
-    erl: PathBuf,
-    erl_libs: Option<String>,
+    /// The `erl` launcher ejabberdctl uses.
+    pub erl: PathBuf,
+    /// The code path root ejabberdctl exports (Debian: /usr/lib/<triplet>).
+    pub erl_libs: Option<String>,
 }
 
 impl Ejabberd {
-    /// `erl` with a clean Erlang environment (no `-sname` from outside).
-    fn erl_command(&self) -> Command {
+    /// `erl` with a clean Erlang environment (nothing from the caller's
+    /// ERL_FLAGS may add `-sname` and with it epmd and cookies).
+    pub fn erl_command(&self) -> Command {
         let mut cmd = Command::new(&self.erl);
         for var in ["ERL_FLAGS", "ERL_AFLAGS", "ERL_ZFLAGS", "ERL_LIBS"] {
             cmd.env_remove(var);
@@ -52,7 +55,11 @@ pub fn find(hint: &str) -> Result<Ejabberd, String> {
                 .map(PathBuf::from)
                 .find(|p| p.is_file())
         })
-        .ok_or_else(|| format!("ejabberd is not installed; {hint}"))?;
+        .ok_or_else(|| {
+            format!(
+                "ejabberd is not installed (no ejabberdctl in PATH nor in {EJABBERDCTL_LOCATIONS:?}); {hint}"
+            )
+        })?;
     let script = fs::read(&ctl)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|e| format!("read {}: {e}", ctl.display()))?;
@@ -67,14 +74,19 @@ pub fn find(hint: &str) -> Result<Ejabberd, String> {
         .map(PathBuf::from)
         .filter(|p| p.is_file())
         .or_else(|| in_path("erl"))
-        .ok_or_else(|| format!("no Erlang `erl` found; {hint}"))?;
+        .ok_or_else(|| {
+            format!(
+                "no Erlang `erl` found (neither from {} nor in PATH); {hint}",
+                ctl.display()
+            )
+        })?;
     let erl_libs = assigned("ERL_LIBS").filter(|d| Path::new(d).is_dir());
     Ok(Ejabberd { erl, erl_libs })
 }
 
 /// Starts ejabberd (child `ejabberd`) with `accounts` `(user, password)`
-/// at `localhost`; returns the path of ejabberd.log once it listens and
-/// the accounts exist.
+/// at `localhost`; returns the path of ejabberd.log once it listens for
+/// clients and for the component, and the accounts exist.
 pub fn start(
     fx: &mut Fixture,
     ej: &Ejabberd,
@@ -132,6 +144,10 @@ pub fn start(
         "Start accepting TCP connections at 127.0.0.1:{} for ejabberd_c2s",
         setup.c2s_port
     );
+    let comp_ready = format!(
+        "Start accepting TCP connections at 127.0.0.1:{} for ejabberd_service",
+        setup.component_port
+    );
     let all_ok = format!(
         "{ACCOUNTS_MARKER} [{}]",
         vec!["ok"; accounts.len()].join(",")
@@ -156,7 +172,7 @@ pub fn start(
                 Some(l) => return Err(format!("creating the accounts failed: {l}")),
                 None => false,
             };
-            Ok(accounts && text.contains(&c2s_ready))
+            Ok(accounts && text.contains(&c2s_ready) && text.contains(&comp_ready))
         },
     )?;
     Ok(log_path)
