@@ -24,6 +24,8 @@ mod h2_mock;
 mod interop_support;
 #[path = "support/pki.rs"]
 mod pki;
+#[path = "interop_support/prosody.rs"]
+mod prosody;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -140,37 +142,13 @@ fn start_prosody(
     setup: &Setup,
     accounts: &[(&str, &str)],
 ) -> Result<PathBuf, String> {
-    let prosody = in_path("prosody")
-        .or_else(|| Some(PathBuf::from("/usr/bin/prosody")).filter(|p| p.is_file()))
-        .ok_or_else(|| format!("Prosody is not installed; {HINT}"))?;
-    let prosodyctl = sibling_or_path(&prosody, "prosodyctl")
-        .ok_or_else(|| format!("prosodyctl not found; {HINT}"))?;
+    let px = prosody::find(HINT)?;
     // One error that counts disables push: what we want to see, and when.
     let template = PROSODY_CFG_TEMPLATE.replace(
         "VirtualHost \"localhost\"",
         "push_max_errors = 1\n\nVirtualHost \"localhost\"",
     );
-    let prosody_cfg = setup.write_config(fx, "prosody.cfg.lua", &template)?;
-    for (user, pw) in accounts {
-        let mut cmd = Command::new(&prosodyctl);
-        cmd.arg("--config")
-            .arg(&prosody_cfg)
-            .args(["register", user, DOMAIN, pw]);
-        let out = fx.path(&format!("prosodyctl-{user}.out"));
-        let status = run_bounded(&mut cmd, Duration::from_secs(30), &out)?;
-        if !status.success() {
-            return Err(format!("prosodyctl register {user}: {}", read_lossy(&out)));
-        }
-    }
-    let mut cmd = Command::new(&prosody);
-    cmd.arg("--config").arg(&prosody_cfg).arg("-F");
-    fx.spawn("prosody", cmd, "prosody.out")?;
-    let log = fx.path("prosody.log");
-    let c2s_ready = format!("Activated service 'c2s' on [127.0.0.1]:{}", setup.c2s_port);
-    wait_until(fx, Duration::from_secs(20), "Prosody to listen", |_| {
-        Ok(read_lossy(&log).contains(&c2s_ready))
-    })?;
-    Ok(log)
+    prosody::start(fx, &px, setup, &template, accounts)
 }
 
 fn appserver_config(setup: &Setup, google: &fcm_mock::Google, apple: &Apple) -> String {

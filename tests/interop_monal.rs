@@ -9,6 +9,8 @@
 //! them); missing ones are a failure, not a skip.
 
 mod interop_support;
+#[path = "interop_support/prosody.rs"]
+mod prosody;
 
 use std::process::Command;
 use std::time::Duration;
@@ -29,37 +31,14 @@ fn prosody_monal_push_reaches_appserver_without_registration() {
 }
 
 fn scenario(fx: &mut Fixture) -> Result<(), String> {
-    let prosody = in_path("prosody").ok_or(format!("Prosody is not installed; {INSTALL_HINT}"))?;
-    let prosodyctl =
-        sibling_or_path(&prosody, "prosodyctl").ok_or(format!("no prosodyctl; {INSTALL_HINT}"))?;
+    let px = prosody::find(INSTALL_HINT)?;
     let python = find_python_with_slixmpp(fx, INSTALL_HINT)?;
     let setup = Setup::new(fx)?;
-    let prosody_cfg = setup.write_config(fx, "prosody.cfg.lua", PROSODY_CFG_TEMPLATE)?;
-    for (user, pw) in [("alice", &setup.alice_pw), ("bob", &setup.bob_pw)] {
-        let mut cmd = Command::new(&prosodyctl);
-        cmd.arg("--config")
-            .arg(&prosody_cfg)
-            .args(["register", user, DOMAIN, pw.as_str()]);
-        let out = fx.path(&format!("prosodyctl-{user}.out"));
-        let status = run_bounded(&mut cmd, Duration::from_secs(30), &out)?;
-        if !status.success() {
-            return Err(format!(
-                "prosodyctl register {user} failed: {}",
-                read_lossy(&out)
-            ));
-        }
-    }
-    let prosody_log = fx.path("prosody.log");
-    let mut cmd = Command::new(&prosody);
-    cmd.arg("--config").arg(&prosody_cfg).arg("-F");
-    fx.spawn("prosody", cmd, "prosody.out")?;
-    let comp_ready = format!(
-        "Activated service 'component' on [127.0.0.1]:{}",
-        setup.component_port
-    );
-    wait_until(fx, Duration::from_secs(20), "Prosody to listen", |_| {
-        Ok(read_lossy(&prosody_log).contains(&comp_ready))
-    })?;
+    let accounts = [
+        ("alice", setup.alice_pw.as_str()),
+        ("bob", setup.bob_pw.as_str()),
+    ];
+    let prosody_log = prosody::start(fx, &px, &setup, PROSODY_CFG_TEMPLATE, &accounts)?;
 
     // The app server with Monal's dialect on a `log` profile.
     let cfg = setup.write_config(

@@ -19,9 +19,10 @@
 //! the crate's binary (same `run --config FILE` arguments).
 
 mod interop_support;
+#[path = "interop_support/prosody.rs"]
+mod prosody;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use interop_support::*;
@@ -49,13 +50,7 @@ fn prosody_cloud_notify_push_reaches_appserver_once() {
 
 fn scenario(fx: &mut Fixture) -> Result<(), String> {
     // ---- prerequisites: fail loudly, never skip -------------------------
-    let prosody = find_prosody()?;
-    let prosodyctl = sibling_or_path(&prosody, "prosodyctl").ok_or_else(|| {
-        format!(
-            "prosodyctl not found next to {} nor in PATH; {INSTALL_HINT}",
-            prosody.display()
-        )
-    })?;
+    let px = prosody::find(INSTALL_HINT)?;
     if !CLOUD_NOTIFY_LOCATIONS
         .iter()
         .any(|p| Path::new(p).is_file())
@@ -67,50 +62,20 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
     let python = find_python_with_slixmpp(fx, INSTALL_HINT)?;
     log(&format!(
         "using prosody={} prosodyctl={} python={} appserver={} dir={}",
-        prosody.display(),
-        prosodyctl.display(),
+        px.prosody.display(),
+        px.prosodyctl.display(),
         python,
         appserver_bin().display(),
         fx.dir.display()
     ));
 
-    // ---- configuration ---------------------------------------------------
+    // ---- configuration, accounts, Prosody ---------------------------------
     let setup = Setup::new(fx)?;
-    let prosody_cfg = setup.write_config(fx, "prosody.cfg.lua", PROSODY_CFG_TEMPLATE)?;
-    let (c2s_port, component_port) = (setup.c2s_port, setup.component_port);
-
-    // ---- accounts (before Prosody starts: prosodyctl writes the store) ---
-    for (user, pw) in [("alice", &setup.alice_pw), ("bob", &setup.bob_pw)] {
-        let mut cmd = Command::new(&prosodyctl);
-        cmd.arg("--config")
-            .arg(&prosody_cfg)
-            .args(["register", user, DOMAIN, pw.as_str()]);
-        let out = fx.path(&format!("prosodyctl-{user}.out"));
-        let status = run_bounded(&mut cmd, Duration::from_secs(30), &out)?;
-        if !status.success() {
-            return Err(format!(
-                "prosodyctl register {user} failed ({status}):\n{}",
-                read_lossy(&out)
-            ));
-        }
-    }
-
-    // ---- Prosody ---------------------------------------------------------
-    let prosody_log = fx.path("prosody.log");
-    let mut cmd = Command::new(&prosody);
-    cmd.arg("--config").arg(&prosody_cfg).arg("-F");
-    fx.spawn("prosody", cmd, "prosody.out")?;
-    let c2s_ready = format!("Activated service 'c2s' on [127.0.0.1]:{c2s_port}");
-    let comp_ready = format!("Activated service 'component' on [127.0.0.1]:{component_port}");
-    wait_until(
-        fx,
-        Duration::from_secs(20),
-        "Prosody to listen on c2s and component ports",
-        |_| {
-            let text = read_lossy(&prosody_log);
-            Ok(text.contains(&c2s_ready) && text.contains(&comp_ready))
-        },
-    )?;
+    let accounts = [
+        ("alice", setup.alice_pw.as_str()),
+        ("bob", setup.bob_pw.as_str()),
+    ];
+    let prosody_log = prosody::start(fx, &px, &setup, PROSODY_CFG_TEMPLATE, &accounts)?;
     log("prosody is up");
 
     // ---- app server ------------------------------------------------------
@@ -185,26 +150,4 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
         read_lossy(&pushes_file).trim()
     ));
     Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// finding Prosody
-// ---------------------------------------------------------------------------
-
-fn find_prosody() -> Result<PathBuf, String> {
-    // Deliberately not executed here: `prosody --version` is not an option in
-    // 0.12 and would start a server with the system configuration.
-    if let Some(p) = std::env::var_os("PUSH_INTEROP_PROSODY") {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            return Err(format!(
-                "PUSH_INTEROP_PROSODY={} is not a file; {INSTALL_HINT}",
-                p.display()
-            ));
-        }
-        return Ok(p);
-    }
-    in_path("prosody")
-        .or_else(|| Some(PathBuf::from("/usr/bin/prosody")).filter(|p| p.is_file()))
-        .ok_or_else(|| format!("Prosody is not installed (no `prosody` in PATH); {INSTALL_HINT}"))
 }
