@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 
+#[path = "support/procfs.rs"]
+mod procfs;
+use procfs::{cpu_secs, status_kib};
+
 #[path = "../tests/support/fcm_mock.rs"]
 mod fcm_mock;
 #[path = "../tests/support/h2_mock.rs"]
@@ -97,25 +101,6 @@ fn provider_config(provider: &str, dir: &std::path::Path) -> (String, Mock) {
 
 const SECRET: &str = "bench-secret";
 const JID: &str = "push.bench";
-
-fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// utime + stime in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    ticks as f64 / 100.0
-}
 
 struct Reader {
     stream: TcpStream,
@@ -232,7 +217,7 @@ fn main() {
     }
     let reg_secs = reg_started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
-    let idle_rss_kib = proc_field(pid, "status", "VmRSS:");
+    let idle_rss_kib = status_kib(pid, "VmRSS:");
 
     // Flood.
     let n = args.pushes;
@@ -291,7 +276,7 @@ fn main() {
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_secs(pid) - cpu0;
-    let peak_rss_kib = proc_field(pid, "status", "VmHWM:");
+    let peak_rss_kib = status_kib(pid, "VmHWM:");
     stop.store(true, Ordering::Relaxed);
     let _ = sender.join();
     let _ = child.kill();

@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 
+#[path = "support/procfs.rs"]
+mod procfs;
+use procfs::{cpu_secs, status_kib};
+
 #[path = "../tests/support/h2_mock.rs"]
 mod h2_mock;
 #[path = "../tests/support/pki.rs"]
@@ -101,25 +105,6 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-fn rss_kib(pid: u32, key: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    ticks as f64 / 100.0
 }
 
 fn base64(data: &[u8]) -> String {
@@ -560,7 +545,7 @@ fn main() {
             .trim()
     );
     std::thread::sleep(Duration::from_millis(500));
-    let idle_kib = rss_kib(app_pid, "VmRSS:");
+    let idle_kib = status_kib(app_pid, "VmRSS:");
     let journal_before = journal_used(&dir.join("data").join("store"));
     let mut pushed = 0;
 
@@ -606,8 +591,8 @@ fn main() {
         "app server RSS: idle {:.1} MiB (after registering), peak {:.1} MiB, now {:.1} MiB; \
          store journal grew by {:.1} KiB over {pushed} pushes; APNS requests seen: {}",
         idle_kib as f64 / 1024.0,
-        rss_kib(app_pid, "VmHWM:") as f64 / 1024.0,
-        rss_kib(app_pid, "VmRSS:") as f64 / 1024.0,
+        status_kib(app_pid, "VmHWM:") as f64 / 1024.0,
+        status_kib(app_pid, "VmRSS:") as f64 / 1024.0,
         journal_after.saturating_sub(journal_before) as f64 / 1024.0,
         mock.stats.requests()
     );

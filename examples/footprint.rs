@@ -23,6 +23,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use argh::FromArgs;
+
+#[path = "support/procfs.rs"]
+mod procfs;
+use procfs::{cpu_secs, status_kib};
 use push_appserver::registrations::{NewDevice, Registrations};
 use push_appserver::xml::{parse_element, parse_header, Frame, Framer};
 
@@ -62,24 +66,6 @@ struct Args {
 const SECRET: &str = "footprint-secret";
 const JID: &str = "push.bench";
 const SAMPLE: usize = 10_000;
-
-fn proc_kib(pid: u32, key: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// utime + stime in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (tick(11) + tick(12)) as f64 / 100.0
-}
 
 fn du_kib(path: &Path) -> u64 {
     let mut total = 0;
@@ -337,7 +323,7 @@ fn main() {
     };
     writer.write_all(b"<handshake/>").expect("write");
     std::thread::sleep(Duration::from_secs(1));
-    let idle_kib = proc_kib(pid, "VmRSS:");
+    let idle_kib = status_kib(pid, "VmRSS:");
     println!(
         "idle RSS                {:.1} MiB ({} registrations, cache_mb {})",
         idle_kib as f64 / 1024.0,
@@ -389,7 +375,7 @@ fn main() {
         );
         println!(
             "server RSS peak         {:.1} MiB",
-            proc_kib(pid, "VmHWM:") as f64 / 1024.0
+            status_kib(pid, "VmHWM:") as f64 / 1024.0
         );
     }
     stop(&mut child, libc::SIGTERM);
