@@ -111,16 +111,22 @@ impl Origin {
 
     /// `host` or `host:port` (port omitted when 443), as in URLs.
     pub fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == 443 {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        authority(&self.host, self.port)
+    }
+}
+
+/// `host` or `host:port` as in an https URL: an IPv6 address in brackets,
+/// the port omitted when it is 443.
+pub fn authority(host: &str, port: u16) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    if port == 443 {
+        host
+    } else {
+        format!("{host}:{port}")
     }
 }
 

@@ -73,16 +73,7 @@ impl Endpoint {
 
     /// `Host` header value.
     pub fn authority(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == 443 {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        crate::h2client::authority(&self.host, self.port)
     }
 }
 
