@@ -230,7 +230,7 @@ impl PushService {
 
     /// Sends through the provider with a timeout and applies the outcome.
     async fn send(&self, app: &App, push: Push) -> Result<(), PushError> {
-        let timeout = Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed));
+        let timeout = self.timeout();
         let in_flight = metrics::global().in_flight(&push.push_type);
         let started = Instant::now();
         // Boxed: the provider's future is large (TLS, HTTP/2, retries), and
