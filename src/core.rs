@@ -163,7 +163,8 @@ impl Core {
         let registrations = Arc::new(
             Registrations::open(&settings.data_dir, settings.store.cache_bytes)
                 .map_err(StartError::Store)?
-                .with_limits(limits),
+                .with_limits(limits)
+                .with_record_cache(settings.store.record_cache),
         );
         let command_rate = Mutex::new(CommandRate::new(
             settings.registrations.commands_per_minute_per_jid,

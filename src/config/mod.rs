@@ -130,6 +130,8 @@ pub struct StoreSettings {
     /// Push outcomes are written to the store at most this often (and at
     /// shutdown), never per push.
     pub outcome_flush_secs: u64,
+    /// Decoded registrations kept in memory for pushes (0: none).
+    pub record_cache: usize,
 }
 
 /// Bounds on work in flight.
@@ -207,6 +209,7 @@ struct RawStore {
     cache_mb: Option<i64>,
     max_registrations: Option<i64>,
     outcome_flush_secs: Option<i64>,
+    record_cache: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -420,6 +423,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         cache_mb: None,
         max_registrations: None,
         outcome_flush_secs: None,
+        record_cache: None,
     });
     let store = StoreSettings {
         cache_bytes: int_in(ctx, "store.cache_mb", raw_store.cache_mb, 4, 1, 4096)? as u64
@@ -441,6 +445,14 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             1,
             86_400,
         )? as u64,
+        record_cache: int_in(
+            ctx,
+            "store.record_cache",
+            raw_store.record_cache,
+            crate::registrations::DEFAULT_RECORD_CACHE as i64,
+            0,
+            1_000_000,
+        )? as usize,
     };
     let raw_limits = raw.limits.unwrap_or(RawLimits {
         max_stanza_bytes: None,

@@ -56,10 +56,11 @@ impl fmt::Display for Settings {
         }
         writeln!(
             f,
-            "\n[store]\ncache_mb = {}\nmax_registrations = {}\noutcome_flush_secs = {}",
+            "\n[store]\ncache_mb = {}\nmax_registrations = {}\noutcome_flush_secs = {}\nrecord_cache = {}",
             self.store.cache_bytes / (1024 * 1024),
             self.store.max_registrations,
-            self.store.outcome_flush_secs
+            self.store.outcome_flush_secs,
+            self.store.record_cache
         )?;
         let r = &self.registrations;
         writeln!(

@@ -126,7 +126,7 @@ impl PushService {
     ) -> Result<(), PushError> {
         let reg = self
             .registrations
-            .lookup(component, &req.node)
+            .lookup_for_push(component, &req.node)
             .map_err(store_failed)?
             .ok_or(PushError::UnknownNode)?;
         if let Some(owner) = &reg.owner {
@@ -157,16 +157,16 @@ impl PushService {
             .get(&reg.push_type)
             .cloned()
             .ok_or_else(|| PushError::TypeNotConfigured(reg.push_type.clone()))?;
-        let dialect = reg.dialect.map(|d| {
+        let dialect = reg.dialect.clone().map(|d| {
             let components = self.components.get().map_or(&[][..], Vec::as_slice);
             crate::dialects::DialectPush::new(d, components.iter().find(|c| c.jid == component))
         });
         let decided = app.policy.decide(&req.summary, req.high_hint);
         let push = Push {
             component: component.to_owned(),
-            push_type: reg.push_type,
-            node: reg.node,
-            token: reg.token,
+            push_type: reg.push_type.clone(),
+            node: reg.node.clone(),
+            token: reg.token.clone(),
             priority: dialect
                 .as_ref()
                 .map_or(decided, |d| d.priority(decided, req.voip_hint)),

@@ -9,6 +9,7 @@
 //! losing the latest timestamps in a crash is fine.
 
 mod bulk;
+mod cache;
 mod counters;
 mod import;
 mod keycheck;
@@ -23,7 +24,7 @@ mod store;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use fjall::PersistMode;
@@ -174,7 +175,14 @@ pub struct Registrations {
     recovery: recovery::Recovery,
     /// Push outcomes not yet written (see [`outcomes`]).
     outcomes: outcomes::Outcomes,
+    /// Decoded records for pushes (see [`cache`]).
+    cache: cache::RecordCache,
 }
+
+/// Decoded registrations cached for pushes unless configured otherwise
+/// (`[store] record_cache`): about 0.6 KiB each, so at most about 10 MiB,
+/// and only as many as devices pushed to recently.
+pub const DEFAULT_RECORD_CACHE: usize = 16_384;
 
 impl std::fmt::Debug for Registrations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -219,7 +227,15 @@ impl Registrations {
             write_error: Mutex::new(None),
             recovery: recovery::Recovery::new(),
             outcomes: outcomes::Outcomes::new(outcomes::CAPACITY),
+            cache: cache::RecordCache::new(DEFAULT_RECORD_CACHE),
         })
+    }
+
+    /// The same store caching at most `records` decoded registrations
+    /// for pushes (0: none).
+    pub fn with_record_cache(mut self, records: usize) -> Self {
+        self.cache = cache::RecordCache::new(records);
+        self
     }
 
     /// The same store with these count limits.
@@ -258,6 +274,7 @@ impl Registrations {
         let mut slot = self.store.write().unwrap_or_else(|e| e.into_inner());
         // The engine holds a lock file: the old one must be gone first.
         drop(slot.take());
+        self.cache.invalidate();
         *slot = Some(Store::open(&self.dir, self.cache_bytes)?);
         Ok(())
     }
@@ -270,6 +287,8 @@ impl Registrations {
     /// wakes the retry (see [`recovery`]).
     fn commit(&self, batch: fjall::OwnedWriteBatch) -> Result<(), StoreError> {
         let result = batch.commit().map_err(StoreError::from);
+        // Also after a failure: the batch may be partly applied.
+        self.cache.invalidate();
         *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) =
             result.as_ref().err().map(ToString::to_string);
         if result.is_err() {
@@ -314,6 +333,26 @@ impl Registrations {
     /// The registration of `node` at `component`.
     pub fn lookup(&self, component: &str, node: &str) -> Result<Option<Registration>, StoreError> {
         self.store()?.lookup(component, node)
+    }
+
+    /// [`Registrations::lookup`] for a push: served from the record cache
+    /// when it holds the node, else read from the store and cached.
+    pub fn lookup_for_push(
+        &self,
+        component: &str,
+        node: &str,
+    ) -> Result<Option<Arc<Registration>>, StoreError> {
+        let key = record::reg_key(component, node);
+        if let Some(r) = self.cache.get(&key) {
+            return Ok(Some(r));
+        }
+        let seen = self.cache.generation();
+        let Some(r) = self.store()?.lookup(component, node)? else {
+            return Ok(None);
+        };
+        let r = Arc::new(r);
+        self.cache.insert(&key, Arc::clone(&r), seen);
+        Ok(Some(r))
     }
 
     /// Every registration using this (type, token), through the index.

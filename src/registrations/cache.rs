@@ -1,0 +1,170 @@
+//! Decoded registrations of recently pushed devices, so a push does not
+//! read its record from the store and decode its JSON each time (about a
+//! tenth of the CPU of a push through Prosody; BENCHMARKS.md, "Real path").
+//!
+//! Correctness over hit rate: every write that changes registrations
+//! empties the whole cache and moves its generation on (see
+//! [`RecordCache::invalidate`]), and a record read from the store before
+//! such a write is not cached after it ([`RecordCache::insert`] checks the
+//! generation the reader saw). Registration writes are rare next to
+//! pushes, so emptying everything costs little and cannot miss a key.
+//!
+//! Bounded: two halves, the recent one and the one before; when the
+//! recent half is full the older one is dropped and the recent one takes
+//! its place. Anything hit in the older half moves back to the recent
+//! one, so devices pushed often stay (an approximate LRU without a list).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::record::Registration;
+
+/// Cached records, at most `capacity` in all.
+#[derive(Debug)]
+pub(super) struct RecordCache {
+    inner: Mutex<Halves>,
+    /// Records per half; 0 turns the cache off.
+    half: usize,
+}
+
+#[derive(Debug, Default)]
+struct Halves {
+    generation: u64,
+    recent: HashMap<Box<[u8]>, Arc<Registration>>,
+    older: HashMap<Box<[u8]>, Arc<Registration>>,
+}
+
+impl RecordCache {
+    /// A cache of at most `capacity` records (0: off).
+    pub(super) fn new(capacity: usize) -> RecordCache {
+        RecordCache {
+            inner: Mutex::new(Halves::default()),
+            half: capacity / 2,
+        }
+    }
+
+    fn halves(&self) -> std::sync::MutexGuard<'_, Halves> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The generation to hand back to [`RecordCache::insert`]; read it
+    /// before reading the store.
+    pub(super) fn generation(&self) -> u64 {
+        self.halves().generation
+    }
+
+    /// The cached record under `key`.
+    pub(super) fn get(&self, key: &[u8]) -> Option<Arc<Registration>> {
+        if self.half == 0 {
+            return None;
+        }
+        let mut h = self.halves();
+        if let Some(r) = h.recent.get(key) {
+            return Some(Arc::clone(r));
+        }
+        let (k, r) = h.older.remove_entry(key)?;
+        h.add(k, Arc::clone(&r), self.half);
+        Some(r)
+    }
+
+    /// Caches `record` under `key`, unless a write invalidated the cache
+    /// since `seen` was taken (the record may be older than that write).
+    pub(super) fn insert(&self, key: &[u8], record: Arc<Registration>, seen: u64) {
+        if self.half == 0 {
+            return;
+        }
+        let mut h = self.halves();
+        if h.generation == seen {
+            h.add(key.into(), record, self.half);
+        }
+    }
+
+    /// Forgets every record; call after each write to registrations has
+    /// reached the store (also after a failed one: it may be partly applied).
+    pub(super) fn invalidate(&self) {
+        let mut h = self.halves();
+        h.generation = h.generation.wrapping_add(1);
+        h.recent = HashMap::new();
+        h.older = HashMap::new();
+    }
+
+    /// Records cached now.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        let h = self.halves();
+        h.recent.len() + h.older.len()
+    }
+}
+
+impl Halves {
+    fn add(&mut self, key: Box<[u8]>, record: Arc<Registration>, half: usize) {
+        if self.recent.len() >= half {
+            self.older = std::mem::take(&mut self.recent);
+        }
+        self.recent.insert(key, record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(token: &str) -> Arc<Registration> {
+        Arc::new(Registration {
+            v: 1,
+            component: "push.example".into(),
+            push_type: "apns".into(),
+            node: "n".into(),
+            token: token.into(),
+            registered_ms: 0,
+            renewed_ms: 0,
+            salt: String::new(),
+            owner: None,
+            dialect: None,
+            secret_hash: None,
+        })
+    }
+
+    #[test]
+    fn a_record_read_before_a_write_is_not_cached_after_it() {
+        let c = RecordCache::new(8);
+        let seen = c.generation();
+        // A writer commits a new token and invalidates while the reader
+        // still holds the old record.
+        c.invalidate();
+        c.insert(b"k", reg("old"), seen);
+        assert!(c.get(b"k").is_none());
+        let seen = c.generation();
+        c.insert(b"k", reg("new"), seen);
+        assert_eq!(c.get(b"k").unwrap().token, "new");
+        c.invalidate();
+        assert!(c.get(b"k").is_none());
+    }
+
+    #[test]
+    fn bounded_and_keeps_what_is_hit() {
+        let c = RecordCache::new(4);
+        let g = c.generation();
+        for k in 0u8..3 {
+            c.insert(&[k], reg("t"), g);
+        }
+        // 0 and 1 moved to the older half when 2 came; hitting 0 brings it
+        // back, and the next rotation drops 1, never hit.
+        assert!(c.get(&[0]).is_some());
+        c.insert(&[3], reg("t"), g);
+        assert!(c.len() <= 4);
+        assert!(c.get(&[1]).is_none());
+        assert!(c.get(&[0]).is_some() && c.get(&[3]).is_some());
+        for k in 10u8..100 {
+            c.insert(&[k], reg("t"), g);
+            assert!(c.len() <= 4);
+        }
+    }
+
+    #[test]
+    fn capacity_zero_caches_nothing() {
+        let c = RecordCache::new(0);
+        c.insert(b"k", reg("t"), c.generation());
+        assert!(c.get(b"k").is_none());
+    }
+}
