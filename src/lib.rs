@@ -12,6 +12,7 @@ pub mod clock;
 pub mod component;
 pub mod config;
 pub mod core;
+pub mod deadline;
 pub mod dialects;
 pub mod h2client;
 pub mod http;

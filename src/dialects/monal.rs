@@ -14,17 +14,15 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use futures_lite::FutureExt;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::profiles::{allow_from, check_apns_profile, outcome_error, sender_allowed};
 use crate::config::{ConfigContext, ConfigError};
 use crate::providers::apns::payload::CustomApns;
-use crate::providers::{FailureKind, Outcome, Priority, ProviderSettings, Push, Summary};
-use crate::pushes::PushService;
+use crate::providers::{Priority, ProviderSettings, Push, Summary};
+use crate::pushes::{send_within, PushService};
 use crate::registrations::owner::short;
 use crate::stanza::forms::Form;
 use crate::stanza::publish::NS_PUBSUB;
@@ -288,22 +286,6 @@ pub async fn push(
             Err(e)
         }
     }
-}
-
-/// Races a provider's send against `timeout`.
-pub(super) async fn send_within(
-    timeout: Duration,
-    send: impl std::future::Future<Output = Outcome>,
-) -> Outcome {
-    Box::pin(send)
-        .or(async {
-            async_io::Timer::after(timeout).await;
-            Outcome::failed(
-                FailureKind::Timeout,
-                format!("provider did not answer within {}s", timeout.as_secs()),
-            )
-        })
-        .await
 }
 
 #[cfg(test)]

@@ -270,7 +270,9 @@ impl H2Client {
             result.map_err(|e| (e, Some(id)))
         };
         let timeout = async {
-            Timer::after(self.opts.request_timeout).await;
+            // Coarse: it almost never fires, and a reactor timer per
+            // request costs an extra reactor round (see crate::deadline).
+            crate::deadline::sleep(self.opts.request_timeout).await;
             Err((H2Error::Timeout, None))
         };
         match exchange.or(timeout).await {

@@ -42,6 +42,27 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Races a provider's send against `timeout` (a coarse deadline: it
+/// almost never fires, see [`crate::deadline`]).
+pub async fn send_within(
+    timeout: Duration,
+    send: impl std::future::Future<Output = Outcome>,
+) -> Outcome {
+    // Boxed: the provider's future is large (TLS, HTTP/2, retries), and
+    // inline it would make every publish task that large, also those
+    // answered without sending (throttled, unknown node, wrong secret):
+    // 4096 in flight on one link then took ~45 MiB.
+    Box::pin(send)
+        .or(async {
+            crate::deadline::sleep(timeout).await;
+            Outcome::failed(
+                FailureKind::Timeout,
+                format!("provider did not answer within {}s", timeout.as_secs()),
+            )
+        })
+        .await
+}
+
 /// A provider with the policy of its app profile.
 #[derive(Debug)]
 pub struct App {
@@ -233,19 +254,7 @@ impl PushService {
         let timeout = self.timeout();
         let in_flight = metrics::global().in_flight(&push.push_type);
         let started = Instant::now();
-        // Boxed: the provider's future is large (TLS, HTTP/2, retries), and
-        // inline it would make every publish task that large, also those
-        // answered without sending (throttled, unknown node, wrong secret):
-        // 4096 in flight on one link then took ~45 MiB.
-        let outcome = Box::pin(app.provider.send(&push))
-            .or(async {
-                async_io::Timer::after(timeout).await;
-                Outcome::failed(
-                    FailureKind::Timeout,
-                    format!("provider did not answer within {}s", timeout.as_secs()),
-                )
-            })
-            .await;
+        let outcome = send_within(timeout, app.provider.send(&push)).await;
         drop(in_flight);
         metrics::global().sent(&push.push_type, &outcome, started.elapsed());
         let now = self.clock.now();

@@ -23,14 +23,13 @@ pub use parse::{
 };
 pub use settings::Push2Settings;
 
-use super::monal::send_within;
 use super::profiles::{outcome_error, sender_allowed};
 use crate::providers::apns::payload::CustomApns;
 use crate::providers::webpush::{
     decode_base64, vapid_authorization, Endpoint, WebPushError, WebPushRequest, WebPushSender,
 };
 use crate::providers::{Priority, Push, Summary};
-use crate::pushes::PushService;
+use crate::pushes::{send_within, PushService};
 use crate::registrations::owner::short;
 use crate::stanza::{ErrorType, StanzaError};
 use crate::xml::{Element, NS_COMPONENT};
