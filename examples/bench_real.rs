@@ -1,31 +1,45 @@
-//! Real-path benchmark (issue 9): a private Prosody on loopback with two
-//! components, the `push-appserver` binary (APNS provider to an in-process
-//! mock over HTTP/2+TLS) and a trivial echo component that answers every
-//! iq at once (the ceiling of Prosody itself). A c2s client registers the
+//! Real-path benchmark (issue 9): a private XMPP server on loopback
+//! (Prosody or ejabberd, `--through`) with two components, the
+//! `push-appserver` binary (APNS provider to an in-process mock over
+//! HTTP/2+TLS) and a trivial echo component that answers every iq at once
+//! (the ceiling of the XMPP server itself). A c2s client registers the
 //! devices through the ad-hoc command, then sends XEP-0357 publishes
-//! through Prosody at fixed windows, first to the echo component, then to
-//! the app server. Reports pushes/s, reply latency p50/p99, the CPU per
-//! push of the app server and of Prosody (from /proc), the app server's
-//! RSS, and whether the store's files changed while only pushes flowed.
+//! through the server at fixed windows, first to the echo component, then
+//! to the app server. Reports pushes/s, reply latency p50/p99, the CPU per
+//! push of the app server and of the XMPP server (from /proc; for
+//! ejabberd the beam.smp of the private node and its child processes),
+//! the app server's RSS, and whether the store's files changed while only
+//! pushes flowed. `--through prosody,ejabberd` runs both, one after the
+//! other, each with a fresh app server.
 //!
-//! cargo build --release && cargo run --release --example bench_real -- --windows 1,64,512
+//! cargo build --release --bins --example bench_real
+//! ./target/release/examples/bench_real --through prosody,ejabberd --windows 1,64,512
 //!
-//! Needs `prosody` and `prosodyctl` (Debian `prosody`). Bounded: at most
-//! `--pushes` iqs and `--max-secs` seconds per run.
+//! Needs `prosody` and `prosodyctl` (Debian `prosody`) and/or ejabberd
+//! (Debian `ejabberd`: `erl` and `ERL_LIBS` are read from ejabberdctl).
+//! Bounded: at most `--pushes` iqs and `--max-secs` seconds per run.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 
+#[path = "support/ejabberd.rs"]
+mod ejabberd;
+#[path = "support/kids.rs"]
+mod kids;
 #[path = "support/procfs.rs"]
 mod procfs;
+#[path = "support/xmpp_server.rs"]
+mod xmpp_server;
+use kids::{kill_kids_on_panic, Kids};
 use procfs::{cpu_secs, status_kib};
+use xmpp_server::{Kind, Programs, XmppServer};
 
 #[path = "../tests/support/h2_mock.rs"]
 mod h2_mock;
@@ -34,15 +48,22 @@ mod pki;
 use push_appserver::link::handshake::{handshake, stream_header};
 use push_appserver::xml::{parse_element, parse_header, Element, Frame, Framer};
 
-/// push-appserver real-path benchmark through Prosody (loopback only)
+/// push-appserver real-path benchmark through Prosody and/or ejabberd (loopback only)
 #[derive(FromArgs)]
 struct Args {
     /// app server binary (default: target/release/push-appserver)
     #[argh(option, default = "String::from(\"target/release/push-appserver\")")]
     binary: String,
+    /// XMPP servers to run through, comma-separated: prosody, ejabberd
+    /// (default prosody)
+    #[argh(option, default = "String::from(\"prosody\")")]
+    through: String,
     /// prosody binary (prosodyctl is taken from the same directory)
     #[argh(option, default = "String::from(\"/usr/bin/prosody\")")]
     prosody: String,
+    /// ejabberdctl script, read for the erl and ERL_LIBS it uses (never run)
+    #[argh(option, default = "String::from(\"/usr/sbin/ejabberdctl\")")]
+    ejabberdctl: String,
     /// registered devices
     #[argh(option, default = "5000")]
     devices: usize,
@@ -64,48 +85,6 @@ const SECRET: &str = "bench-real-secret";
 const PUSH_JID: &str = "push.localhost";
 const ECHO_JID: &str = "echo.localhost";
 const T: Duration = Duration::from_secs(20);
-
-/// Child processes killed on every path; release builds abort on panic,
-/// so the panic hook kills them too (by pid).
-struct Kids(Vec<Child>);
-
-static PIDS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
-
-impl Kids {
-    fn push(&mut self, c: Child) {
-        PIDS.lock().unwrap().push(c.id());
-        self.0.push(c);
-    }
-}
-
-fn kill_kids_on_panic() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if let Ok(pids) = PIDS.lock() {
-            for &pid in pids.iter() {
-                // SAFETY: kill(2) with a pid this process spawned.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            }
-        }
-        default(info);
-    }));
-}
-
-impl Drop for Kids {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -281,7 +260,8 @@ fn run(
     window: u64,
     n: usize,
     devices: &Arc<Vec<(String, String)>>,
-    pids: (u32, u32),
+    app_pid: u32,
+    server: &XmppServer,
     max: Duration,
 ) -> Run {
     let deadline = Instant::now() + max;
@@ -289,7 +269,7 @@ fn run(
     let received = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
-    let (app0, xmpp0) = (cpu_secs(pids.0), cpu_secs(pids.1));
+    let (app0, xmpp0) = (cpu_secs(app_pid), server.cpu_secs());
     let sender = {
         let (sent_at, received, stop) = (sent_at.clone(), received.clone(), stop.clone());
         let devices = Arc::clone(devices);
@@ -301,7 +281,7 @@ fn run(
                 let room = window.saturating_sub(i as u64 - received.load(Ordering::Acquire));
                 if room == 0 {
                     // Parked, not spinning: a spinning sender would take a
-                    // core from Prosody and the components.
+                    // core from the XMPP server and the components.
                     std::thread::park_timeout(Duration::from_millis(5));
                     continue;
                 }
@@ -348,7 +328,7 @@ fn run(
         sender.thread().unpark();
     }
     let secs = t0.elapsed().as_secs_f64();
-    let (app1, xmpp1) = (cpu_secs(pids.0), cpu_secs(pids.1));
+    let (app1, xmpp1) = (cpu_secs(app_pid), server.cpu_secs());
     stop.store(true, Ordering::Relaxed);
     let _ = sender.join();
     latencies.sort_unstable();
@@ -389,22 +369,13 @@ fn journal_used(dir: &Path) -> u64 {
     total
 }
 
-fn prosody_config(dir: &Path, c2s: u16, comp: u16) -> String {
-    format!(
-        "run_as_root = true\ndata_path = \"{d}/prosody-data\"\npidfile = \"{d}/prosody.pid\"\n\
-         log = {{ {{ levels = {{ min = \"warn\" }}, to = \"file\", filename = \"{d}/prosody.log\" }} }}\n\
-         interfaces = {{ \"127.0.0.1\" }}\nc2s_ports = {{ {c2s} }}\nc2s_direct_tls_ports = {{ }}\n\
-         legacy_ssl_ports = {{ }}\ncomponent_ports = {{ {comp} }}\ncomponent_interface = \"127.0.0.1\"\n\
-         s2s_ports = {{ }}\nhttp_ports = {{ }}\nhttps_ports = {{ }}\n\
-         c2s_require_encryption = false\nallow_unencrypted_plain_auth = true\n\
-         authentication = \"internal_plain\"\nstorage = \"internal\"\ncertificates = \"{d}\"\n\
-         modules_enabled = {{ \"disco\"; \"saslauth\"; \"posix\" }}\n\
-         modules_disabled = {{ \"s2s\"; \"s2s_auth_certs\"; \"smacks\"; \"tls\"; \"limits\" }}\n\
-         VirtualHost \"localhost\"\n\
-         Component \"{PUSH_JID}\"\n\tcomponent_secret = \"{SECRET}\"\n\
-         Component \"{ECHO_JID}\"\n\tcomponent_secret = \"{SECRET}\"\n",
-        d = dir.display()
-    )
+/// What every server's run shares: the options, the mock APNS and its PKI.
+struct Bench {
+    args: Args,
+    windows: Vec<u64>,
+    programs: Programs,
+    pki: pki::Pki,
+    mock: h2_mock::MockServer,
 }
 
 fn main() {
@@ -415,50 +386,63 @@ fn main() {
         .split(',')
         .map(|w| w.trim().parse().expect("--windows: numbers"))
         .collect();
+    let kinds = Kind::parse_list(&args.through).unwrap_or_else(|e| panic!("--through: {e}"));
     let dir = std::env::temp_dir().join(format!("pa-bench-real-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (c2s, comp) = (free_port(), free_port());
-    let mut kids = Kids(Vec::new());
-
-    // Prosody, with one account for the load generator.
-    let cfg = dir.join("prosody.cfg.lua");
-    std::fs::write(&cfg, prosody_config(&dir, c2s, comp)).unwrap();
-    let prosodyctl = Path::new(&args.prosody).with_file_name("prosodyctl");
-    let ok = Command::new(&prosodyctl)
-        .arg("--config")
-        .arg(&cfg)
-        .args(["register", "bench", "localhost", "bench-pw"])
-        .stdout(Stdio::null())
-        .status()
-        .expect("prosodyctl");
-    assert!(ok.success(), "prosodyctl register failed");
-    let prosody = Command::new(&args.prosody)
-        .arg("--config")
-        .arg(&cfg)
-        .arg("-F")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("prosody.err")).unwrap())
-        .spawn()
-        .expect("start prosody");
-    let prosody_pid = prosody.id();
-    kids.push(prosody);
-    let up = Instant::now();
-    while TcpStream::connect(("127.0.0.1", comp)).is_err() {
-        assert!(up.elapsed() < T, "prosody did not listen within {T:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    // The mock APNS and the app server.
     let pki = pki::Pki::new();
     let mock = smol::block_on(h2_mock::start(
         &pki,
         h2_mock::MockOptions::default(),
         Arc::new(|_| h2_mock::Reply::ok()),
     ));
+    let programs = Programs {
+        prosody: PathBuf::from(&args.prosody),
+        ejabberdctl: PathBuf::from(&args.ejabberdctl),
+    };
+    let bench = Bench {
+        args,
+        windows,
+        programs,
+        pki,
+        mock,
+    };
+    for (i, &kind) in kinds.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        through(&bench, kind, &dir.join(kind.to_string().to_lowercase()));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The whole bench through one server: start it, a fresh app server and
+/// the echo component, register the devices, run the windows, report.
+fn through(b: &Bench, kind: Kind, dir: &Path) {
+    let args = &b.args;
+    let mut kids = Kids::default();
+    let server = XmppServer::start(
+        kind,
+        &b.programs,
+        dir,
+        &mut kids,
+        &[PUSH_JID, ECHO_JID],
+        SECRET,
+        &[("bench", "bench-pw")],
+    )
+    .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    let port = |jid| {
+        server
+            .component_port(jid)
+            .unwrap_or_else(|| panic!("no port for {jid}"))
+    };
+    let (comp, echo_port) = (port(PUSH_JID), port(ECHO_JID));
+
+    // The app server, with its own store.
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let p8 = dir.join("AuthKey.p8");
     std::fs::write(&p8, key.serialize_pem()).unwrap();
     let app_cfg = dir.join("appserver.toml");
+    let data = dir.join("data");
     std::fs::write(
         &app_cfg,
         format!(
@@ -469,9 +453,9 @@ fn main() {
              commands_per_minute_per_domain = 1000000\n\
              [app.apns]\nprovider = \"apns\"\ntopic = \"org.example.bench\"\nendpoint = \"{url}\"\n\
              capath = {ca:?}\nauth_key = {p8:?}\nkey_id = \"ABCDE12345\"\nteam_id = \"TEAM123456\"\n",
-            data = dir.join("data").display(),
-            url = mock.url(),
-            ca = pki.ca_pem.display().to_string(),
+            data = data.display(),
+            url = b.mock.url(),
+            ca = b.pki.ca_pem.display().to_string(),
             p8 = p8.display().to_string(),
         ),
     )
@@ -483,12 +467,11 @@ fn main() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", args.binary));
-    let app_pid = app.id();
-    kids.push(app);
-    std::thread::spawn(move || echo_component(comp));
+    let app_pid = kids.push(app);
+    std::thread::spawn(move || echo_component(echo_port));
 
     // The load generator's session; wait until both components answer.
-    let (w, mut r) = c2s_login(c2s, "bench", "bench-pw");
+    let (w, mut r) = c2s_login(server.c2s, "bench", "bench-pw");
     for jid in [PUSH_JID, ECHO_JID] {
         let start = Instant::now();
         loop {
@@ -505,54 +488,24 @@ fn main() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    // Register the devices, pipelined in chunks.
-    let reg_start = Instant::now();
-    let mut devices = vec![(String::new(), String::new()); args.devices];
-    for chunk in (0..args.devices).collect::<Vec<_>>().chunks(256) {
-        let mut out = String::new();
-        for i in chunk {
-            out.push_str(&format!(
-                "<iq type='set' to='{PUSH_JID}' id='r{i}'><command xmlns='http://jabber.org/protocol/commands' node='v1-register-push' action='execute'><x xmlns='jabber:x:data' type='submit'><field var='type'><value>apns</value></field><field var='node'><value>dev{i}</value></field><field var='token'><value>{i:064x}</value></field></x></command></iq>"
-            ));
-        }
-        (&w).write_all(out.as_bytes()).unwrap();
-        for _ in chunk {
-            let el = r.stanza();
-            let i: usize = el
-                .get_attr("id")
-                .and_then(|id| id.strip_prefix('r'))
-                .and_then(|i| i.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected reply {el:?}"));
-            let field = |var: &str| {
-                el.elements()
-                    .next()
-                    .and_then(|c| c.elements().next())
-                    .and_then(|x| x.elements().find(|f| f.get_attr("var") == Some(var)))
-                    .and_then(|f| f.elements().next().map(|v| v.text_content()))
-                    .unwrap_or_else(|| panic!("registration failed: {el:?}"))
-            };
-            devices[i] = (field("node"), field("secret"));
-        }
-    }
-    let devices = Arc::new(devices);
+    let devices = Arc::new(register_devices(&w, &mut r, args.devices));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "{} devices registered in {:.1}s; load average {}",
+        "through {}; {} devices registered; load average {}",
+        server.describe(),
         args.devices,
-        reg_start.elapsed().as_secs_f64(),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        load.trim()
     );
     std::thread::sleep(Duration::from_millis(500));
     let idle_kib = status_kib(app_pid, "VmRSS:");
-    let journal_before = journal_used(&dir.join("data").join("store"));
+    let store = data.join("store");
+    let journal_before = journal_used(&store);
     let mut pushed = 0;
 
-    println!("| window | target | pushes/s | p50 / p99 ms | app server CPU/push | Prosody CPU/push | errors |");
+    println!("| window | target | pushes/s | p50 / p99 ms | app server CPU/push | XMPP server CPU/push | errors |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let max = Duration::from_secs(args.max_secs);
-    for &window in &windows {
+    for &window in &b.windows {
         let targets: &[&'static str] = if args.no_echo {
             &[PUSH_JID]
         } else {
@@ -566,10 +519,11 @@ fn main() {
                 window,
                 args.pushes,
                 &devices,
-                (app_pid, prosody_pid),
+                app_pid,
+                &server,
                 max,
             );
-            mock.seen.lock().unwrap().clear();
+            b.mock.seen.lock().unwrap().clear();
             if to == PUSH_JID {
                 pushed += f.done;
             }
@@ -586,16 +540,52 @@ fn main() {
             );
         }
     }
-    let journal_after = journal_used(&dir.join("data").join("store"));
+    let journal_after = journal_used(&store);
     println!(
         "app server RSS: idle {:.1} MiB (after registering), peak {:.1} MiB, now {:.1} MiB; \
-         store journal grew by {:.1} KiB over {pushed} pushes; APNS requests seen: {}",
+         store journal grew by {:.1} KiB over {pushed} pushes; APNS requests seen so far: {}",
         idle_kib as f64 / 1024.0,
         status_kib(app_pid, "VmHWM:") as f64 / 1024.0,
         status_kib(app_pid, "VmRSS:") as f64 / 1024.0,
         journal_after.saturating_sub(journal_before) as f64 / 1024.0,
-        mock.stats.requests()
+        b.mock.stats.requests()
     );
-    drop(kids);
-    let _ = std::fs::remove_dir_all(&dir);
+    // The app server first: it would log the server's going away.
+    kids.kill(app_pid);
+    drop((w, r));
+    server.stop(&mut kids);
+}
+
+/// Registers `n` devices through the ad-hoc command, pipelined in chunks;
+/// returns each one's `(node, secret)`.
+fn register_devices(w: &TcpStream, r: &mut Reader, n: usize) -> Vec<(String, String)> {
+    let mut devices = vec![(String::new(), String::new()); n];
+    for chunk in (0..n).collect::<Vec<_>>().chunks(256) {
+        let mut out = String::new();
+        for i in chunk {
+            out.push_str(&format!(
+                "<iq type='set' to='{PUSH_JID}' id='r{i}'><command xmlns='http://jabber.org/protocol/commands' node='v1-register-push' action='execute'><x xmlns='jabber:x:data' type='submit'><field var='type'><value>apns</value></field><field var='node'><value>dev{i}</value></field><field var='token'><value>{i:064x}</value></field></x></command></iq>"
+            ));
+        }
+        (&*w).write_all(out.as_bytes()).unwrap();
+        for _ in chunk {
+            let el = r.stanza();
+            let i: usize = el
+                .get_attr("id")
+                .and_then(|id| id.strip_prefix('r'))
+                .and_then(|i| i.parse().ok())
+                .filter(|&i| i < n)
+                .unwrap_or_else(|| panic!("unexpected reply {el:?}"));
+            let field = |var: &str| {
+                el.elements()
+                    .next()
+                    .and_then(|c| c.elements().next())
+                    .and_then(|x| x.elements().find(|f| f.get_attr("var") == Some(var)))
+                    .and_then(|f| f.elements().next().map(|v| v.text_content()))
+                    .unwrap_or_else(|| panic!("registration failed: {el:?}"))
+            };
+            devices[i] = (field("node"), field("secret"));
+        }
+    }
+    devices
 }
