@@ -47,7 +47,7 @@ pub fn route(stanza: &Element) -> Route<'_> {
         return Route::Malformed("iq with more than one payload");
     }
     let node = payload.get_attr("node");
-    match (kind, payload.name.as_str(), payload.ns.as_str()) {
+    match (kind, payload.name.as_str(), &*payload.ns) {
         ("get", "ping", NS_PING) => Route::Ping,
         ("get", "query", NS_DISCO_INFO) => Route::DiscoInfo(node),
         ("get", "query", NS_DISCO_ITEMS) => Route::DiscoItems(node),

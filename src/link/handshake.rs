@@ -35,7 +35,7 @@ pub fn stream_error(condition: &str, text: &str) -> String {
 /// The stream error condition of a received `<stream:error/>`.
 pub fn error_condition(el: &Element) -> String {
     el.elements()
-        .find(|c| c.ns == NS_STREAMS && c.name != "text")
+        .find(|c| &*c.ns == NS_STREAMS && c.name != "text")
         .map(|c| c.name.clone())
         .unwrap_or_else(|| "undefined-condition".into())
 }

@@ -121,7 +121,7 @@ pub struct IqHeader {
 /// stanzas as `jabber:component:accept`, some as `jabber:client`.
 pub fn is_iq_request(stanza: &Element) -> bool {
     stanza.name == "iq"
-        && [NS_COMPONENT, NS_CLIENT, NS_SERVER].contains(&stanza.ns.as_str())
+        && [NS_COMPONENT, NS_CLIENT, NS_SERVER].contains(&&*stanza.ns)
         && matches!(stanza.get_attr("type"), Some("get" | "set"))
 }
 

@@ -2,6 +2,7 @@
 //! replies are built and serialized.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// A child of an element: another element or character data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +18,10 @@ pub enum Node {
 pub struct Element {
     /// Local name (without prefix).
     pub name: String,
-    /// Resolved namespace URI.
-    pub ns: String,
+    /// Resolved namespace URI; shared, because every element of a stanza
+    /// repeats its parent's (the parser hands out one copy per
+    /// declaration, and the common ones once per process).
+    pub ns: Arc<str>,
     /// Attributes other than namespace declarations, unescaped.
     pub attrs: Vec<(String, String)>,
     /// Child nodes in document order.
@@ -30,7 +33,7 @@ impl Element {
     pub fn new(name: &str, ns: &str) -> Self {
         Element {
             name: name.to_owned(),
-            ns: ns.to_owned(),
+            ns: super::parse::intern(ns),
             attrs: Vec::new(),
             children: Vec::new(),
         }
@@ -80,7 +83,7 @@ impl Element {
 
     /// True when this element has the given name and namespace.
     pub fn is(&self, name: &str, ns: &str) -> bool {
-        self.name == name && self.ns == ns
+        self.name == name && &*self.ns == ns
     }
 
     /// Child elements in order.
@@ -121,7 +124,7 @@ impl Element {
     pub fn write_to(&self, out: &mut String, parent_ns: &str) {
         out.push('<');
         out.push_str(&self.name);
-        if self.ns != parent_ns {
+        if &*self.ns != parent_ns {
             out.push_str(" xmlns='");
             escape_into(out, &self.ns);
             out.push('\'');

@@ -1,11 +1,14 @@
 //! Turns one complete frame into an [`Element`] tree with namespaces
 //! resolved, using quick-xml for tokenizing and unescaping.
 
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
 use super::element::{Element, Node};
-use super::{NS_COMPONENT, NS_STREAM};
+use super::{NS_CLIENT, NS_COMPONENT, NS_DATA, NS_SERVER, NS_STANZAS, NS_STREAM, NS_STREAMS};
 
 /// Why a frame is not a well-formed element.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,17 +22,50 @@ impl std::fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Namespace declarations in scope: (prefix, uri), innermost last.
-type Scope = Vec<(String, String)>;
+/// Namespace declarations in scope: (prefix, uri), innermost last. The
+/// prefixes borrow the frame; the URIs are shared with the elements.
+type Scope<'a> = Vec<(Cow<'a, str>, Arc<str>)>;
 
-fn base_scope() -> Scope {
+const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// Namespaces stanzas use all the time, made once per process, so parsing
+/// a stanza allocates no namespace it declares or inherits from these.
+const COMMON: [&str; 18] = [
+    NS_COMPONENT,
+    NS_STREAM,
+    NS_XML,
+    NS_CLIENT,
+    NS_SERVER,
+    NS_STANZAS,
+    NS_STREAMS,
+    NS_DATA,
+    "http://jabber.org/protocol/pubsub",
+    "http://jabber.org/protocol/pubsub#publish-options",
+    "urn:xmpp:push:0",
+    "http://jabber.org/protocol/commands",
+    "http://jabber.org/protocol/disco#info",
+    "http://jabber.org/protocol/disco#items",
+    "urn:xmpp:ping",
+    "urn:xmpp:push2:0",
+    "tigase:push:encrypt:0",
+    "jabber:iq:version",
+];
+
+/// The shared copy of `uri` if it is a common namespace, else a new one.
+pub fn intern(uri: &str) -> Arc<str> {
+    static SHARED: OnceLock<Vec<Arc<str>>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| COMMON.iter().map(|&u| Arc::from(u)).collect());
+    match shared.iter().find(|s| ***s == *uri) {
+        Some(s) => Arc::clone(s),
+        None => Arc::from(uri),
+    }
+}
+
+fn base_scope<'a>() -> Scope<'a> {
     vec![
-        (String::new(), NS_COMPONENT.to_owned()),
-        ("stream".to_owned(), NS_STREAM.to_owned()),
-        (
-            "xml".to_owned(),
-            "http://www.w3.org/XML/1998/namespace".to_owned(),
-        ),
+        (Cow::Borrowed(""), intern(NS_COMPONENT)),
+        (Cow::Borrowed("stream"), intern(NS_STREAM)),
+        (Cow::Borrowed("xml"), intern(NS_XML)),
     ]
 }
 
@@ -109,32 +145,31 @@ fn push_text(parent: &mut Element, text: &str) {
 
 /// Builds an element from its start tag, pushing its namespace declarations
 /// onto `scope`.
-fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element, ParseError> {
+fn open_element<'a>(start: &BytesStart<'a>, scope: &mut Scope<'a>) -> Result<Element, ParseError> {
     let mut attrs = Vec::new();
     for a in start.attributes() {
         let a = a.map_err(err)?;
-        let key = std::str::from_utf8(a.key.as_ref()).map_err(err)?.to_owned();
-        let value = a.unescape_value().map_err(err)?.into_owned();
+        let key = std::str::from_utf8(a.key.as_ref()).map_err(err)?;
+        let value = a.unescape_value().map_err(err)?;
         if key == "xmlns" {
-            scope.push((String::new(), value));
+            scope.push((Cow::Borrowed(""), intern(&value)));
         } else if let Some(prefix) = key.strip_prefix("xmlns:") {
-            scope.push((prefix.to_owned(), value));
+            scope.push((Cow::Owned(prefix.to_owned()), intern(&value)));
         } else {
-            attrs.push((key, value));
+            attrs.push((key.to_owned(), value.into_owned()));
         }
     }
-    let qname = std::str::from_utf8(start.name().as_ref())
-        .map_err(err)?
-        .to_owned();
+    let name = start.name();
+    let qname = std::str::from_utf8(name.as_ref()).map_err(err)?;
     let (prefix, local) = match qname.split_once(':') {
         Some((p, l)) => (p, l),
-        None => ("", qname.as_str()),
+        None => ("", qname),
     };
     let ns = scope
         .iter()
         .rev()
         .find(|(p, _)| p == prefix)
-        .map(|(_, uri)| uri.clone())
+        .map(|(_, uri)| Arc::clone(uri))
         .ok_or_else(|| err(format!("unbound namespace prefix {prefix:?}")))?;
     Ok(Element {
         name: local.to_owned(),
@@ -191,6 +226,26 @@ mod tests {
             Some("n")
         );
         assert_eq!(pubsub.text_content(), "text <1");
+    }
+
+    #[test]
+    fn elements_share_their_namespace_instead_of_copying_it() {
+        let el = parse_element(
+            b"<iq><x xmlns='urn:rare'><field><value/></field></x>\
+              <y xmlns='urn:rare'/></iq>",
+        )
+        .unwrap();
+        let x = el.get_child("x", "urn:rare").unwrap();
+        let field = x.get_child("field", "urn:rare").unwrap();
+        let value = field.get_child("value", "urn:rare").unwrap();
+        // One copy per declaration, shared by the elements under it.
+        assert!(Arc::ptr_eq(&x.ns, &field.ns) && Arc::ptr_eq(&field.ns, &value.ns));
+        let y = el.get_child("y", "urn:rare").unwrap();
+        assert!(!Arc::ptr_eq(&x.ns, &y.ns));
+        // Common namespaces: one copy per process.
+        let again = parse_element(b"<iq/>").unwrap();
+        assert!(Arc::ptr_eq(&el.ns, &again.ns));
+        assert!(Arc::ptr_eq(&el.ns, &intern(NS_COMPONENT)));
     }
 
     #[test]

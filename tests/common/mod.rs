@@ -205,7 +205,7 @@ pub fn outcome(reply: &Element) -> (String, String) {
                 .expect("error element");
             let cond = e
                 .elements()
-                .find(|c| c.ns == NS_STANZAS && c.name != "text")
+                .find(|c| &*c.ns == NS_STANZAS && c.name != "text")
                 .map(|c| c.name.clone())
                 .unwrap_or_default();
             (e.get_attr("type").unwrap_or_default().to_owned(), cond)

@@ -205,12 +205,12 @@ pub fn error_of(el: &Element) -> (String, String, String) {
     let ns = "urn:ietf:params:xml:ns:xmpp-stanzas";
     let cond = e
         .elements()
-        .find(|c| c.ns == ns && c.name != "text")
+        .find(|c| &*c.ns == ns && c.name != "text")
         .map(|c| c.name.clone())
         .unwrap_or_default();
     let text = e
         .elements()
-        .find(|c| c.ns == ns && c.name == "text")
+        .find(|c| &*c.ns == ns && c.name == "text")
         .map(|c| c.text_content())
         .unwrap_or_default();
     (

@@ -45,7 +45,7 @@ pub struct Notification {
 /// for `type='error'`, so errors are not answered with errors).
 pub fn notification_of(stanza: &Element) -> Option<&Element> {
     (stanza.name == "message"
-        && [NS_COMPONENT, NS_CLIENT, NS_SERVER].contains(&stanza.ns.as_str())
+        && [NS_COMPONENT, NS_CLIENT, NS_SERVER].contains(&&*stanza.ns)
         && stanza.get_attr("type") != Some("error"))
     .then(|| stanza.get_child("notification", NS_PUSH2))
     .flatten()
