@@ -31,4 +31,5 @@ pub mod server;
 pub mod shutdown;
 pub mod stanza;
 pub mod store_thread;
+pub mod tcp;
 pub mod xml;

@@ -70,7 +70,7 @@ impl Conn {
             .map_err(ConnectError::Tcp)?;
         tcp.set_nodelay(true).map_err(ConnectError::Tcp)?;
         let stream = tls
-            .connect(origin.server_name.clone(), tcp)
+            .connect(origin.server_name.clone(), crate::tcp::TcpStream::from(tcp))
             .await
             .map_err(ConnectError::Tls)?;
         if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
