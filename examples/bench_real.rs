@@ -73,6 +73,9 @@ struct Args {
     /// windows (iqs in flight), comma-separated
     #[argh(option, default = "String::from(\"1,64,512\")")]
     windows: String,
+    /// the app server's `[store] record_cache` (default: its own default)
+    #[argh(option)]
+    record_cache: Option<usize>,
     /// give up on a run after this many seconds
     #[argh(option, default = "120")]
     max_secs: u64,
@@ -457,7 +460,10 @@ fn through(b: &Bench, kind: Kind, dir: &Path) {
             url = b.mock.url(),
             ca = b.pki.ca_pem.display().to_string(),
             p8 = p8.display().to_string(),
-        ),
+        ) + &args
+            .record_cache
+            .map(|n| format!("[store]\nrecord_cache = {n}\n"))
+            .unwrap_or_default(),
     )
     .unwrap();
     let app = Command::new(&args.binary)
