@@ -108,6 +108,14 @@ pub fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         old.store.cache_bytes != new.store.cache_bytes,
         "store.cache_mb",
     );
+    check(
+        old.store.record_cache != new.store.record_cache,
+        "store.record_cache",
+    );
+    check(
+        old.store.outcome_flush_secs != new.store.outcome_flush_secs,
+        "store.outcome_flush_secs",
+    );
     let (a, b) = (&old.limits, &new.limits);
     check(
         a.max_stanza_bytes != b.max_stanza_bytes,
@@ -211,6 +219,9 @@ mod tests {
             restart_needed(&old, &new),
             ["[http]", "[[component]]", "limits.max_stanza_bytes"]
         );
+        let mut new = old.clone();
+        new.store.record_cache = 0;
+        assert_eq!(restart_needed(&old, &new), ["store.record_cache"]);
     }
 
     #[test]
