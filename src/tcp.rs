@@ -1,16 +1,19 @@
-//! A TCP stream for the component links and the provider connections that
-//! skips the read which can only say "nothing more".
+//! A TCP stream for the provider connections (HTTP/2 over TLS) that skips
+//! the read which can only say "nothing more".
 //!
 //! `smol::net::TcpStream` tries every read first and waits for readiness
-//! only when the read says `WouldBlock`. A stanza from Prosody or a
-//! response from APNS usually arrives in one segment, so after reading it
-//! the next read is that `WouldBlock`: a wasted system call per stanza and
-//! per response, and more where a reader is polled again before anything
-//! new arrived (h2 polls its connection after every request). Here a read
-//! that did not fill the buffer marks the stream drained, and a drained
-//! stream waits for the reactor's readiness event before it reads again.
-//! Nothing is missed: interest is registered level-triggered, so data that
-//! arrived in between is reported at once.
+//! only when the read says `WouldBlock`. A response from APNS or FCM
+//! usually arrives in one segment, and h2 polls its connection (so reads)
+//! again after every request it queues: at a few pushes in flight that was
+//! four reads per push that could only say `WouldBlock`. Here a read that
+//! did not fill the buffer marks the stream drained, and a drained stream
+//! waits for the reactor's readiness event before it reads again. Nothing
+//! is missed: interest is registered level-triggered, so data that arrived
+//! in between is reported at once.
+//!
+//! Not for the component links: there stanzas stream in continuously at
+//! high rates, and a read that often finds more data is cheaper than a
+//! reactor round (five system calls with async-io) before each.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
@@ -22,7 +25,7 @@ use async_io::Async;
 use futures_lite::{AsyncRead, AsyncWrite};
 
 /// See the module documentation. Clones share the socket; each clone
-/// tracks its own reads (a link's reader and writer are clones).
+/// tracks its own reads.
 #[derive(Debug, Clone)]
 pub struct TcpStream {
     io: Arc<Async<std::net::TcpStream>>,

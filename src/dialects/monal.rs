@@ -274,7 +274,11 @@ pub async fn push(
         priority: 10,
         apns_id: None,
     };
-    let outcome = send_within(pushes.timeout(), app.provider.send_custom(&push, &custom)).await;
+    let outcome = send_within(
+        pushes.timeout(),
+        Box::pin(app.provider.send_custom(&push, &custom)),
+    )
+    .await;
     match outcome_error(&outcome) {
         None => Ok(()),
         Some(e) => {

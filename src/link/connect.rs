@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::tcp::TcpStream;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use smol::net::TcpStream;
 
 use super::{handshake, LinkConfig, LinkError};
 use crate::xml::{parse_element, parse_header, Frame, FrameError, Framer, NS_STREAM};
@@ -24,14 +24,13 @@ pub(super) async fn timeout<T>(
 
 /// Connects and completes the XEP-0114 handshake.
 pub(super) async fn open(cfg: &LinkConfig) -> Result<(TcpStream, Framer), LinkError> {
-    let tcp = timeout(cfg.connect_timeout, "connecting", async {
-        smol::net::TcpStream::connect(cfg.server.as_str())
+    let mut stream = timeout(cfg.connect_timeout, "connecting", async {
+        TcpStream::connect(cfg.server.as_str())
             .await
             .map_err(LinkError::Connect)
     })
     .await?;
-    let _ = tcp.set_nodelay(true);
-    let mut stream = TcpStream::from(tcp);
+    let _ = stream.set_nodelay(true);
     let mut framer = Framer::new(cfg.max_stanza);
     let mut buf = vec![0u8; 4096];
     timeout(cfg.connect_timeout, "during the handshake", async {

@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::tcp::TcpStream;
 use futures_lite::{AsyncReadExt, FutureExt};
 use smol::channel::{Receiver, Sender};
 use smol::lock::Semaphore;
+use smol::net::TcpStream;
 
 use super::liveness::{self, Liveness, Tick};
 use super::replier::{Outgoing, Pending, Replier};

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::tcp::TcpStream;
 use futures_lite::{AsyncWriteExt, FutureExt};
 use smol::channel::Receiver;
+use smol::net::TcpStream;
 
 use super::connect::timeout;
 use super::replier::Outgoing;

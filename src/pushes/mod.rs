@@ -44,23 +44,24 @@ fn millis(d: Duration) -> u64 {
 
 /// Races a provider's send against `timeout` (a coarse deadline: it
 /// almost never fires, see [`crate::deadline`]).
-pub async fn send_within(
+///
+/// The send comes boxed: the provider's future is large (TLS, HTTP/2,
+/// retries), and held inline it would make every publish task that large,
+/// also those answered without sending (throttled, unknown node, wrong
+/// secret): 4096 in flight on one link then took ~45 MiB. Boxed by the
+/// caller, it is built in place and never moved.
+pub async fn send_within<F: std::future::Future<Output = Outcome>>(
     timeout: Duration,
-    send: impl std::future::Future<Output = Outcome>,
+    send: std::pin::Pin<Box<F>>,
 ) -> Outcome {
-    // Boxed: the provider's future is large (TLS, HTTP/2, retries), and
-    // inline it would make every publish task that large, also those
-    // answered without sending (throttled, unknown node, wrong secret):
-    // 4096 in flight on one link then took ~45 MiB.
-    Box::pin(send)
-        .or(async {
-            crate::deadline::sleep(timeout).await;
-            Outcome::failed(
-                FailureKind::Timeout,
-                format!("provider did not answer within {}s", timeout.as_secs()),
-            )
-        })
-        .await
+    send.or(async {
+        crate::deadline::sleep(timeout).await;
+        Outcome::failed(
+            FailureKind::Timeout,
+            format!("provider did not answer within {}s", timeout.as_secs()),
+        )
+    })
+    .await
 }
 
 /// A provider with the policy of its app profile.
@@ -254,7 +255,7 @@ impl PushService {
         let timeout = self.timeout();
         let in_flight = metrics::global().in_flight(&push.push_type);
         let started = Instant::now();
-        let outcome = send_within(timeout, app.provider.send(&push)).await;
+        let outcome = send_within(timeout, Box::pin(app.provider.send(&push))).await;
         drop(in_flight);
         metrics::global().sent(&push.push_type, &outcome, started.elapsed());
         let now = self.clock.now();

@@ -136,7 +136,11 @@ impl Push2Service {
             },
             apns_id: Some(id.to_owned()),
         };
-        let outcome = send_within(pushes.timeout(), app.provider.send_custom(&push, &custom)).await;
+        let outcome = send_within(
+            pushes.timeout(),
+            Box::pin(app.provider.send_custom(&push, &custom)),
+        )
+        .await;
         match outcome_error(&outcome) {
             None => Ok(()),
             Some(e) => {
