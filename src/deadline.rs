@@ -111,18 +111,20 @@ impl Drop for Expiry {
 /// and sleeps without a timer while nothing is.
 async fn tick() {
     loop {
-        let has_pending = std::future::poll_fn(|_| {
+        let (due, has_pending) = {
             let mut p = pending();
             let now = Instant::now();
+            let mut due = Vec::new();
             while let Some(entry) = p.waiting.first_entry() {
                 if entry.key().0 > now {
                     break;
                 }
-                entry.remove().wake();
+                due.push(entry.remove());
             }
-            Poll::Ready(!p.waiting.is_empty())
-        })
-        .await;
+            (due, !p.waiting.is_empty())
+        };
+        // Woken outside the lock: a waker may run code that sets a deadline.
+        due.into_iter().for_each(Waker::wake);
         if has_pending {
             async_io::Timer::after(TICK).await;
         } else {
