@@ -132,17 +132,8 @@ impl LogProvider {
         if !self.settings.delay.is_zero() {
             async_io::Timer::after(self.settings.delay).await;
         }
-        if let Some(p) = &self.settings.dead_token_prefix {
-            if push.token.starts_with(p.as_str()) {
-                return Outcome::DeadToken {
-                    since: SystemTime::now(),
-                };
-            }
-        }
-        if let Some(p) = &self.settings.fail_token_prefix {
-            if push.token.starts_with(p.as_str()) {
-                return Outcome::failed(FailureKind::Unavailable, "simulated provider failure");
-            }
+        if let Some(simulated) = self.simulated(&push.token) {
+            return simulated;
         }
         self.sent.fetch_add(1, Ordering::Relaxed);
         log::info!(
@@ -153,30 +144,14 @@ impl LogProvider {
             push.component
         );
         log::debug!("log provider: token {}", push.token);
-        if let Some(file) = &self.file {
-            let line = record_line(push);
-            let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = f.write_all(line.as_bytes()) {
-                return Outcome::failed(FailureKind::Unavailable, format!("log file: {e}"));
-            }
-        }
-        Outcome::Delivered
+        self.record(|| record_line(push))
     }
 
     /// Records a dialect's own APNS payload (Monal, Push 2.0) as one JSON
     /// line with `payload`, `voip` and `apns-priority`.
     pub async fn send_custom(&self, push: &Push, custom: &CustomApns) -> Outcome {
-        if let Some(p) = &self.settings.dead_token_prefix {
-            if push.token.starts_with(p.as_str()) {
-                return Outcome::DeadToken {
-                    since: SystemTime::now(),
-                };
-            }
-        }
-        if let Some(p) = &self.settings.fail_token_prefix {
-            if push.token.starts_with(p.as_str()) {
-                return Outcome::failed(FailureKind::Unavailable, "simulated provider failure");
-            }
+        if let Some(simulated) = self.simulated(&push.token) {
+            return simulated;
         }
         self.sent.fetch_add(1, Ordering::Relaxed);
         log::info!(
@@ -184,7 +159,7 @@ impl LogProvider {
             push.push_type,
             push.component
         );
-        if let Some(file) = &self.file {
+        self.record(|| {
             let payload: serde_json::Value =
                 serde_json::from_slice(&custom.payload).unwrap_or_default();
             let mut line = serde_json::json!({
@@ -198,6 +173,33 @@ impl LogProvider {
             })
             .to_string();
             line.push('\n');
+            line
+        })
+    }
+
+    /// The outcome a test token asks for (`dead_token_prefix`,
+    /// `fail_token_prefix`), if any.
+    fn simulated(&self, token: &str) -> Option<Outcome> {
+        let starts = |p: &Option<String>| p.as_deref().is_some_and(|p| token.starts_with(p));
+        if starts(&self.settings.dead_token_prefix) {
+            return Some(Outcome::DeadToken {
+                since: SystemTime::now(),
+            });
+        }
+        if starts(&self.settings.fail_token_prefix) {
+            return Some(Outcome::failed(
+                FailureKind::Unavailable,
+                "simulated provider failure",
+            ));
+        }
+        None
+    }
+
+    /// Appends the line `make` builds to the record file, if there is one
+    /// (the line is built only then).
+    fn record(&self, make: impl FnOnce() -> String) -> Outcome {
+        if let Some(file) = &self.file {
+            let line = make();
             let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = f.write_all(line.as_bytes()) {
                 return Outcome::failed(FailureKind::Unavailable, format!("log file: {e}"));
