@@ -1,14 +1,15 @@
 //! The stanza handler of one component: applies [`crate::router::route`]
-//! with the core's services and sends the replies.
+//! with the registration and push services and sends the replies.
 
 use std::sync::Arc;
 
 use crate::config::ComponentSettings;
-use crate::core::Core;
+use crate::devices::Devices;
 use crate::dialects;
 use crate::dialects::monal;
 use crate::dialects::push2::{self, Push2Service};
 use crate::link::{Replier, StanzaHandler};
+use crate::pushes::PushService;
 use crate::router::{route, Route};
 use crate::stanza::{disco, publish, IqHeader, StanzaError};
 use crate::xml::Element;
@@ -16,20 +17,26 @@ use crate::xml::Element;
 /// Serves one component's stanzas.
 #[derive(Debug)]
 pub struct ComponentHandler {
-    core: Arc<Core>,
+    devices: Arc<Devices>,
+    pushes: Arc<PushService>,
     component: ComponentSettings,
     push2: Option<Arc<Push2Service>>,
 }
 
 impl ComponentHandler {
     /// The handler for `component`.
-    pub fn new(core: Arc<Core>, component: ComponentSettings) -> Self {
+    pub fn new(
+        devices: Arc<Devices>,
+        pushes: Arc<PushService>,
+        component: ComponentSettings,
+    ) -> Self {
         let push2 = component
             .push2
             .clone()
             .map(|s| Arc::new(Push2Service::new(s)));
         ComponentHandler {
-            core,
+            devices,
+            pushes,
             component,
             push2,
         }
@@ -72,7 +79,7 @@ impl StanzaHandler for ComponentHandler {
                     reply.send(&answer(Err(StanzaError::bad_request(why))));
                 }
                 Ok(req) => {
-                    let pushes = Arc::clone(&self.core.pushes);
+                    let pushes = Arc::clone(&self.pushes);
                     let jid = jid.to_owned();
                     smol::spawn(async move {
                         let result = pushes.push(&jid, Some(&header.from), req).await;
@@ -91,10 +98,10 @@ impl StanzaHandler for ComponentHandler {
             Route::Command(cmd) => match dialects::parse(cmd, &self.component) {
                 Err(e) => reply.send(&answer(Err(e))),
                 Ok(req) => {
-                    let core = Arc::clone(&self.core);
+                    let devices = Arc::clone(&self.devices);
                     let component = self.component.clone();
                     smol::spawn(async move {
-                        let result = dialects::run(&core, &component, &header.from, req).await;
+                        let result = dialects::run(&devices, &component, &header.from, req).await;
                         let jid = component.jid.as_str();
                         reply.send(&match result {
                             Ok(el) => header.result(jid, Some(el)),
@@ -117,7 +124,7 @@ impl ComponentHandler {
             (Err(e), _) => return reply.send(&header.error(&jid, &e)),
             (Ok(_), None) => return,
         };
-        let pushes = Arc::clone(&self.core.pushes);
+        let pushes = Arc::clone(&self.pushes);
         smol::spawn(async move {
             let result = monal::push(&pushes, &jid, &header.from, &settings, req).await;
             reply.send(&match result {
@@ -146,7 +153,7 @@ impl ComponentHandler {
                 return reply.send(&push2::error_message(&jid, &header.from, &header.id, &e));
             }
         };
-        let pushes = Arc::clone(&self.core.pushes);
+        let pushes = Arc::clone(&self.pushes);
         let header = header.clone();
         smol::spawn(async move {
             if let Err(e) = service

@@ -164,8 +164,9 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let core = std::sync::Arc::clone(&running.core);
-            let grace = std::time::Duration::from_secs(core.settings.limits.shutdown_grace_secs);
+            let services = std::sync::Arc::clone(&running.services);
+            let grace =
+                std::time::Duration::from_secs(services.settings.limits.shutdown_grace_secs);
             // Not smol::block_on: that would make this mostly idle thread
             // compete for the reactor with the executor thread, and an I/O
             // event it took was handed over with a futex wake (measured
@@ -191,7 +192,7 @@ fn main() -> ExitCode {
                     match signals.next().await {
                         Some(Ok(async_signal::Signal::Hup)) => match &r.config {
                             Some(path) => {
-                                let _ = push_appserver::reload::reload(&core, path);
+                                let _ = services.reload(path);
                             }
                             None => log::warn!("SIGHUP: no --config file to reload"),
                         },
@@ -219,7 +220,7 @@ fn main() -> ExitCode {
                     .await;
             });
             // Registrations are synced as they are made; this flushes push results too.
-            if let Err(e) = core.registrations.sync() {
+            if let Err(e) = services.registrations.sync() {
                 log::error!("final store sync failed: {e}");
                 return ExitCode::FAILURE;
             }

@@ -7,15 +7,12 @@
 //! that need a restart (listen addresses, components, data dir, the store
 //! cache, link limits) are named and not applied.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{ConfigError, Settings};
-use crate::core::{Core, StartError};
-use crate::providers::{Provider, ProviderSettings};
-use crate::pushes::App;
+use crate::devices::Devices;
+use crate::pushes::{start_apps, AppStartError, PushService};
 
 /// Why a reload was refused.
 #[derive(Debug)]
@@ -23,7 +20,7 @@ pub enum ReloadError {
     /// The new file does not load or validate.
     Config(ConfigError),
     /// A provider of the new config does not start (e.g. a broken key).
-    Provider(StartError),
+    Provider(AppStartError),
     /// A running component offers a push type the new config drops.
     TypeDropped {
         /// The component JID.
@@ -52,22 +49,14 @@ impl std::fmt::Display for ReloadError {
 
 impl std::error::Error for ReloadError {}
 
-/// Starts one provider per app profile.
-pub fn start_apps(
-    apps: &BTreeMap<String, ProviderSettings>,
-) -> Result<HashMap<String, Arc<App>>, StartError> {
-    let mut out = HashMap::new();
-    for (name, app) in apps {
-        let provider = Provider::start(app).map_err(|e| StartError::Provider(name.clone(), e))?;
-        out.insert(
-            name.clone(),
-            Arc::new(App {
-                provider,
-                policy: app.priority_policy(),
-            }),
-        );
-    }
-    Ok(out)
+/// A reload that was applied.
+#[derive(Debug)]
+pub struct Applied {
+    /// The settings loaded (only what can change while running is in
+    /// force; see [`restart_needed`]).
+    pub settings: Settings,
+    /// The keys that changed but need a restart, by config key.
+    pub restart_needed: Vec<&'static str>,
 }
 
 /// The settings that differ between `old` and `new` but only take effect
@@ -157,19 +146,24 @@ fn check_types(running: &Settings, new: &Settings) -> Result<(), ReloadError> {
     Ok(())
 }
 
-/// Loads `path` and applies it to `core`; returns the keys that changed
-/// but need a restart. On error nothing changed. Logs the result, and
-/// counts it in the metrics.
-pub fn reload(core: &Core, path: &Path) -> Result<Vec<&'static str>, ReloadError> {
-    let result = apply(core, path);
+/// Loads `path` and applies it to the running services, which started
+/// with `running`; returns what was applied. On error nothing changed.
+/// Logs the result, and counts it in the metrics.
+pub fn reload(
+    running: &Settings,
+    pushes: &PushService,
+    devices: &Devices,
+    path: &Path,
+) -> Result<Applied, ReloadError> {
+    let result = apply(running, pushes, devices, path);
     crate::metrics::global().reload(result.is_ok());
     match &result {
-        Ok(restart) => {
+        Ok(applied) => {
             log::info!("SIGHUP: reloaded {}", path.display());
-            if !restart.is_empty() {
+            if !applied.restart_needed.is_empty() {
                 log::warn!(
                     "SIGHUP: changes to {} need a restart and were NOT applied",
-                    restart.join(", ")
+                    applied.restart_needed.join(", ")
                 );
             }
         }
@@ -180,24 +174,30 @@ pub fn reload(core: &Core, path: &Path) -> Result<Vec<&'static str>, ReloadError
     result
 }
 
-fn apply(core: &Core, path: &Path) -> Result<Vec<&'static str>, ReloadError> {
+fn apply(
+    running: &Settings,
+    pushes: &PushService,
+    devices: &Devices,
+    path: &Path,
+) -> Result<Applied, ReloadError> {
     let new = Settings::load(path).map_err(ReloadError::Config)?;
-    check_types(&core.settings, &new)?;
+    check_types(running, &new)?;
     // Every provider starts before anything is swapped, so a broken key
     // leaves the running ones untouched.
     let apps = start_apps(&new.apps).map_err(ReloadError::Provider)?;
-    crate::metrics::global().set_apps(new.apps.keys().map(String::as_str));
-    core.pushes
-        .reload(apps, Duration::from_secs(new.limits.push_timeout_secs));
-    core.set_registration_limits(&new);
+    pushes.reload(apps, Duration::from_secs(new.limits.push_timeout_secs));
+    devices.set_limits(&new);
     crate::logging::set_level(new.log_level);
-    Ok(restart_needed(&core.settings, &new))
+    Ok(Applied {
+        restart_needed: restart_needed(running, &new),
+        settings: new,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConfigContext;
+    use crate::settings::ConfigContext;
 
     fn settings(extra_top: &str, server: &str, stanza: u32) -> Settings {
         let text = format!(

@@ -1,8 +1,8 @@
 //! Pure dispatch: which handler owns a stanza.
 
-use crate::dialects::NS_COMMANDS;
 use crate::stanza::disco::{NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING};
 use crate::stanza::publish::NS_PUBSUB;
+use crate::stanza::NS_COMMANDS;
 use crate::xml::Element;
 
 /// Where a stanza goes.

@@ -1,23 +1,35 @@
-//! Wires the parts together: the core, one link task per component and
-//! the HTTP API, all on the smol executor.
+//! Wires the layers together, and is the only place that knows them all:
+//! opens the store, starts the providers, builds the registration and
+//! push services, then one link task per component and the HTTP API, all
+//! on the smol executor.
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
 
+use crate::clock::{Clock, SystemClock};
 use crate::component::ComponentHandler;
 use crate::config::Settings;
-use crate::core::{self, Core};
-use crate::http::{self, HttpApi};
-use crate::link::{self, LinkConfig};
+use crate::devices::Devices;
+use crate::dialects::push2::WEBPUSH_APP;
+use crate::http::{self, Backend, HttpApi};
+use crate::link::{self, LinkConfig, LinkStatus};
+use crate::pushes::{self, AppStartError, PushService};
+use crate::registrations::{Registrations, StoreError};
+use crate::reload::{self, ReloadError};
 use crate::shutdown::Shutdown;
+use crate::store_thread::StoreThread;
 
 /// Why the server could not start.
 #[derive(Debug)]
 pub enum ServeError {
-    /// Store or provider start-up failed.
-    Core(core::StartError),
+    /// The store failed to open.
+    Store(StoreError),
+    /// An app profile's provider failed to start.
+    App(AppStartError),
     /// The HTTP listener could not bind.
     Http(http::BindError),
 }
@@ -25,7 +37,8 @@ pub enum ServeError {
 impl std::fmt::Display for ServeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ServeError::Core(e) => write!(f, "{e}"),
+            ServeError::Store(e) => write!(f, "{e}"),
+            ServeError::App(e) => write!(f, "{e}"),
             ServeError::Http(e) => write!(f, "{e}"),
         }
     }
@@ -33,11 +46,126 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
+/// The running services, shared by the front ends.
+#[derive(Debug)]
+pub struct Services {
+    /// The settings the server started with.
+    pub settings: Arc<Settings>,
+    /// The registration store.
+    pub registrations: Arc<Registrations>,
+    /// The registration service.
+    pub devices: Arc<Devices>,
+    /// The push service.
+    pub pushes: Arc<PushService>,
+    /// Link state by component JID.
+    pub links: Vec<(String, Arc<LinkStatus>)>,
+    /// Retries store writes after a failure (e.g. a full disk).
+    _store_recovery: smol::Task<()>,
+    /// Writes push outcomes in batches (see `registrations::outcomes`).
+    _outcome_flush: smol::Task<()>,
+}
+
+impl Services {
+    /// Opens the store, starts the providers and builds the services.
+    pub fn start(settings: Settings) -> Result<Services, ServeError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let registrations = Arc::new(
+            Registrations::open(&settings.data_dir, settings.store.cache_bytes)
+                .map_err(ServeError::Store)?
+                .with_record_cache(settings.store.record_cache),
+        );
+        let apps = pushes::start_apps(&settings.apps).map_err(ServeError::App)?;
+        crate::metrics::global().set_apps(metric_apps(&settings));
+        let store_thread = StoreThread::start();
+        let store_recovery = smol::spawn(crate::registrations::recovery::watch(
+            Arc::clone(&registrations),
+            store_thread.clone(),
+        ));
+        let outcome_flush = smol::spawn(crate::registrations::outcomes::flush_every(
+            Arc::clone(&registrations),
+            store_thread.clone(),
+            Duration::from_secs(settings.store.outcome_flush_secs),
+        ));
+        let siskin: HashMap<_, _> = settings
+            .components
+            .iter()
+            .filter_map(|c| Some((c.jid.clone(), c.dialects.siskin.as_ref()?.payload)))
+            .collect();
+        let pushes = Arc::new(PushService::new(
+            Arc::clone(&registrations),
+            store_thread.clone(),
+            apps,
+            settings.rate_limit,
+            Duration::from_secs(settings.limits.push_timeout_secs),
+            Arc::clone(&clock),
+            siskin,
+        ));
+        let devices = Arc::new(Devices::new(
+            Arc::clone(&registrations),
+            store_thread,
+            clock,
+            &settings,
+        ));
+        let links = settings
+            .components
+            .iter()
+            .map(|c| (c.jid.clone(), Arc::new(LinkStatus::default())))
+            .collect();
+        Ok(Services {
+            settings: Arc::new(settings),
+            registrations,
+            devices,
+            pushes,
+            links,
+            _store_recovery: store_recovery,
+            _outcome_flush: outcome_flush,
+        })
+    }
+
+    /// Loads `path` and applies what can change while running (SIGHUP):
+    /// see [`reload::reload`].
+    pub fn reload(&self, path: &Path) -> Result<Vec<&'static str>, ReloadError> {
+        let applied = reload::reload(&self.settings, &self.pushes, &self.devices, path)?;
+        crate::metrics::global().set_apps(metric_apps(&applied.settings));
+        Ok(applied.restart_needed)
+    }
+
+    /// Link state of a component.
+    pub fn link(&self, jid: &str) -> Option<&Arc<LinkStatus>> {
+        self.links.iter().find(|(j, _)| j == jid).map(|(_, s)| s)
+    }
+
+    /// What the HTTP API serves from.
+    fn backend(&self) -> Arc<Backend> {
+        Arc::new(Backend {
+            settings: Arc::clone(&self.settings),
+            registrations: Arc::clone(&self.registrations),
+            devices: Arc::clone(&self.devices),
+            pushes: Arc::clone(&self.pushes),
+            links: self.links.clone(),
+        })
+    }
+}
+
+/// The app labels pushes are counted under: the app profiles, and Push
+/// 2.0's Web Push deliveries where a component has them.
+fn metric_apps(settings: &Settings) -> Vec<&str> {
+    let mut apps: Vec<&str> = settings.apps.keys().map(String::as_str).collect();
+    let webpush = settings
+        .components
+        .iter()
+        .any(|c| c.push2.as_ref().is_some_and(|p| p.webpush.is_some()));
+    if webpush && !apps.contains(&WEBPUSH_APP) {
+        apps.push(WEBPUSH_APP);
+    }
+    apps
+}
+
 /// A started server: links and HTTP run in the background.
 #[derive(Debug)]
 pub struct Running {
-    /// The shared core.
-    pub core: Arc<Core>,
+    /// The services.
+    pub services: Arc<Services>,
     /// The HTTP API, when enabled.
     pub http: Option<HttpApi>,
     /// The `[metrics] listen` listener, when configured.
@@ -88,11 +216,11 @@ impl Running {
 
 /// Starts everything described by `settings`.
 pub fn start(settings: Settings) -> Result<Running, ServeError> {
-    let core = Core::start(settings).map_err(ServeError::Core)?;
+    let services = Arc::new(Services::start(settings)?);
     let mut links = Vec::new();
     let shutdown = Shutdown::new();
-    for c in &core.settings.components {
-        let limits = &core.settings.limits;
+    for c in &services.settings.components {
+        let limits = &services.settings.limits;
         let mut cfg = LinkConfig::new(
             &c.jid,
             &c.server,
@@ -104,8 +232,12 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
         cfg.ping_after = Duration::from_secs(limits.ping_after_secs);
         cfg.ping_timeout = Duration::from_secs(limits.ping_timeout_secs);
         cfg.ping_to = c.ping_to.clone();
-        let handler = Arc::new(ComponentHandler::new(Arc::clone(&core), c.clone()));
-        let status = Arc::clone(core.link(&c.jid).expect("a status per component"));
+        let handler = Arc::new(ComponentHandler::new(
+            Arc::clone(&services.devices),
+            Arc::clone(&services.pushes),
+            c.clone(),
+        ));
+        let status = Arc::clone(services.link(&c.jid).expect("a status per component"));
         links.push(smol::spawn(link::run(
             cfg,
             handler,
@@ -113,15 +245,16 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
             shutdown.clone(),
         )));
     }
-    let http = HttpApi::start(Arc::clone(&core)).map_err(ServeError::Http)?;
-    let metrics = match core.settings.metrics.listen {
-        Some(a) if core.settings.metrics.enabled => {
-            Some(HttpApi::start_metrics(Arc::clone(&core), a).map_err(ServeError::Http)?)
+    let backend = services.backend();
+    let http = HttpApi::start(Arc::clone(&backend)).map_err(ServeError::Http)?;
+    let metrics = match services.settings.metrics.listen {
+        Some(a) if services.settings.metrics.enabled => {
+            Some(HttpApi::start_metrics(backend, a).map_err(ServeError::Http)?)
         }
         _ => None,
     };
     Ok(Running {
-        core,
+        services,
         http,
         metrics,
         signal: shutdown,

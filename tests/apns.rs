@@ -44,7 +44,7 @@ fn push(token: &str, priority: Priority) -> Push {
         priority,
         summary: Summary::default(),
         encrypted: None,
-        dialect: None,
+        flavour: push_appserver::providers::Flavour::Standard,
     }
 }
 

@@ -80,7 +80,7 @@ fn push(token: &str) -> Push {
             pending_subscription_count: None,
         },
         encrypted: None,
-        dialect: None,
+        flavour: push_appserver::providers::Flavour::Standard,
     }
 }
 

@@ -174,7 +174,7 @@ fn push(ty: &str, i: usize) -> Push {
         priority: Priority::High,
         summary: Summary::default(),
         encrypted: None,
-        dialect: None,
+        flavour: push_appserver::providers::Flavour::Standard,
     }
 }
 

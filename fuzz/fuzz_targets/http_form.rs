@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
 /// address it names through trusted proxies: bounded, and a peer that is
 /// not a trusted proxy is always the client.
 fn request_head(data: &[u8]) {
-    use push_appserver::http::proxy::TrustedProxies;
+    use push_appserver::settings::TrustedProxies;
     use push_appserver::http::request::{parse_head, MAX_HEAD};
     match parse_head(data) {
         Ok(Some(h)) => {

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{ConfigContext, ConfigError};
+pub use crate::providers::apns::siskin::SiskinPayload;
 use crate::providers::ProviderSettings;
 
 /// The dialects of one component.
@@ -43,21 +44,6 @@ pub struct SiskinSettings {
     pub payload: SiskinPayload,
 }
 
-/// What a Siskin payload may carry beside `account`: the summary crosses
-/// Apple, so each piece is the operator's choice (all off by default).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SiskinPayload {
-    /// `sender` (and `nickname`) from the summary.
-    pub sender: bool,
-    /// `body` from the summary.
-    pub body: bool,
-    /// `unread-messages` from the summary's message count.
-    pub count: bool,
-    /// Forward `tigase:push:encrypt:0` pushes (`encrypted`, `iv`) and
-    /// advertise that feature in the `register-device` reply.
-    pub encrypted: bool,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConversations {
@@ -77,6 +63,48 @@ struct RawSiskin {
 
 /// Longest provider id accepted.
 const MAX_PROVIDER_ID: usize = 200;
+
+/// Checks that `profile` names an `[app.*]` that can send an APNS payload
+/// (`apns`, or `log` to try a setup).
+pub(super) fn check_apns_profile(
+    ctx: &ConfigContext,
+    key: &str,
+    profile: &str,
+    apps: &BTreeMap<String, ProviderSettings>,
+) -> Result<(), ConfigError> {
+    match apps.get(profile) {
+        Some(ProviderSettings::Apns(_) | ProviderSettings::Log(_)) => Ok(()),
+        Some(_) => Err(ctx.error(
+            key,
+            format!("[app.{profile}] must use provider \"apns\" (or \"log\")"),
+        )),
+        None => Err(ctx.error(
+            key,
+            format!("app profile {profile:?} has no [app.{profile}]"),
+        )),
+    }
+}
+
+/// Validates an `allow_from` list of sender domains (lowercased).
+pub(super) fn allow_from(
+    ctx: &ConfigContext,
+    key: &str,
+    domains: Option<Vec<String>>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for d in domains.unwrap_or_default() {
+        if d.is_empty()
+            || d.len() > 253
+            || !d
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+        {
+            return Err(ctx.error(key, format!("{d:?} is not a domain")));
+        }
+        out.push(d.to_ascii_lowercase());
+    }
+    Ok(out)
+}
 
 /// Validates the dialect values of component `i` against the app profiles.
 pub(super) fn validate(

@@ -6,8 +6,9 @@
 //! `[app.<type>] push_ttl`, ...).
 
 mod dialects;
-mod error;
+mod monal;
 mod operating;
+mod push2;
 mod registrations;
 mod show;
 
@@ -18,13 +19,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// The settings vocabulary, re-exported where the settings are composed.
+pub use crate::settings::{ConfigContext, ConfigError, Secret};
 pub use dialects::{ConversationsSettings, DialectSettings, SiskinPayload, SiskinSettings};
-pub use error::{ConfigContext, ConfigError, Secret};
+pub use monal::{valid_module, MonalSettings, MAX_MODULE};
 pub use operating::MetricsSettings;
+pub use push2::Push2Settings;
 pub use registrations::RegistrationSettings;
 
-use crate::http::proxy::TrustedProxies;
 use crate::providers::ProviderSettings;
+use crate::settings::TrustedProxies;
 
 /// Environment variable holding the component secret for the embedded defaults.
 pub const SECRET_ENV: &str = "PUSH_APPSERVER_COMPONENT_SECRET";
@@ -115,9 +119,9 @@ pub struct ComponentSettings {
     /// Registration dialects besides v1 (see `docs/dialects.md`).
     pub dialects: DialectSettings,
     /// Monal's stateless dialect (`[component.monal]`); off when `None`.
-    pub monal: Option<crate::dialects::monal::MonalSettings>,
+    pub monal: Option<MonalSettings>,
     /// Push 2.0 (`[component.push2]`); off when `None`.
-    pub push2: Option<crate::dialects::push2::Push2Settings>,
+    pub push2: Option<Push2Settings>,
 }
 
 /// Store sizing for small hosts.
@@ -397,15 +401,11 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         let dialects = dialects::validate(i, c.conversations, c.siskin, &apps, ctx)?;
         let monal = c
             .monal
-            .map(|t| {
-                crate::dialects::monal::MonalSettings::from_table(&key("monal"), t, ctx, &apps)
-            })
+            .map(|t| MonalSettings::from_table(&key("monal"), t, ctx, &apps))
             .transpose()?;
         let push2 = c
             .push2
-            .map(|t| {
-                crate::dialects::push2::Push2Settings::from_table(&key("push2"), t, ctx, &apps)
-            })
+            .map(|t| Push2Settings::from_table(&key("push2"), t, ctx, &apps))
             .transpose()?;
         components.push(ComponentSettings {
             jid: c.jid,
@@ -571,7 +571,7 @@ fn http_settings(raw: Option<RawHttp>, ctx: &ConfigContext) -> Result<HttpSettin
             let listen = address("http.tls_listen", l)?;
             let cert = ctx.existing_file("http.tls_cert", &cert)?;
             let key = ctx.existing_file("http.tls_key", &key)?;
-            crate::http::tls::load_certified_key(&cert, &key).map_err(|e| {
+            crate::h2client::tls::load_certified_key(&cert, &key).map_err(|e| {
                 let k = if e.is_key() {
                     "http.tls_key"
                 } else {

@@ -8,12 +8,10 @@
 
 use ring::digest;
 
-use super::{DialectRecord, NodeChoice};
 use crate::config::{ComponentSettings, ConversationsSettings};
-use crate::core::{Core, RegisterError};
-use crate::providers::{Priority, Push};
-use crate::registrations::owner::{derive_node, owner_of};
-use crate::registrations::{check_field, hex};
+use crate::devices::{Devices, NodeChoice, OwnedRegistration, PushType, RegisterError};
+use crate::registrations::owner::owner_of;
+use crate::registrations::{check_field, hex, DialectRecord};
 use crate::stanza::forms::{self, Form};
 use crate::stanza::StanzaError;
 use crate::xml::{Element, NS_DATA};
@@ -188,7 +186,7 @@ fn device(req: &Request) -> String {
 
 /// Runs a command for `from`.
 pub async fn run(
-    core: &Core,
+    devices: &Devices,
     component: &ComponentSettings,
     from: &str,
     req: Request,
@@ -200,10 +198,10 @@ pub async fn run(
     }
     let profile = profile(req.command.kind(), &component.dialects.conversations)
         .ok_or_else(|| StanzaError::item_not_found("command not offered"))?;
-    let owner = owner_of(from)
-        .ok_or(RegisterError::NoRequester)
-        .map_err(|e| e.to_stanza_error())?;
-    let node = derive_node(&component.jid, &owner, &device(&req));
+    if owner_of(from).is_none() {
+        return Err(RegisterError::NoRequester.to_stanza_error());
+    }
+    let device = device(&req);
     match req.command {
         Command::Register(_) => {
             // The bare JID as the account knows it, not lowercased: the
@@ -214,17 +212,16 @@ pub async fn run(
                 muc: req.muc.clone(),
             };
             let token = req.token.as_deref().unwrap_or_default();
-            let r = super::register(
-                core,
-                component,
-                from,
-                profile,
-                NodeChoice::Fixed(node),
+            let req = OwnedRegistration {
+                push_type: PushType::Dialect(profile),
+                node: NodeChoice::Derived(device),
                 token,
-                record,
-            )
-            .await
-            .map_err(|e| e.to_stanza_error())?;
+                record: Some(record),
+            };
+            let r = devices
+                .register_owned(component, from, req)
+                .await
+                .map_err(|e| e.to_stanza_error())?;
             Ok(completed(
                 node_name,
                 &session,
@@ -234,7 +231,8 @@ pub async fn run(
             ))
         }
         Command::Unregister(_) => {
-            super::unregister(core, component, from, profile, &node)
+            devices
+                .unregister_owned(component, from, PushType::Dialect(profile), &device)
                 .await
                 .map_err(|e| e.to_stanza_error())?;
             Ok(super::command_el(node_name, &session, "completed"))
@@ -253,17 +251,6 @@ pub fn completed(command: &str, session: &str, jid: &str, node: &str, secret: &s
             ("text-single", "secret", secret),
         ],
     ))
-}
-
-/// The FCM `data` and `android.priority` of a Conversations push: the
-/// account to wake, and HIGH when the summary carries a body (p2 leaves
-/// it unset, so pushes wait in doze).
-pub fn fcm_message(account: &str, push: &Push) -> (Vec<(&'static str, String)>, &'static str) {
-    let high = push.summary.last_message_body.is_some() || push.priority != Priority::Silent;
-    (
-        vec![("account", account.to_owned())],
-        if high { "HIGH" } else { "NORMAL" },
-    )
 }
 
 #[cfg(test)]

@@ -1,8 +1,5 @@
 use super::*;
-use crate::providers::fcm::message::{body, MessageTemplate};
-use crate::providers::{Push, Summary};
 use crate::xml::parse_element;
-use serde_json::{json, Value};
 
 fn settings() -> ConversationsSettings {
     ConversationsSettings {
@@ -117,47 +114,4 @@ fn reply_carries_jid_node_and_secret_in_a_form() {
     );
     assert!(s.contains("<field type='text-single' var='node'><value>n1</value></field>"));
     assert!(s.contains("<field type='text-single' var='secret'><value>sec</value></field>"));
-}
-
-fn push(body_text: Option<&str>, priority: Priority) -> Push {
-    Push {
-        component: "push.example.org".into(),
-        push_type: "conversations".into(),
-        node: "node1".into(),
-        token: "fcm-token-1".into(),
-        priority,
-        summary: Summary {
-            message_count: Some(1),
-            last_message_sender: Some("romeo@montague.lit".into()),
-            last_message_body: body_text.map(str::to_owned),
-            pending_subscription_count: None,
-        },
-        encrypted: None,
-        dialect: Some(crate::dialects::DialectPush::Conversations {
-            account: "acc".into(),
-        }),
-    }
-}
-
-#[test]
-fn fcm_message_carries_the_account_and_high_priority_with_a_body() {
-    let t = MessageTemplate {
-        ttl_secs: 3600,
-        collapse_key: Some("xmpp".into()),
-        include_summary: true,
-    };
-    let v: Value = serde_json::from_slice(&body(&push(Some("hi"), Priority::High), &t)).unwrap();
-    assert_eq!(
-        v,
-        json!({"message": {
-            "token": "fcm-token-1",
-            "data": {"account": "acc"},
-            "android": {"priority": "HIGH", "ttl": "3600s", "collapse_key": "xmpp"}
-        }})
-    );
-    let v: Value = serde_json::from_slice(&body(&push(None, Priority::Silent), &t)).unwrap();
-    assert_eq!(v["message"]["android"]["priority"], "NORMAL");
-    // A body wakes the phone even under a silent profile policy.
-    let v: Value = serde_json::from_slice(&body(&push(Some("hi"), Priority::Silent), &t)).unwrap();
-    assert_eq!(v["message"]["android"]["priority"], "HIGH");
 }

@@ -5,16 +5,10 @@
 //! The client sends no secret, so the node is the credential: random, 128
 //! bits. The APNS payload carries custom keys beside `aps`.
 
-use ring::rand::{SecureRandom, SystemRandom};
-use serde_json::{json, Value};
-
-use super::{DialectRecord, NodeChoice};
-use crate::config::{ComponentSettings, SiskinPayload};
-use crate::core::Core;
-use crate::providers::apns::settings::AlertText;
-use crate::providers::{Priority, Push};
+use crate::config::ComponentSettings;
+use crate::devices::{Devices, NodeChoice, OwnedRegistration, PushType};
 use crate::registrations::owner::owner_of;
-use crate::registrations::{check_field, hex, KeyError};
+use crate::registrations::{check_field, DialectRecord};
 use crate::stanza::forms::Form;
 use crate::stanza::StanzaError;
 use crate::xml::{Element, NS_DATA};
@@ -32,12 +26,6 @@ pub const NS_ENCRYPT: &str = "tigase:push:encrypt:0";
 /// `max-payload-size` answered: what an encrypted push may take so that
 /// the APNS payload around it stays under Apple's 4096 bytes.
 pub const MAX_PAYLOAD_SIZE: usize = 3072;
-
-/// Bytes of randomness in a node (128 bits: the node is the credential).
-const NODE_BYTES: usize = 16;
-
-/// Longest summary text copied into a payload, in bytes.
-const MAX_TEXT: usize = 1024;
 
 /// Which command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,18 +120,9 @@ fn apns_token(name: &str, t: &str) -> Result<String, StanzaError> {
     Ok(t.to_ascii_lowercase())
 }
 
-/// A fresh random node: 128 bits, lowercase hex.
-pub fn random_node() -> Result<String, KeyError> {
-    let mut b = [0u8; NODE_BYTES];
-    SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| KeyError::Random)?;
-    Ok(hex(&b))
-}
-
 /// Runs a command for `from`.
 pub async fn run(
-    core: &Core,
+    devices: &Devices,
     component: &ComponentSettings,
     from: &str,
     req: Request,
@@ -168,17 +147,16 @@ pub async fn run(
                 account: owner,
                 voip_token: req.second_token.clone(),
             };
-            let r = super::register(
-                core,
-                component,
-                from,
-                profile,
-                NodeChoice::ByToken,
-                &req.device_token,
-                record,
-            )
-            .await
-            .map_err(|e| e.to_stanza_error())?;
+            let reg = OwnedRegistration {
+                push_type: PushType::Dialect(profile),
+                node: NodeChoice::ByToken,
+                token: &req.device_token,
+                record: Some(record),
+            };
+            let r = devices
+                .register_owned(component, from, reg)
+                .await
+                .map_err(|e| e.to_stanza_error())?;
             Ok(completed(
                 &session,
                 &r.registration.node,
@@ -186,15 +164,12 @@ pub async fn run(
             ))
         }
         Command::Unregister => {
-            let regs = &core.registrations;
-            let node = regs
-                .lookup_token(profile, &req.device_token)
-                .map_err(|_| StanzaError::internal("registration store unavailable"))?
-                .into_iter()
-                .find(|r| r.component == component.jid && r.owner.as_deref() == Some(&owner))
-                .map(|r| r.node)
+            let node = devices
+                .find_owned_by_token(component, from, profile, &req.device_token)
+                .map_err(|e| e.to_stanza_error())?
                 .ok_or_else(|| StanzaError::item_not_found("device not registered"))?;
-            super::unregister(core, component, from, profile, &node)
+            devices
+                .unregister_owned(component, from, PushType::Dialect(profile), &node)
                 .await
                 .map_err(|e| e.to_stanza_error())?;
             Ok(super::command_el(node_name, &session, "completed"))
@@ -224,74 +199,6 @@ pub fn completed(session: &str, node: &str, encrypted: bool) -> Element {
             field("max-payload-size", "text-single").child(value(&MAX_PAYLOAD_SIZE.to_string())),
         );
     super::command_el("register-device", session, "completed").child(x)
-}
-
-/// The APNS device token of a Siskin push: the PushKit token for a call.
-pub fn apns_device_token<'a>(push: &'a Push, voip_token: Option<&'a str>) -> &'a str {
-    match (push.priority, voip_token) {
-        (Priority::Voip, Some(t)) => t,
-        _ => &push.token,
-    }
-}
-
-/// The APNS payload of a Siskin push: `aps` with an alert and
-/// `mutable-content: 1` (so the Notification Service Extension runs; a
-/// call carries an empty `aps`), and beside it `account` and what the
-/// operator allows.
-pub fn apns_payload(push: &Push, account: &str, allow: SiskinPayload, alert: &AlertText) -> Value {
-    let mut v = if push.priority == Priority::Voip {
-        json!({ "aps": {} })
-    } else {
-        let mut a = json!({ "body": alert.body });
-        if let Some(t) = &alert.title {
-            a["title"] = json!(t);
-        }
-        let mut aps = json!({ "alert": a, "mutable-content": 1 });
-        if let Some(sound) = &alert.sound {
-            aps["sound"] = json!(sound);
-        }
-        json!({ "aps": aps })
-    };
-    v["account"] = json!(account);
-    let s = &push.summary;
-    if allow.sender {
-        if let Some(sender) = &s.last_message_sender {
-            v["sender"] = json!(cut(sender));
-            // The summary has no nickname: the sender's localpart stands in.
-            let nick = sender.split(['@', '/']).next().unwrap_or_default();
-            if !nick.is_empty() {
-                v["nickname"] = json!(cut(nick));
-            }
-        }
-    }
-    if allow.body {
-        if let Some(body) = &s.last_message_body {
-            v["body"] = json!(cut(body));
-        }
-    }
-    if allow.count {
-        if let Some(n) = s.message_count {
-            v["unread-messages"] = json!(n);
-        }
-    }
-    if allow.encrypted {
-        if let Some(e) = &push.encrypted {
-            v["encrypted"] = json!(e.payload);
-            v["iv"] = json!(e.iv);
-        }
-    }
-    v
-}
-
-fn cut(s: &str) -> &str {
-    if s.len() <= MAX_TEXT {
-        return s;
-    }
-    let mut end = MAX_TEXT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

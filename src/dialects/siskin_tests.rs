@@ -1,7 +1,5 @@
 use super::*;
-use crate::providers::{Encrypted, Summary};
 use crate::xml::parse_element;
-use serde_json::json;
 
 fn cmd(xml: &str) -> Result<Request, StanzaError> {
     let el = parse_element(xml.as_bytes()).unwrap();
@@ -55,15 +53,6 @@ fn bad_tokens_and_missing_fields_are_bad_requests() {
 }
 
 #[test]
-fn nodes_are_128_random_bits() {
-    let a = random_node().unwrap();
-    let b = random_node().unwrap();
-    assert_eq!(a.len(), 32);
-    assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
-    assert_ne!(a, b);
-}
-
-#[test]
 fn reply_form_has_a_type_text_multi_features_and_max_payload_size() {
     let s = completed("s1", "abcd", true).to_stanza_string();
     assert_eq!(
@@ -81,98 +70,4 @@ fn reply_form_has_a_type_text_multi_features_and_max_payload_size() {
         "{s}"
     );
     assert!(!s.contains("encrypt"));
-}
-
-fn alert() -> AlertText {
-    AlertText {
-        title: Some("Siskin".into()),
-        body: "New message".into(),
-        sound: Some("default".into()),
-    }
-}
-
-fn push(priority: Priority) -> Push {
-    Push {
-        component: "push.example.org".into(),
-        push_type: "siskin".into(),
-        node: "n".into(),
-        token: "00ff".into(),
-        priority,
-        summary: Summary {
-            message_count: Some(3),
-            last_message_sender: Some("juliet@capulet.lit/balcony".into()),
-            last_message_body: Some("Wherefore art thou?".into()),
-            pending_subscription_count: None,
-        },
-        encrypted: Some(Encrypted {
-            iv: "SVY=".into(),
-            payload: "Q0lQSEVS".into(),
-            kind: None,
-        }),
-        dialect: None,
-    }
-}
-
-#[test]
-fn payload_carries_only_what_the_operator_allows() {
-    let v = apns_payload(
-        &push(Priority::High),
-        "romeo@montague.lit",
-        SiskinPayload::default(),
-        &alert(),
-    );
-    assert_eq!(
-        v,
-        json!({
-            "aps": {"alert": {"title": "Siskin", "body": "New message"}, "mutable-content": 1, "sound": "default"},
-            "account": "romeo@montague.lit"
-        })
-    );
-    let all = SiskinPayload {
-        sender: true,
-        body: true,
-        count: true,
-        encrypted: true,
-    };
-    let v = apns_payload(&push(Priority::High), "romeo@montague.lit", all, &alert());
-    assert_eq!(
-        v,
-        json!({
-            "aps": {"alert": {"title": "Siskin", "body": "New message"}, "mutable-content": 1, "sound": "default"},
-            "account": "romeo@montague.lit",
-            "sender": "juliet@capulet.lit/balcony",
-            "nickname": "juliet",
-            "body": "Wherefore art thou?",
-            "unread-messages": 3,
-            "encrypted": "Q0lQSEVS",
-            "iv": "SVY="
-        })
-    );
-}
-
-#[test]
-fn voip_goes_to_the_pushkit_token_with_an_empty_aps() {
-    let mut p = push(Priority::Voip);
-    assert_eq!(apns_device_token(&p, Some("beef")), "beef");
-    let allow = SiskinPayload {
-        encrypted: true,
-        ..SiskinPayload::default()
-    };
-    let v = apns_payload(&p, "romeo@montague.lit", allow, &alert());
-    assert_eq!(v["aps"], json!({}));
-    assert_eq!(v["encrypted"], "Q0lQSEVS");
-    p.priority = Priority::High;
-    assert_eq!(apns_device_token(&p, Some("beef")), "00ff");
-}
-
-#[test]
-fn long_texts_are_cut_on_a_char_boundary() {
-    let mut p = push(Priority::High);
-    p.summary.last_message_body = Some("é".repeat(2000));
-    let allow = SiskinPayload {
-        body: true,
-        ..SiskinPayload::default()
-    };
-    let v = apns_payload(&p, "a@b", allow, &alert());
-    assert_eq!(v["body"].as_str().unwrap().len(), 1024);
 }

@@ -3,11 +3,11 @@
 //! node). Parse the request, apply it, build the reply. The provider
 //! payload is each provider's own (no [`super::DialectPush`]).
 
-use super::NS_COMMANDS;
 use crate::config::ComponentSettings;
-use crate::core::Core;
+use crate::devices::{Devices, NodeChoice, OwnedRegistration, PushType};
 use crate::stanza::forms::{self, Form};
 use crate::stanza::StanzaError;
+use crate::stanza::NS_COMMANDS;
 use crate::xml::{Element, NS_DATA};
 
 /// The commands offered, `(node, human name)`.
@@ -129,9 +129,9 @@ fn command_el(command: Command, session_id: &str, status: &str) -> Element {
 }
 
 /// Runs a command for `from`, who owns what it registers: see
-/// [`Core::register_owned`].
+/// [`Devices::register_owned`].
 pub async fn run(
-    core: &Core,
+    devices: &Devices,
     component: &ComponentSettings,
     from: &str,
     req: CommandRequest,
@@ -148,17 +148,17 @@ pub async fn run(
     };
     let result = match req.command {
         Command::Register => {
-            core.register_owned(
-                component,
-                from,
-                &push_type,
-                &node,
-                token.as_deref().unwrap_or_default(),
-            )
-            .await
+            let req = OwnedRegistration {
+                push_type: PushType::Offered(&push_type),
+                node: NodeChoice::Derived(node),
+                token: token.as_deref().unwrap_or_default(),
+                record: None,
+            };
+            devices.register_owned(component, from, req).await
         }
         Command::Unregister => {
-            core.unregister_owned(component, from, &push_type, &node)
+            devices
+                .unregister_owned(component, from, PushType::Offered(&push_type), &node)
                 .await
         }
     };

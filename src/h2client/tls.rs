@@ -193,6 +193,45 @@ fn read_error(path: &Path, source: io::Error) -> TlsError {
     }
 }
 
+/// Why a certificate and key could not be loaded.
+#[derive(Debug)]
+pub enum CertError {
+    /// The certificate file.
+    Cert(TlsError),
+    /// The key file, or a key that does not match the certificate.
+    Key(TlsError),
+}
+
+impl CertError {
+    /// Whether the key file is at fault (else the certificate file).
+    pub fn is_key(&self) -> bool {
+        matches!(self, CertError::Key(_))
+    }
+}
+
+impl fmt::Display for CertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertError::Cert(e) | CertError::Key(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for CertError {}
+
+/// Loads a PEM certificate chain and its PEM private key, checking that
+/// they belong together.
+pub fn load_certified_key(
+    cert: &Path,
+    key: &Path,
+) -> Result<rustls::sign::CertifiedKey, CertError> {
+    let chain = load_certs(cert).map_err(CertError::Cert)?;
+    let der = load_private_key(key).map_err(CertError::Key)?;
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(chain, der, &provider)
+        .map_err(|e| CertError::Key(TlsError::Rustls(e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! The API's operations, independent of HTTP: a request built from a form,
 //! answered by the core, and the seed's `OK\n`/`ERROR\n` text reply.
 
-use crate::core::{Core, RegisterError};
+use super::Backend;
+use crate::devices::RegisterError;
 use crate::stanza::publish::PublishRequest;
 
 use super::form;
@@ -104,7 +105,7 @@ fn register_error(e: RegisterError) -> ApiReply {
 }
 
 /// Answers one API request with the core's services.
-pub async fn answer(core: &Core, req: ApiRequest) -> ApiReply {
+pub async fn answer(core: &Backend, req: ApiRequest) -> ApiReply {
     match req {
         ApiRequest::Register {
             component,
@@ -113,7 +114,7 @@ pub async fn answer(core: &Core, req: ApiRequest) -> ApiReply {
             token,
         } => {
             let c = core.component_or_first(Some(&component)).clone();
-            match core.register(&c, &push_type, &node, &token).await {
+            match core.devices.register(&c, &push_type, &node, &token).await {
                 Ok(r) => ApiReply::ok(&[&r.registration.node, &r.secret]),
                 Err(e) => register_error(e),
             }
@@ -125,7 +126,11 @@ pub async fn answer(core: &Core, req: ApiRequest) -> ApiReply {
             secret,
         } => {
             let c = core.component_or_first(Some(&component)).clone();
-            match core.unregister(&c, &push_type, &node, &secret).await {
+            match core
+                .devices
+                .unregister(&c, &push_type, &node, &secret)
+                .await
+            {
                 Ok(r) => ApiReply::ok(&[&r.registration.node, &r.secret]),
                 Err(e) => register_error(e),
             }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::core::Core;
+use super::Backend;
 
 use super::conn::Timeouts;
 use super::listener::{self, Context, Scheme};
@@ -18,7 +18,7 @@ const MAX_CONNECTIONS: usize = 16;
 
 impl HttpApi {
     /// Binds `addr` and serves `/metrics` there (everything else is 404).
-    pub fn start_metrics(core: Arc<Core>, addr: SocketAddr) -> Result<HttpApi, BindError> {
+    pub fn start_metrics(core: Arc<Backend>, addr: SocketAddr) -> Result<HttpApi, BindError> {
         let s = core.settings.http.clone();
         let ctx = Context {
             shared: Arc::new(Shared {

@@ -11,12 +11,13 @@
 //! - [`routes`]: endpoints, [`api`]: the operations they call.
 
 pub mod api;
+mod backend;
 pub mod conn;
+mod exposition;
 mod form;
 pub mod listener;
 mod metrics;
 mod pages;
-pub mod proxy;
 pub mod request;
 pub mod response;
 pub mod routes;
@@ -27,10 +28,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::core::Core;
-
 pub use crate::ratelimit::RateLimiter;
 pub use api::{answer, ApiReply, ApiRequest};
+pub use backend::Backend;
 
 use conn::Timeouts;
 use listener::{Context, Scheme};
@@ -67,7 +67,7 @@ impl std::error::Error for BindError {}
 impl HttpApi {
     /// Binds the configured listeners and serves them on the executor.
     /// `None` when neither HTTP nor HTTPS is configured.
-    pub fn start(core: Arc<Core>) -> Result<Option<HttpApi>, BindError> {
+    pub fn start(core: Arc<Backend>) -> Result<Option<HttpApi>, BindError> {
         let s = core.settings.http.clone();
         if s.listen.is_none() && s.tls.is_none() {
             return Ok(None);

@@ -1,7 +1,7 @@
 //! HTML pages of the HTTP API: debug forms, settings and health.
 
+use super::Backend;
 use crate::clock::rfc3339;
-use crate::core::Core;
 use crate::registrations::{PushStats, Registration};
 use crate::xml::escape;
 
@@ -94,7 +94,7 @@ pub fn settings_node(r: &Registration, stats: &PushStats) -> String {
 }
 
 /// The health page: always contains RUNNING while the process serves.
-pub fn health(core: &Core) -> String {
+pub fn health(core: &Backend) -> String {
     let mut body = String::from("<p>RUNNING</p>\n<ul>\n");
     for (jid, link) in &core.links {
         let state = if link.is_connected() {

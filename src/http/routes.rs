@@ -6,19 +6,19 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::core::Core;
+use super::Backend;
 
 use super::api::{self, ApiRequest};
-use super::proxy::TrustedProxies;
 use super::request::Head;
 use super::response::Response;
 use super::{form, pages, RateLimiter, MAX_BODY, PREFIX};
+use crate::settings::TrustedProxies;
 
 /// What every connection shares.
 #[derive(Debug)]
 pub struct Shared {
     /// The core's services.
-    pub core: Arc<Core>,
+    pub core: Arc<Backend>,
     /// Requests per client.
     pub limiter: Mutex<RateLimiter>,
     /// Proxies whose forwarding headers are believed.
@@ -128,11 +128,11 @@ async fn metrics(shared: &Shared, head: &Head) -> Response {
     }
     // Reads the store's count and /proc: off the executor.
     let core = Arc::clone(&shared.core);
-    let body = smol::unblock(move || crate::metrics::collect::exposition(&core)).await;
+    let body = smol::unblock(move || super::exposition::exposition(&core)).await;
     Response::text(200, body)
 }
 
-fn settings_page(core: &Core, component: &str, endpoint: &str) -> Result<String, (u16, String)> {
+fn settings_page(core: &Backend, component: &str, endpoint: &str) -> Result<String, (u16, String)> {
     let store_err = |e: crate::registrations::StoreError| (500, e.to_string());
     match endpoint.strip_prefix("settings/") {
         None | Some("") => {

@@ -3,7 +3,6 @@
 //! handshakes), so a renewed certificate is served without a restart. A
 //! bad new file keeps the previous certificate and logs an error.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -12,45 +11,10 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
-use crate::h2client::tls::{load_certs, load_private_key, TlsError};
+use crate::h2client::tls::{load_certified_key, CertError, TlsError};
 
 /// How often the files' modification times are checked at most.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
-
-/// Why a certificate and key could not be loaded.
-#[derive(Debug)]
-pub enum CertError {
-    /// The certificate file.
-    Cert(TlsError),
-    /// The key file, or a key that does not match the certificate.
-    Key(TlsError),
-}
-
-impl CertError {
-    /// Whether the key file is at fault (else the certificate file).
-    pub fn is_key(&self) -> bool {
-        matches!(self, CertError::Key(_))
-    }
-}
-
-impl fmt::Display for CertError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CertError::Cert(e) | CertError::Key(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for CertError {}
-
-/// Loads a PEM certificate chain and its PEM private key, checking that
-/// they belong together.
-pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, CertError> {
-    let chain = load_certs(cert).map_err(CertError::Cert)?;
-    let der = load_private_key(key).map_err(CertError::Key)?;
-    let provider = rustls::crypto::ring::default_provider();
-    CertifiedKey::from_der(chain, der, &provider).map_err(|e| CertError::Key(TlsError::Rustls(e)))
-}
 
 /// Modification time and length of a file, to notice a rewrite.
 type Stamp = Option<(SystemTime, u64)>;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_lite::FutureExt;
 
 use crate::backoff::Reconnect;
-use crate::config::Secret;
+use crate::settings::Secret;
 use crate::shutdown::Shutdown;
 use crate::xml::Element;
 

@@ -9,7 +9,6 @@
 //! configured app profile is not counted by type, so the number of
 //! series is bounded by the config.
 
-pub mod collect;
 pub mod process;
 pub mod registry;
 pub mod render;
@@ -19,8 +18,6 @@ use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
 use registry::{Counter, Gauge, Histogram};
-
-use crate::providers::{FailureKind, Outcome};
 
 /// How one push ended, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +35,8 @@ pub enum PushResult {
 }
 
 impl PushResult {
-    const ALL: [PushResult; 5] = [
+    /// Every result, in label order.
+    pub const ALL: [PushResult; 5] = [
         PushResult::Delivered,
         PushResult::DeadToken,
         PushResult::Throttled,
@@ -56,36 +54,35 @@ impl PushResult {
             PushResult::TimedOut => "timed_out",
         }
     }
-
-    /// The result of a provider's outcome.
-    pub fn of(outcome: &Outcome) -> Self {
-        match outcome {
-            Outcome::Delivered => PushResult::Delivered,
-            Outcome::DeadToken { .. } => PushResult::DeadToken,
-            Outcome::Failed(f) if f.kind == FailureKind::Timeout => PushResult::TimedOut,
-            Outcome::Failed(_) => PushResult::Failed,
-        }
-    }
 }
 
 /// What is counted per app profile.
 #[derive(Debug, Default)]
 pub struct AppMetrics {
-    outcomes: [Counter; 5],
-    latency: Histogram,
-    in_flight: Gauge,
-    registered: Counter,
-    unregistered: Counter,
+    /// Pushes by result, indexed by [`PushResult`].
+    pub outcomes: [Counter; 5],
+    /// Provider call latency.
+    pub latency: Histogram,
+    /// Provider calls in flight.
+    pub in_flight: Gauge,
+    /// Registrations made or renewed.
+    pub registered: Counter,
+    /// Registrations removed by their owner.
+    pub unregistered: Counter,
 }
 
 /// The process-wide registry.
 #[derive(Debug, Default)]
 pub struct Metrics {
     apps: RwLock<BTreeMap<String, Arc<AppMetrics>>>,
-    store_write: Histogram,
-    store_failures: Counter,
-    reloads_ok: Counter,
-    reloads_failed: Counter,
+    /// Synced store writes' latency.
+    pub store_write: Histogram,
+    /// Store operations that failed.
+    pub store_failures: Counter,
+    /// Reloads applied.
+    pub reloads_ok: Counter,
+    /// Reloads refused.
+    pub reloads_failed: Counter,
 }
 
 static GLOBAL: LazyLock<Metrics> = LazyLock::new(Metrics::default);
@@ -143,10 +140,10 @@ impl Metrics {
         }
     }
 
-    /// Counts a provider call of `app` that took `elapsed`.
-    pub fn sent(&self, app: &str, outcome: &Outcome, elapsed: Duration) {
+    /// Counts a provider call of `app` that ended as `result` after `elapsed`.
+    pub fn sent(&self, app: &str, result: PushResult, elapsed: Duration) {
         if let Some(a) = self.app(app) {
-            a.outcomes[PushResult::of(outcome) as usize].inc();
+            a.outcomes[result as usize].inc();
             a.latency.observe(elapsed);
         }
     }
@@ -194,7 +191,6 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::Failure;
 
     #[test]
     fn counts_only_configured_apps_and_keeps_counts_over_reload() {
@@ -202,12 +198,8 @@ mod tests {
         m.set_apps(["a", "b"]);
         m.push("a", PushResult::Throttled);
         m.push("nope", PushResult::Throttled);
-        m.sent("a", &Outcome::Delivered, Duration::from_millis(3));
-        let timeout = Outcome::Failed(Failure {
-            kind: FailureKind::Timeout,
-            reason: "slow".into(),
-        });
-        m.sent("a", &timeout, Duration::from_secs(30));
+        m.sent("a", PushResult::Delivered, Duration::from_millis(3));
+        m.sent("a", PushResult::TimedOut, Duration::from_secs(30));
         {
             let _g = m.in_flight("a");
             assert_eq!(m.app("a").map(|a| a.in_flight.get()), Some(1));

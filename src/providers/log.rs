@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use super::apns::payload::CustomApns;
-use super::{FailureKind, Outcome, PriorityPolicy, Push, StartError};
-use crate::config::{ConfigContext, ConfigError};
+use super::{FailureKind, Flavour, Outcome, PriorityPolicy, Push, StartError};
+use crate::settings::{ConfigContext, ConfigError};
 
 /// Settings of a `provider = "log"` app profile.
 #[derive(Debug, Clone)]
@@ -129,6 +129,9 @@ impl LogProvider {
 
     /// "Sends" a push: logs it and appends it to the record file.
     pub async fn send(&self, push: &Push) -> Outcome {
+        if let Flavour::Apns(custom) = &push.flavour {
+            return self.send_custom(push, custom);
+        }
         if !self.settings.delay.is_zero() {
             async_io::Timer::after(self.settings.delay).await;
         }
@@ -147,9 +150,9 @@ impl LogProvider {
         self.record(|| record_line(push))
     }
 
-    /// Records a dialect's own APNS payload (Monal, Push 2.0) as one JSON
+    /// Records a complete APNS payload (Monal's, Push 2.0's) as one JSON
     /// line with `payload`, `voip` and `apns-priority`.
-    pub async fn send_custom(&self, push: &Push, custom: &CustomApns) -> Outcome {
+    fn send_custom(&self, push: &Push, custom: &CustomApns) -> Outcome {
         if let Some(simulated) = self.simulated(&push.token) {
             return simulated;
         }

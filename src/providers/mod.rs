@@ -1,7 +1,8 @@
 //! Push providers behind one interface. A provider takes a [`Push`] and
 //! answers an [`Outcome`]; retries, connection pools and auth tokens live
-//! inside the provider. Adding one is a module plus a [`ProviderSettings`]
-//! variant.
+//! inside the provider, and so does every payload [`Flavour`] it can send.
+//! No provider knows the client families above it. Adding one is a module
+//! plus a [`ProviderSettings`] variant.
 
 pub mod apns;
 pub mod config_problem;
@@ -10,9 +11,11 @@ pub mod log;
 mod push;
 pub mod webpush;
 
-pub use push::{Encrypted, Failure, FailureKind, Outcome, Priority, PriorityPolicy, Push, Summary};
+pub use push::{
+    Encrypted, Failure, FailureKind, Flavour, Outcome, Priority, PriorityPolicy, Push, Summary,
+};
 
-use crate::config::{ConfigContext, ConfigError};
+use crate::settings::{ConfigContext, ConfigError};
 
 /// Validated settings of one app profile (`[app.<type>]`).
 #[derive(Debug, Clone)]
@@ -90,6 +93,9 @@ pub enum Provider {
     Apns(apns::ApnsProvider),
     /// See [`fcm::FcmProvider`].
     Fcm(fcm::FcmProvider),
+    /// See [`webpush::WebPushSender`]: the endpoint is the push's own, so
+    /// it is started per component (Push 2.0), not per app profile.
+    WebPush(webpush::WebPushSender),
 }
 
 /// A provider that could not be started.
@@ -127,26 +133,27 @@ impl Provider {
         }
     }
 
-    /// Sends one push.
+    /// Sends one push. A flavour the provider cannot carry fails with
+    /// `Unavailable`: config validation keeps such pairs apart, so this
+    /// answers only a mistake, never a device's fault.
     pub async fn send(&self, push: &Push) -> Outcome {
-        match self {
-            Provider::Log(p) => p.send(push).await,
-            Provider::Apns(p) => p.send(push).await,
-            Provider::Fcm(p) => p.send(push).await,
-        }
-    }
-
-    /// Sends a payload a stateless dialect (Monal, Push 2.0) built for
-    /// APNS. Only `apns` (and `log`, which records it) can; config
-    /// validation keeps other profiles out of these dialects.
-    pub async fn send_custom(&self, push: &Push, custom: &apns::payload::CustomApns) -> Outcome {
-        match self {
-            Provider::Apns(p) => p.send_custom(push, custom).await,
-            Provider::Log(p) => p.send_custom(push, custom).await,
-            Provider::Fcm(_) => Outcome::failed(
+        match (self, &push.flavour) {
+            (Provider::Log(p), _) => p.send(push).await,
+            (Provider::WebPush(p), Flavour::WebPush(req)) => p.deliver(req).await,
+            (Provider::WebPush(_), _) => Outcome::failed(
+                FailureKind::Unavailable,
+                "Web Push sends only Web Push requests",
+            ),
+            (Provider::Apns(_) | Provider::Fcm(_), Flavour::WebPush(_)) => Outcome::failed(
+                FailureKind::Unavailable,
+                "an apns or fcm app profile cannot send a Web Push request",
+            ),
+            (Provider::Apns(p), _) => p.send(push).await,
+            (Provider::Fcm(_), Flavour::Apns(_) | Flavour::Siskin(_)) => Outcome::failed(
                 FailureKind::Unavailable,
                 "an fcm app profile cannot send an APNS payload",
             ),
+            (Provider::Fcm(p), _) => p.send(push).await,
         }
     }
 
@@ -164,6 +171,7 @@ impl Provider {
             Provider::Log(_) => "log",
             Provider::Apns(_) => "apns",
             Provider::Fcm(_) => "fcm",
+            Provider::WebPush(_) => "webpush",
         }
     }
 
@@ -173,7 +181,7 @@ impl Provider {
     pub fn certificate_expiry(&self) -> Option<std::time::SystemTime> {
         match self {
             Provider::Apns(p) => p.certificate_expiry(),
-            Provider::Log(_) | Provider::Fcm(_) => None,
+            Provider::Log(_) | Provider::Fcm(_) | Provider::WebPush(_) => None,
         }
     }
 
@@ -183,6 +191,7 @@ impl Provider {
             Provider::Log(p) => p.health(),
             Provider::Apns(p) => p.health(),
             Provider::Fcm(p) => p.health(),
+            Provider::WebPush(_) => "Web Push sender".to_owned(),
         }
     }
 }

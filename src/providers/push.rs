@@ -124,9 +124,40 @@ pub struct Push {
     pub summary: Summary,
     /// Encrypted content to forward, if any.
     pub encrypted: Option<Encrypted>,
-    /// The payload shape of the registration's dialect; `None` for the
-    /// provider's own (v1) payload.
-    pub dialect: Option<crate::dialects::DialectPush>,
+    /// The shape of the payload: the provider's own, or the one a client
+    /// family expects.
+    pub flavour: Flavour,
+}
+
+/// The payload shapes a push can take. Each is built by the provider that
+/// sends it; no provider knows which client family asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flavour {
+    /// The provider's own payload (mod_push_appserver's).
+    Standard,
+    /// p2's (Conversations): the provider's own payload plus `account`,
+    /// which tells the app which of its accounts to wake.
+    P2 {
+        /// Lowercase hex SHA-1 of `bareJid \0 androidId`.
+        account: String,
+    },
+    /// Siskin's custom top-level keys beside `aps` (APNS only).
+    Siskin(super::apns::siskin::SiskinPush),
+    /// A complete APNS payload (Monal's alert, Push 2.0's), sent as is
+    /// with the app profile's topic and expiry (APNS only).
+    Apns(super::apns::payload::CustomApns),
+    /// A Web Push request to the endpoint the device chose (Push 2.0's
+    /// endpoint form; Web Push only).
+    WebPush(super::webpush::WebPushRequest),
+}
+
+impl Flavour {
+    /// Whether a push of `priority` goes to a token other than the one
+    /// the registration is stored under (Siskin's calls: the PushKit
+    /// token), so a dead-token answer says nothing about the stored one.
+    pub fn uses_second_token(&self, priority: Priority) -> bool {
+        matches!(self, Flavour::Siskin(s) if s.uses_second_token(priority))
+    }
 }
 
 /// What became of a push.
@@ -160,6 +191,13 @@ pub enum FailureKind {
     Timeout,
     /// Temporary trouble or a refused request (`wait/internal-server-error`).
     Unavailable,
+    /// This server will not send to the target (a Web Push endpoint the
+    /// guard refuses, or a payload this provider cannot carry):
+    /// `cancel/not-allowed`.
+    Refused,
+    /// The payload cannot be sent as it is (empty or too large):
+    /// `modify/not-acceptable`.
+    Unacceptable,
 }
 
 impl Outcome {

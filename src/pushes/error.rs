@@ -49,6 +49,12 @@ impl PushError {
                     StanzaError::new(ErrorType::Wait, "remote-server-timeout", f.reason.clone())
                 }
                 FailureKind::Unavailable => StanzaError::internal(f.reason.clone()),
+                FailureKind::Refused => {
+                    StanzaError::new(ErrorType::Cancel, "not-allowed", f.reason.clone())
+                }
+                FailureKind::Unacceptable => {
+                    StanzaError::new(ErrorType::Modify, "not-acceptable", f.reason.clone())
+                }
             },
             PushError::Store(_) => StanzaError::internal("registration store unavailable"),
         }
@@ -60,8 +66,12 @@ impl PushError {
             PushError::BadRequest(_) => 400,
             PushError::UnknownNode | PushError::DeadToken => 404,
             PushError::WrongSecret => 403,
-            PushError::Provider(f) if f.kind == FailureKind::Timeout => 504,
-            PushError::Provider(_) => 502,
+            PushError::Provider(f) => match f.kind {
+                FailureKind::Timeout => 504,
+                FailureKind::Unavailable => 502,
+                FailureKind::Refused => 403,
+                FailureKind::Unacceptable => 400,
+            },
             PushError::TypeNotConfigured(_) | PushError::Store(_) => 500,
         }
     }
@@ -113,6 +123,15 @@ mod tests {
             })),
             "wait/remote-server-timeout"
         );
+        let provider = |kind| {
+            row(PushError::Provider(Failure {
+                kind,
+                reason: "x".into(),
+            }))
+        };
+        // Only a Push 2.0 Web Push target gets these (docs/protocols.md section 8).
+        assert_eq!(provider(FailureKind::Refused), "cancel/not-allowed");
+        assert_eq!(provider(FailureKind::Unacceptable), "modify/not-acceptable");
     }
 
     /// The XMPP servers' reactions to an error reply (protocols.md

@@ -1,8 +1,16 @@
-//! The push service: validates a publish against its registration, checks
-//! the secret, throttles, decides priority, calls the provider, removes dead
-//! tokens and records the outcome. Serves XMPP publishes and HTTP `/push`.
+//! The push service: the one pipeline every push of every dialect passes.
+//!
+//! A publish to a stored registration ([`PushService::push`]) is looked
+//! up, its sender and secret checked and its payload flavour chosen; a
+//! stateless dialect (Monal, Push 2.0) builds its push itself. Both then
+//! go through [`PushService::deliver`]: the per-device throttle, the push
+//! metrics and in-flight accounting, the provider under a deadline, and
+//! the outcome (dead tokens removed, the push record kept). Serves XMPP
+//! publishes and HTTP `/push` alike.
 
+mod apps;
 mod error;
+mod outcome;
 pub mod throttle;
 
 use std::collections::HashMap;
@@ -12,14 +20,16 @@ use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 
+pub use apps::{start_apps, App, AppStartError};
 pub use error::PushError;
 use throttle::{Decision, Throttle};
 
 use crate::clock::Clock;
 use crate::metrics::{self, PushResult};
-use crate::providers::{Failure, FailureKind, Outcome, PriorityPolicy, Provider, Push};
+use crate::providers::apns::siskin::{SiskinPayload, SiskinPush};
+use crate::providers::{FailureKind, Flavour, Outcome, Push};
 use crate::registrations::owner::{may_publish, short};
-use crate::registrations::Registrations;
+use crate::registrations::{DialectRecord, Registrations};
 use crate::stanza::publish::PublishRequest;
 use crate::store_thread::StoreThread;
 
@@ -29,6 +39,25 @@ const THROTTLE_CAPACITY: usize = 100_000;
 /// (component, node, priority): like the module's zthrottle id
 /// `priority@node`, so a silent push never holds back a visible one.
 type DeviceKey = (String, String, &'static str);
+
+/// Whether a push has a stored registration behind it, which decides what
+/// its outcome may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A registered device: its record is kept up to date and a dead token
+    /// removes it.
+    Registered,
+    /// A device named only by the push (Monal, Push 2.0): nothing stored.
+    Stateless,
+}
+
+/// A push waiting in the throttle for its window to end.
+#[derive(Debug)]
+struct Held {
+    app: Arc<App>,
+    push: Push,
+    target: Target,
+}
 
 /// A store failure behind a push: logged once, here, whichever front end
 /// asked.
@@ -50,7 +79,7 @@ fn millis(d: Duration) -> u64 {
 /// also those answered without sending (throttled, unknown node, wrong
 /// secret): 4096 in flight on one link then took ~45 MiB. Boxed by the
 /// caller, it is built in place and never moved.
-pub async fn send_within<F: std::future::Future<Output = Outcome>>(
+async fn send_within<F: std::future::Future<Output = Outcome>>(
     timeout: Duration,
     send: std::pin::Pin<Box<F>>,
 ) -> Outcome {
@@ -64,15 +93,6 @@ pub async fn send_within<F: std::future::Future<Output = Outcome>>(
     .await
 }
 
-/// A provider with the policy of its app profile.
-#[derive(Debug)]
-pub struct App {
-    /// The running provider.
-    pub provider: Provider,
-    /// How priorities are chosen.
-    pub policy: PriorityPolicy,
-}
-
 /// The push service; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct PushService {
@@ -80,16 +100,18 @@ pub struct PushService {
     store_thread: StoreThread,
     /// Swapped whole by a reload; a push in flight keeps its `Arc<App>`.
     apps: RwLock<Arc<HashMap<String, Arc<App>>>>,
-    throttle: Option<Mutex<Throttle<DeviceKey, Push>>>,
+    throttle: Option<Mutex<Throttle<DeviceKey, Held>>>,
     clock: Arc<dyn Clock>,
     /// The provider timeout in milliseconds; changed by a reload.
     timeout_ms: AtomicU64,
-    /// Component settings, for the dialects' payload options.
-    components: std::sync::OnceLock<Vec<crate::config::ComponentSettings>>,
+    /// What Siskin payloads may carry, by component JID (the operator's
+    /// current choice applies to every push, not only new registrations).
+    siskin: HashMap<String, SiskinPayload>,
 }
 
 impl PushService {
-    /// A service sending through `apps` (by push type).
+    /// A service sending through `apps` (by push type). `siskin` holds
+    /// each component's Siskin payload settings (missing: the defaults).
     pub fn new(
         registrations: Arc<Registrations>,
         store_thread: StoreThread,
@@ -97,23 +119,18 @@ impl PushService {
         rate_limit: u32,
         timeout: Duration,
         clock: Arc<dyn Clock>,
+        siskin: HashMap<String, SiskinPayload>,
     ) -> Self {
         PushService {
             registrations,
             store_thread,
             apps: RwLock::new(Arc::new(apps)),
-            throttle: Throttle::<DeviceKey, Push>::window_for(rate_limit)
+            throttle: Throttle::<DeviceKey, Held>::window_for(rate_limit)
                 .map(|w| Mutex::new(Throttle::new(w, THROTTLE_CAPACITY))),
             clock,
             timeout_ms: AtomicU64::new(millis(timeout)),
-            components: std::sync::OnceLock::new(),
+            siskin,
         }
-    }
-
-    /// Where the dialects' payload options come from (set once, at start;
-    /// without it, dialects use their defaults).
-    pub fn set_components(&self, components: Vec<crate::config::ComponentSettings>) {
-        let _ = self.components.set(components);
     }
 
     /// The app profiles.
@@ -131,6 +148,23 @@ impl PushService {
     /// How long a provider may take (`limits.push_timeout_secs`).
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
+    }
+
+    /// The payload flavour of a registration's dialect under
+    /// `component`'s current settings.
+    fn flavour(&self, component: &str, record: Option<DialectRecord>) -> Flavour {
+        match record {
+            None => Flavour::Standard,
+            Some(DialectRecord::Conversations { account, .. }) => Flavour::P2 { account },
+            Some(DialectRecord::Siskin {
+                account,
+                voip_token,
+            }) => Flavour::Siskin(SiskinPush {
+                account,
+                voip_token,
+                payload: self.siskin.get(component).copied().unwrap_or_default(),
+            }),
+        }
     }
 
     /// Handles one publish for `component` sent by `from` (`None` over
@@ -179,25 +213,36 @@ impl PushService {
             .get(&reg.push_type)
             .cloned()
             .ok_or_else(|| PushError::TypeNotConfigured(reg.push_type.clone()))?;
-        let dialect = reg.dialect.clone().map(|d| {
-            let components = self.components.get().map_or(&[][..], Vec::as_slice);
-            crate::dialects::DialectPush::new(d, components.iter().find(|c| c.jid == component))
-        });
-        let decided = app.policy.decide(&req.summary, req.high_hint);
+        let flavour = self.flavour(component, reg.dialect.clone());
+        let priority = match &flavour {
+            Flavour::Siskin(s) => s.priority(req.voip_hint),
+            _ => app.policy.decide(&req.summary, req.high_hint),
+        };
         let push = Push {
             component: component.to_owned(),
             push_type: reg.push_type.clone(),
             node: reg.node.clone(),
             token: reg.token.clone(),
-            priority: dialect
-                .as_ref()
-                .map_or(decided, |d| d.priority(decided, req.voip_hint)),
+            priority,
             summary: req.summary,
             encrypted: req.encrypted,
-            dialect,
+            flavour,
         };
+        self.deliver(app, push, Target::Registered).await
+    }
+
+    /// The one pipeline: throttles `push` per device and priority, then
+    /// sends it through `app`'s provider under the push timeout, counts it
+    /// and applies its outcome. `Ok` means accepted: sent, held for the
+    /// end of the device's window, or coalesced with a held one.
+    pub async fn deliver(
+        self: &Arc<Self>,
+        app: Arc<App>,
+        push: Push,
+        target: Target,
+    ) -> Result<(), PushError> {
         let Some(throttle) = &self.throttle else {
-            return self.send(&app, push).await;
+            return self.send(&app, push, target).await;
         };
         let key = (
             push.component.clone(),
@@ -205,16 +250,17 @@ impl PushService {
             push.priority.as_str(),
         );
         let app_name = push.push_type.clone();
+        let held = Held { app, push, target };
         let decision = throttle.lock().unwrap_or_else(|e| e.into_inner()).decide(
             &key,
-            push,
+            held,
             self.clock.instant(),
         );
         if !matches!(decision, Decision::Now(_)) {
             metrics::global().push(&app_name, PushResult::Throttled);
         }
         match decision {
-            Decision::Now(push) => self.send(&app, push).await,
+            Decision::Now(h) => self.send(&h.app, h.push, h.target).await,
             Decision::Later(at) => {
                 log::debug!(
                     "throttle: holding a push for node {} until the window ends",
@@ -241,93 +287,26 @@ impl PushService {
                 .take_due(&key, self.clock.instant().max(at)),
             None => None,
         };
-        if let Some(push) = held {
-            if let Some(app) = self.apps().get(&push.push_type).cloned() {
-                if let Err(e) = self.send(&app, push).await {
-                    log::info!("held push for node {} failed: {e}", short(&key.1));
-                }
+        if let Some(h) = held {
+            if let Err(e) = self.send(&h.app, h.push, h.target).await {
+                log::info!("held push for node {} failed: {e}", short(&key.1));
             }
         }
     }
 
-    /// Sends through the provider with a timeout and applies the outcome.
-    async fn send(&self, app: &App, push: Push) -> Result<(), PushError> {
+    /// Sends through the provider under the push timeout, counts it and
+    /// applies the outcome.
+    async fn send(&self, app: &App, push: Push, target: Target) -> Result<(), PushError> {
         let timeout = self.timeout();
         let in_flight = metrics::global().in_flight(&push.push_type);
         let started = Instant::now();
         let outcome = send_within(timeout, Box::pin(app.provider.send(&push))).await;
         drop(in_flight);
-        metrics::global().sent(&push.push_type, &outcome, started.elapsed());
-        let now = self.clock.now();
-        match outcome {
-            Outcome::Delivered => {
-                self.registrations
-                    .record_push(&push.component, &push.node, now, None);
-                Ok(())
-            }
-            // A dead PushKit token says nothing about the device token the
-            // registration is stored under: keep it, and keep push on.
-            Outcome::DeadToken { .. }
-                if push
-                    .dialect
-                    .as_ref()
-                    .is_some_and(|d| d.uses_second_token(push.priority)) =>
-            {
-                log::info!(
-                    "provider rejects the VoIP token of node {} ({})",
-                    short(&push.node),
-                    push.push_type
-                );
-                Err(PushError::Provider(Failure {
-                    kind: FailureKind::Unavailable,
-                    reason: "the VoIP token was rejected by the provider".into(),
-                }))
-            }
-            Outcome::DeadToken { since } => {
-                let regs = Arc::clone(&self.registrations);
-                let (ty, token) = (push.push_type.clone(), push.token.clone());
-                let removed = self
-                    .store_thread
-                    .run(move || regs.remove_dead_token(&ty, &token, since))
-                    .await
-                    .map_err(store_failed)?;
-                if !removed
-                    .iter()
-                    .any(|r| r.node == push.node && r.component == push.component)
-                {
-                    // The device registered again after the provider's
-                    // timestamp: keep it, and do not make the XMPP server
-                    // disable push for it.
-                    log::info!(
-                        "provider reports node {} ({}) dead, but it registered again since",
-                        short(&push.node),
-                        push.push_type
-                    );
-                    return Err(PushError::Provider(Failure {
-                        kind: FailureKind::Unavailable,
-                        reason: "token rejected by the provider; the device registered again since"
-                            .into(),
-                    }));
-                }
-                log::info!(
-                    "dead token for node {} ({}): removed {} registration(s)",
-                    short(&push.node),
-                    push.push_type,
-                    removed.len()
-                );
-                Err(PushError::DeadToken)
-            }
-            Outcome::Failed(f) => {
-                log::warn!(
-                    "push to node {} ({}) failed: {}",
-                    short(&push.node),
-                    push.push_type,
-                    f.reason
-                );
-                self.registrations
-                    .record_push(&push.component, &push.node, now, Some(&f.reason));
-                Err(PushError::Provider(f))
-            }
-        }
+        metrics::global().sent(
+            &push.push_type,
+            outcome::counted(&outcome),
+            started.elapsed(),
+        );
+        self.apply(&push, target, outcome).await
     }
 }

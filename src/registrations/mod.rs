@@ -35,7 +35,7 @@ pub use counters::{CountLimits, LimitKind};
 pub use import::{ImportItem, ImportOutcome};
 pub use keycheck::KeyPolicy;
 pub use rate::CommandRate;
-pub use record::{PushStats, Registration, SCHEMA_VERSION};
+pub use record::{DialectRecord, PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
 use store::{Store, StoreGuard};
 

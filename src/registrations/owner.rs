@@ -4,8 +4,9 @@
 //! no JID can reach another's.
 
 use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
 
-use super::secret::hex;
+use super::secret::{hex, KeyError};
 use super::MAX_FIELD_BYTES;
 
 /// Versioned prefix of the node derivation: a later scheme gets `v2`.
@@ -79,9 +80,31 @@ pub fn short(id: &str) -> String {
     }
 }
 
+/// Bytes of randomness in a node that is its own credential (Siskin's:
+/// 128 bits).
+const RANDOM_NODE_BYTES: usize = 16;
+
+/// A fresh random node: 128 bits, lowercase hex.
+pub fn random_node() -> Result<String, KeyError> {
+    let mut b = [0u8; RANDOM_NODE_BYTES];
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| KeyError::Random)?;
+    Ok(hex(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_nodes_are_128_random_bits() {
+        let a = random_node().unwrap();
+        let b = random_node().unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn owner_is_the_lowercase_bare_jid() {

@@ -40,10 +40,10 @@ pub struct Registration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// What the registration's dialect needs at push time (see
-    /// [`crate::dialects`]); `None` for v1 and HTTP registrations. Older
+    /// [`DialectRecord`]); `None` for v1 and HTTP registrations. Older
     /// releases' records lack it; it needs no schema bump.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dialect: Option<crate::dialects::DialectRecord>,
+    pub dialect: Option<DialectRecord>,
     /// For a registration imported from mod_push_appserver: keyed hash of
     /// the secret the device already holds (see
     /// `ServerKey::imported_hash`), checked instead of the derived secret.
@@ -51,6 +51,44 @@ pub struct Registration {
     /// the device registers again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_hash: Option<String>,
+}
+
+/// What a registration of a dialect keeps for push time, stored with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "dialect", rename_all = "lowercase")]
+pub enum DialectRecord {
+    /// Conversations / p2.
+    Conversations {
+        /// `data.account` of the FCM message (see `dialects::conversations::account`).
+        account: String,
+        /// The channel of a `muc` registration: its service publishes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        muc: Option<String>,
+    },
+    /// Siskin / Snikket iOS: the node is the credential, no secret.
+    Siskin {
+        /// The registering bare JID, `account` in the payload.
+        account: String,
+        /// The PushKit token (`device-second-token`) for VoIP pushes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        voip_token: Option<String>,
+    },
+}
+
+impl DialectRecord {
+    /// Whether publishes to this registration carry no secret: the
+    /// unguessable node alone authorises them.
+    pub fn secretless(&self) -> bool {
+        matches!(self, DialectRecord::Siskin { .. })
+    }
+
+    /// Who publishes besides the owner's server: a channel's service.
+    pub fn publisher(&self) -> Option<&str> {
+        match self {
+            DialectRecord::Conversations { muc, .. } => muc.as_deref(),
+            DialectRecord::Siskin { .. } => None,
+        }
+    }
 }
 
 /// Outcome of the latest pushes to a device, kept apart from the record so
@@ -115,6 +153,33 @@ fn join(parts: &[&str]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_round_trip_and_old_records_have_none() {
+        let r = DialectRecord::Siskin {
+            account: "a@b".into(),
+            voip_token: None,
+        };
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(j, r#"{"dialect":"siskin","account":"a@b"}"#);
+        assert_eq!(serde_json::from_str::<DialectRecord>(&j).unwrap(), r);
+        assert!(r.secretless());
+        let c = DialectRecord::Conversations {
+            account: "ab".into(),
+            muc: None,
+        };
+        assert!(!c.secretless());
+        assert_eq!(c.publisher(), None);
+        // Records written without `muc` read back.
+        let old: DialectRecord =
+            serde_json::from_str(r#"{"dialect":"conversations","account":"ab"}"#).unwrap();
+        assert_eq!(old, c);
+        let channel = DialectRecord::Conversations {
+            account: "ab".into(),
+            muc: Some("room@conference.example.org".into()),
+        };
+        assert_eq!(channel.publisher(), Some("room@conference.example.org"));
+    }
 
     #[test]
     fn token_prefix_does_not_match_longer_tokens() {

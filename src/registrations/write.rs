@@ -44,30 +44,22 @@ impl Registrations {
         self.put(component, push_type, &node, token, Some(owner), None, now)
     }
 
-    /// Registers `owner`'s device at `node`, chosen by its dialect (see
-    /// [`crate::dialects`]), with what that dialect needs at push time.
-    /// The same owner at the same node keeps its secret and updates the
-    /// token. Synced before returning.
+    /// Registers `owner`'s device at `node`, chosen by its dialect, with
+    /// what that dialect needs at push time (`None` for v1). The same
+    /// owner at the same node keeps its secret and updates the token.
+    /// Synced before returning.
     #[allow(clippy::too_many_arguments)]
-    pub fn register_dialect(
+    pub fn register_at(
         &self,
         component: &str,
         push_type: &str,
         owner: &str,
         node: &str,
         token: &str,
-        dialect: crate::dialects::DialectRecord,
+        dialect: Option<super::DialectRecord>,
         now: SystemTime,
     ) -> Result<Registered, RegError> {
-        self.put(
-            component,
-            push_type,
-            node,
-            token,
-            Some(owner),
-            Some(dialect),
-            now,
-        )
+        self.put(component, push_type, node, token, Some(owner), dialect, now)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -78,7 +70,7 @@ impl Registrations {
         node: &str,
         token: &str,
         owner: Option<&str>,
-        dialect: Option<crate::dialects::DialectRecord>,
+        dialect: Option<super::DialectRecord>,
         now: SystemTime,
     ) -> Result<Registered, RegError> {
         let now_ms = unix_millis(now);

@@ -1,7 +1,7 @@
 //! Service discovery (XEP-0030) answers and XMPP ping (XEP-0199).
 
 use super::error::StanzaError;
-use crate::dialects::NS_COMMANDS;
+use super::NS_COMMANDS;
 use crate::xml::Element;
 
 /// disco#info namespace.
@@ -94,7 +94,10 @@ pub fn items(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialects::v1::COMMANDS;
+    const COMMANDS: &[(&str, &str)] = &[
+        ("v1-register-push", "Register a device"),
+        ("v1-unregister-push", "Unregister a device"),
+    ];
 
     #[test]
     fn service_identity_is_pubsub_push_for_siskin() {

@@ -7,3 +7,6 @@ pub mod forms;
 pub mod publish;
 
 pub use error::{is_iq_request, ErrorType, IqHeader, StanzaError};
+
+/// XEP-0050 ad-hoc commands namespace.
+pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";

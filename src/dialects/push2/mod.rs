@@ -16,29 +16,32 @@
 //! ```
 
 mod parse;
-mod settings;
 
-pub use parse::{
-    apns_payload, notification_of, parse, target, Notification, Target, Urgency, NS_PUSH2,
-};
-pub use settings::Push2Settings;
+pub use parse::{notification_of, parse, target, Notification, Target, Urgency, NS_PUSH2};
 
-use super::profiles::{outcome_error, sender_allowed};
-use crate::providers::apns::payload::CustomApns;
+use std::sync::Arc;
+
+use super::sender_allowed;
+use crate::config::Push2Settings;
+use crate::providers::apns::payload::{push2_alert, CustomApns};
 use crate::providers::webpush::{
-    decode_base64, vapid_authorization, Endpoint, WebPushError, WebPushRequest, WebPushSender,
+    decode_base64, vapid_authorization, Endpoint, WebPushRequest, WebPushSender,
 };
-use crate::providers::{Priority, Push, Summary};
-use crate::pushes::{send_within, PushService};
-use crate::registrations::owner::short;
+use crate::providers::{Flavour, Priority, PriorityPolicy, Provider, Push, Summary};
+use crate::pushes::{App, PushError, PushService};
 use crate::stanza::{ErrorType, StanzaError};
 use crate::xml::{Element, NS_COMPONENT};
+
+/// The metrics label of Push 2.0's Web Push deliveries (they have no app
+/// profile of their own).
+pub const WEBPUSH_APP: &str = "webpush";
 
 /// The Push 2.0 service of one component.
 #[derive(Debug)]
 pub struct Push2Service {
     settings: Push2Settings,
-    webpush: Result<WebPushSender, String>,
+    /// The Web Push sender as an app of the push pipeline.
+    webpush: Result<Arc<App>, String>,
 }
 
 impl Push2Service {
@@ -47,18 +50,26 @@ impl Push2Service {
     pub fn new(settings: Push2Settings) -> Self {
         let webpush = match &settings.webpush {
             None => Err("Web Push endpoints are not enabled here".to_owned()),
-            Some(w) => WebPushSender::new(w.clone()).map_err(|e| {
-                log::error!("Push 2.0: the Web Push sender cannot start: {e}");
-                e.to_string()
-            }),
+            Some(w) => WebPushSender::new(w.clone())
+                .map(|sender| {
+                    Arc::new(App {
+                        provider: Provider::WebPush(sender),
+                        policy: PriorityPolicy::High,
+                    })
+                })
+                .map_err(|e| {
+                    log::error!("Push 2.0: the Web Push sender cannot start: {e}");
+                    e.to_string()
+                }),
         };
         Push2Service { settings, webpush }
     }
 
-    /// Delivers one notification; `Err` is the error to answer.
+    /// Delivers one notification through the push pipeline; `Err` is the
+    /// error to answer.
     pub async fn push(
         &self,
-        pushes: &PushService,
+        pushes: &Arc<PushService>,
         component: &str,
         from: &str,
         id: &str,
@@ -72,24 +83,27 @@ impl Push2Service {
                 format!("<client>: {why}"),
             )
         })?;
-        match target {
+        let (app, push) = match target {
             Target::Apns {
                 sandbox,
                 token,
                 topic,
                 voip_token,
-            } => {
-                self.apns(
-                    pushes, component, id, &n, sandbox, token, &topic, voip_token,
-                )
-                .await
-            }
-            Target::WebPush(endpoint) => self.web(&n, endpoint).await,
-        }
+            } => self.apns(
+                pushes, component, id, &n, sandbox, token, &topic, voip_token,
+            )?,
+            Target::WebPush(endpoint) => self.web(component, &n, endpoint)?,
+        };
+        pushes
+            .deliver(app, push, crate::pushes::Target::Stateless)
+            .await
+            .map_err(|e| PushError::to_stanza_error(&e))
     }
 
+    /// The push for an APNS-form client, through the `apns` profile that
+    /// serves its topic and environment (never any other).
     #[allow(clippy::too_many_arguments)]
-    async fn apns(
+    fn apns(
         &self,
         pushes: &PushService,
         component: &str,
@@ -99,11 +113,11 @@ impl Push2Service {
         token: String,
         topic: &str,
         voip_token: Option<String>,
-    ) -> Result<(), StanzaError> {
+    ) -> Result<(Arc<App>, Push), StanzaError> {
         let apps = pushes.apps();
         let found = self.settings.apns.iter().find_map(|p| {
             let app = apps.get(p)?;
-            (app.provider.apns_topic()? == (topic, sandbox)).then_some((p, app))
+            (app.provider.apns_topic()? == (topic, sandbox)).then(|| (p, Arc::clone(app)))
         });
         let Some((profile, app)) = found else {
             // The operator does not serve this app: not the device's fault.
@@ -116,18 +130,8 @@ impl Push2Service {
             (true, Some(v)) => (true, v),
             (_, _) => (false, token),
         };
-        let push = Push {
-            component: component.to_owned(),
-            push_type: profile.clone(),
-            node: token.clone(),
-            token,
-            priority: if voip { Priority::Voip } else { Priority::High },
-            summary: Summary::default(),
-            encrypted: None,
-            dialect: None,
-        };
         let custom = CustomApns {
-            payload: apns_payload(n.payload.as_deref()).to_string().into_bytes(),
+            payload: push2_alert(n.payload.as_deref()).to_string().into_bytes(),
             voip,
             priority: if n.priority == Urgency::High || voip {
                 10
@@ -136,25 +140,27 @@ impl Push2Service {
             },
             apns_id: Some(id.to_owned()),
         };
-        let outcome = send_within(
-            pushes.timeout(),
-            Box::pin(app.provider.send_custom(&push, &custom)),
-        )
-        .await;
-        match outcome_error(&outcome) {
-            None => Ok(()),
-            Some(e) => {
-                log::info!(
-                    "Push 2.0 APNS push to token {} failed: {e}",
-                    short(&push.token)
-                );
-                Err(e)
-            }
-        }
+        let push = Push {
+            component: component.to_owned(),
+            push_type: profile.clone(),
+            node: token.clone(),
+            token,
+            priority: if voip { Priority::Voip } else { Priority::High },
+            summary: Summary::default(),
+            encrypted: None,
+            flavour: Flavour::Apns(custom),
+        };
+        Ok((app, push))
     }
 
-    async fn web(&self, n: &Notification, endpoint: Endpoint) -> Result<(), StanzaError> {
-        let sender = self
+    /// The push for a Web Push endpoint, through the Web Push sender.
+    fn web(
+        &self,
+        component: &str,
+        n: &Notification,
+        endpoint: Endpoint,
+    ) -> Result<(Arc<App>, Push), StanzaError> {
+        let app = self
             .webpush
             .as_ref()
             .map_err(|why| StanzaError::new(ErrorType::Cancel, "not-allowed", why.clone()))?;
@@ -176,42 +182,20 @@ impl Push2Service {
             authorization: n.jwt.as_ref().map(|(t, k)| vapid_authorization(t, k)),
             endpoint,
         };
-        let host = req.endpoint.host.clone();
-        let result = sender.send(&req).await;
-        match web_error(result) {
-            None => Ok(()),
-            Some(e) => {
-                log::info!("Push 2.0 Web Push to {host} failed: {e}");
-                Err(e)
-            }
-        }
-    }
-}
-
-/// The error for a Web Push result, `None` on success: 404/410 and
-/// refused targets are final, the rest `wait`.
-pub fn web_error(result: Result<u16, WebPushError>) -> Option<StanzaError> {
-    match result {
-        Ok(200..=299) => None,
-        Ok(404 | 410) => Some(StanzaError::item_not_found("the endpoint is gone")),
-        Ok(s @ 300..=399) => Some(StanzaError::internal(format!(
-            "the endpoint redirects ({s}); redirects are not followed"
-        ))),
-        Ok(s) => Some(StanzaError::internal(format!("the endpoint answered {s}"))),
-        Err(WebPushError::Refused(g)) => Some(StanzaError::new(
-            ErrorType::Cancel,
-            "not-allowed",
-            g.to_string(),
-        )),
-        Err(WebPushError::Body(n)) => Some(StanzaError::new(
-            ErrorType::Modify,
-            "not-acceptable",
-            format!("payload of {n} bytes is empty or too large"),
-        )),
-        Err(WebPushError::Timeout) => Some(StanzaError::remote_server_timeout(
-            "the endpoint did not answer in time",
-        )),
-        Err(e) => Some(StanzaError::internal(e.to_string())),
+        let push = Push {
+            component: component.to_owned(),
+            push_type: WEBPUSH_APP.to_owned(),
+            node: n.client.clone(),
+            token: n.client.clone(),
+            priority: match n.priority {
+                Urgency::High => Priority::High,
+                Urgency::Normal | Urgency::Low => Priority::Silent,
+            },
+            summary: Summary::default(),
+            encrypted: None,
+            flavour: Flavour::WebPush(req),
+        };
+        Ok((Arc::clone(app), push))
     }
 }
 

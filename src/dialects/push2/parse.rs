@@ -1,8 +1,6 @@
 //! Pure: reading a Push 2.0 `<notification>` and its `<client>`, and the
 //! APNS payload of the Apple route.
 
-use serde_json::json;
-
 use crate::providers::webpush::Endpoint;
 use crate::xml::{Element, NS_CLIENT, NS_COMPONENT, NS_SERVER};
 
@@ -163,13 +161,4 @@ pub fn target(client: &str) -> Result<Target, String> {
     Endpoint::parse(client)
         .map(Target::WebPush)
         .map_err(|e| e.to_string())
-}
-
-/// The APNS payload Snikket's service sends.
-pub fn apns_payload(payload: Option<&str>) -> serde_json::Value {
-    let mut v = json!({"aps": {"alert": {"title": "New Message"}, "mutable-content": 1}});
-    if let Some(p) = payload {
-        v["rfc8291"] = json!(p);
-    }
-    v
 }

@@ -1,10 +1,4 @@
-use std::collections::BTreeMap;
-
-use serde_json::json;
-
 use super::*;
-use crate::config::ConfigContext;
-use crate::providers::ProviderSettings;
 use crate::xml::parse_element;
 
 fn el(xml: &str) -> Element {
@@ -105,16 +99,14 @@ fn apns_clients_are_read_with_topic_and_voip_token() {
     assert!(target("http://up.example.org/w/1").is_err());
 }
 
-#[test]
-fn apns_payload_is_snikkets() {
-    assert_eq!(
-        apns_payload(Some("cGF5")),
-        json!({"aps": {"alert": {"title": "New Message"}, "mutable-content": 1}, "rfc8291": "cGF5"})
-    );
-    assert_eq!(
-        apns_payload(None),
-        json!({"aps": {"alert": {"title": "New Message"}, "mutable-content": 1}})
-    );
+/// The error a Web Push result is answered with, through the pipeline's
+/// one error table.
+fn web_error(result: Result<u16, crate::providers::webpush::WebPushError>) -> Option<StanzaError> {
+    match crate::providers::webpush::outcome_of(result) {
+        crate::providers::Outcome::Delivered => None,
+        crate::providers::Outcome::DeadToken { .. } => Some(PushError::DeadToken.to_stanza_error()),
+        crate::providers::Outcome::Failed(f) => Some(PushError::Provider(f).to_stanza_error()),
+    }
 }
 
 #[test]
@@ -127,7 +119,7 @@ fn web_errors_are_wait_unless_the_endpoint_is_gone_or_forbidden() {
     for s in [301, 302, 400, 413, 429, 500, 503] {
         assert_eq!(web_error(Ok(s)).unwrap().kind, ErrorType::Wait, "{s}");
     }
-    let refused = web_error(Err(WebPushError::Refused(
+    let refused = web_error(Err(crate::providers::webpush::WebPushError::Refused(
         crate::providers::webpush::GuardError::AddressRefused("127.0.0.1".parse().unwrap()),
     )))
     .unwrap();
@@ -135,7 +127,7 @@ fn web_errors_are_wait_unless_the_endpoint_is_gone_or_forbidden() {
         (refused.kind, refused.condition),
         (ErrorType::Cancel, "not-allowed")
     );
-    let t = web_error(Err(WebPushError::Timeout)).unwrap();
+    let t = web_error(Err(crate::providers::webpush::WebPushError::Timeout)).unwrap();
     assert_eq!(
         (t.kind, t.condition),
         (ErrorType::Wait, "remote-server-timeout")
@@ -158,50 +150,4 @@ fn error_message_shape() {
          <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas' xml:lang='en'>gone</text>\
          </error></message>"
     );
-}
-
-#[test]
-fn config_validates_profiles_and_bounds() {
-    let dir = std::env::temp_dir();
-    let ctx = ConfigContext::for_file(&dir.join("p.toml"));
-    let mut apps = BTreeMap::new();
-    let log: toml::Table = toml::from_str("provider = \"log\"").unwrap();
-    apps.insert(
-        "logged".to_owned(),
-        ProviderSettings::from_table("logged", log, &ctx).unwrap(),
-    );
-    let s = |text: &str| {
-        Push2Settings::from_table(
-            "component[0].push2",
-            toml::from_str(text).unwrap(),
-            &ctx,
-            &apps,
-        )
-    };
-    let ok = s("").unwrap();
-    let w = ok.webpush.unwrap();
-    assert!(!w.policy.allow_private);
-    assert_eq!((w.max_body, w.max_concurrent, ok.ttl), (4096, 16, 86_400));
-    assert_eq!(
-        s("apns = [\"logged\"]").unwrap_err().key,
-        "component[0].push2.apns"
-    );
-    assert_eq!(
-        s("apns = [\"nope\"]").unwrap_err().key,
-        "component[0].push2.apns"
-    );
-    assert_eq!(s("webpush = false").unwrap_err().key, "component[0].push2");
-    assert_eq!(
-        s("timeout_secs = 0").unwrap_err().key,
-        "component[0].push2.timeout_secs"
-    );
-    assert_eq!(
-        s("allow_hosts = [\"a b\"]").unwrap_err().key,
-        "component[0].push2.allow_hosts"
-    );
-    assert_eq!(
-        s("webpush_ca = \"/nonexistent/ca.pem\"").unwrap_err().key,
-        "component[0].push2.webpush_ca"
-    );
-    assert!(s("surprise = 1").is_err());
 }

@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod payload;
 pub mod response;
 pub mod settings;
+pub mod siskin;
 
 #[cfg(test)]
 mod settings_tests;
@@ -142,22 +143,7 @@ impl ApnsProvider {
     /// Sends one push, retrying temporary failures a bounded number of
     /// times.
     pub async fn send(&self, push: &Push) -> Outcome {
-        self.send_with(push, None).await
-    }
-
-    /// Sends a payload a dialect built itself to `push.token` (only the
-    /// token, node and push type of `push` are used).
-    pub async fn send_custom(&self, push: &Push, custom: &payload::CustomApns) -> Outcome {
-        self.send_with(push, Some(custom)).await
-    }
-
-    /// The topic (bundle id) and whether this profile talks to the sandbox.
-    pub fn topic(&self) -> (&str, bool) {
-        (&self.settings.topic, self.settings.sandbox)
-    }
-
-    async fn send_with(&self, push: &Push, custom: Option<&payload::CustomApns>) -> Outcome {
-        let outcome = self.deliver(push, custom).await;
+        let outcome = self.deliver(push).await;
         let c = &self.counters;
         match &outcome {
             Outcome::Delivered => c.delivered.fetch_add(1, Ordering::Relaxed),
@@ -174,16 +160,17 @@ impl ApnsProvider {
         outcome
     }
 
-    async fn deliver(&self, push: &Push, custom: Option<&payload::CustomApns>) -> Outcome {
+    /// The topic (bundle id) and whether this profile talks to the sandbox.
+    pub fn topic(&self) -> (&str, bool) {
+        (&self.settings.topic, self.settings.sandbox)
+    }
+
+    async fn deliver(&self, push: &Push) -> Outcome {
         let tuning = &self.settings.tuning;
         let (mut attempt, mut resends) = (1, 0);
         loop {
             let now = self.clock.now();
-            let built = match custom {
-                Some(c) => payload::build_custom(&push.token, c, &self.settings, now),
-                None => payload::build(push, &self.settings, now),
-            };
-            let request = match built {
+            let request = match payload::build(push, &self.settings, now) {
                 Ok(r) => r,
                 Err(PayloadError::BadToken) => {
                     log::debug!("APNS: node {} has a malformed token", push.node);

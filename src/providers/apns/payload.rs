@@ -16,9 +16,9 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 
 use super::settings::{AlertText, ApnsSettings};
+use super::siskin;
 use crate::clock::unix_secs;
-use crate::dialects::{siskin, DialectPush};
-use crate::providers::{Priority, Push};
+use crate::providers::{Flavour, Priority, Push};
 
 /// Payload limit for alert and background pushes.
 pub const MAX_PAYLOAD: usize = 4096;
@@ -104,16 +104,13 @@ impl fmt::Display for PayloadError {
 
 /// Builds the request for `push` at time `now`.
 pub fn build(push: &Push, s: &ApnsSettings, now: SystemTime) -> Result<ApnsRequest, PayloadError> {
-    let siskin = match &push.dialect {
-        Some(DialectPush::Siskin {
-            account,
-            voip_token,
-            payload,
-        }) => Some((account, voip_token.as_deref(), *payload)),
+    let siskin = match &push.flavour {
+        Flavour::Apns(c) => return build_custom(&push.token, c, s, now),
+        Flavour::Siskin(p) => Some(p),
         _ => None,
     };
     let token = match siskin {
-        Some((_, voip, _)) => siskin::apns_device_token(push, voip),
+        Some(p) => siskin::apns_device_token(push, p.voip_token.as_deref()),
         None => &push.token,
     };
     check_token(token)?;
@@ -122,9 +119,9 @@ pub fn build(push: &Push, s: &ApnsSettings, now: SystemTime) -> Result<ApnsReque
         Priority::Silent => ("background", 5, s.topic.clone(), MAX_PAYLOAD),
         Priority::Voip => ("voip", 10, format!("{}.voip", s.topic), MAX_VOIP_PAYLOAD),
     };
-    let payload = match (siskin, &push.dialect) {
-        (Some((account, _, allow)), _) => {
-            let bytes = siskin::apns_payload(push, account, allow, &s.alert)
+    let payload = match (siskin, &push.flavour) {
+        (Some(p), _) => {
+            let bytes = siskin::apns_payload(push, &p.account, p.payload, &s.alert)
                 .to_string()
                 .into_bytes();
             if bytes.len() > limit {
@@ -135,8 +132,8 @@ pub fn build(push: &Push, s: &ApnsSettings, now: SystemTime) -> Result<ApnsReque
             }
             bytes
         }
-        // Conversations on iOS: the default payload, plus the account.
-        (None, Some(DialectPush::Conversations { account })) => {
+        // p2 on iOS: the default payload, plus the account.
+        (None, Flavour::P2 { account }) => {
             let mut v: Value =
                 serde_json::from_slice(&fit_payload(push, s, limit)?).unwrap_or_else(|_| json!({}));
             v["account"] = json!(account);
@@ -156,7 +153,7 @@ pub fn build(push: &Push, s: &ApnsSettings, now: SystemTime) -> Result<ApnsReque
     })
 }
 
-/// A payload a dialect built itself (Monal, Push 2.0): sent as is, with
+/// A complete APNS payload (Monal's alert, Push 2.0's): sent as is, with
 /// the app profile's topic and expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomApns {
@@ -170,7 +167,7 @@ pub struct CustomApns {
     pub apns_id: Option<String>,
 }
 
-/// Builds the request for a dialect's own payload to `token`.
+/// Builds the request for a complete payload to `token`.
 pub fn build_custom(
     token: &str,
     c: &CustomApns,
@@ -200,6 +197,37 @@ pub fn build_custom(
         // Apple takes only the canonical UUID form; anything else is dropped.
         apns_id: c.apns_id.clone().filter(|id| is_uuid(id)),
     })
+}
+
+/// The alert Monal's notification extension expects: `mutable-content`,
+/// so the extension runs and fetches the messages itself, beside the
+/// operator's extra top-level keys.
+pub fn monal_alert(
+    title: &str,
+    body: &str,
+    sound: Option<&str>,
+    extra: &serde_json::Map<String, Value>,
+) -> Value {
+    let mut aps = json!({
+        "alert": { "title": title, "body": body },
+        "mutable-content": 1,
+    });
+    if let Some(s) = sound {
+        aps["sound"] = json!(s);
+    }
+    let mut v = extra.clone();
+    v.insert("aps".into(), aps);
+    Value::Object(v)
+}
+
+/// The alert of a Push 2.0 push, as Snikket's service sends it: the
+/// RFC 8291 payload rides along for the app's extension to decrypt.
+pub fn push2_alert(rfc8291: Option<&str>) -> Value {
+    let mut v = json!({"aps": {"alert": {"title": "New Message"}, "mutable-content": 1}});
+    if let Some(p) = rfc8291 {
+        v["rfc8291"] = json!(p);
+    }
+    v
 }
 
 fn check_token(token: &str) -> Result<(), PayloadError> {
@@ -324,7 +352,7 @@ mod tests {
             priority,
             summary: Summary::default(),
             encrypted: None,
-            dialect: None,
+            flavour: Flavour::Standard,
         }
     }
 
@@ -509,10 +537,10 @@ mod tests {
     #[test]
     fn siskin_alerts_go_to_the_device_token_and_calls_to_pushkit() {
         let mut p = push(Priority::High);
-        p.dialect = Some(DialectPush::Siskin {
+        p.flavour = Flavour::Siskin(siskin::SiskinPush {
             account: "romeo@montague.lit".into(),
             voip_token: Some("beef".into()),
-            payload: crate::config::SiskinPayload::default(),
+            payload: siskin::SiskinPayload::default(),
         });
         let r = build(&p, &settings(), now()).unwrap();
         assert_eq!(r.path, format!("/3/device/{}", "00ff".repeat(16)));
@@ -529,14 +557,26 @@ mod tests {
     }
 
     #[test]
-    fn conversations_on_ios_adds_the_account_to_the_default_payload() {
+    fn p2_on_ios_adds_the_account_to_the_default_payload() {
         let mut p = push(Priority::High);
-        p.dialect = Some(DialectPush::Conversations {
+        p.flavour = Flavour::P2 {
             account: "abc".into(),
-        });
+        };
         let r = build(&p, &settings(), now()).unwrap();
         let v: Value = serde_json::from_slice(&r.payload).unwrap();
         assert_eq!(v["account"], "abc");
         assert_eq!(v["aps"]["alert"]["body"], "New message");
+    }
+
+    #[test]
+    fn push2_alert_is_snikkets() {
+        assert_eq!(
+            push2_alert(Some("cGF5")),
+            json!({"aps": {"alert": {"title": "New Message"}, "mutable-content": 1}, "rfc8291": "cGF5"})
+        );
+        assert_eq!(
+            push2_alert(None),
+            json!({"aps": {"alert": {"title": "New Message"}, "mutable-content": 1}})
+        );
     }
 }

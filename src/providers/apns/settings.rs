@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::jwt;
-use crate::config::{ConfigContext, ConfigError};
 use crate::h2client::{tls, Origin};
 use crate::providers::PriorityPolicy;
+use crate::settings::{ConfigContext, ConfigError};
 
 /// Apple's production endpoint.
 pub const PRODUCTION_ENDPOINT: &str = "https://api.push.apple.com";

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::settings::{ApnsAuth, ApnsSettings, MAX_TTL, SANDBOX_ENDPOINT};
-use crate::config::{ConfigContext, ConfigError};
 use crate::providers::PriorityPolicy;
+use crate::settings::{ConfigContext, ConfigError};
 
 /// A folder under the system temp dir, removed on drop.
 struct TempDir(PathBuf);

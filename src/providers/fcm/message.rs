@@ -11,8 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::dialects::{conversations, DialectPush};
-use crate::providers::{Priority, Push};
+use crate::providers::{Flavour, Priority, Push};
 
 /// The per-app parts of every message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +34,9 @@ pub fn android_priority(p: Priority) -> &'static str {
 
 /// The JSON request body for `messages:send`.
 pub fn body(push: &Push, t: &MessageTemplate) -> Vec<u8> {
-    if let Some(DialectPush::Conversations { account }) = &push.dialect {
-        let (data, priority) = conversations::fcm_message(account, push);
-        let data: BTreeMap<&str, String> = data.into_iter().collect();
-        return message(push, t, &data, priority);
+    if let Flavour::P2 { account } = &push.flavour {
+        let data = BTreeMap::from([("account", account.clone())]);
+        return message(push, t, &data, p2_priority(push));
     }
     let mut data: BTreeMap<&str, String> = BTreeMap::new();
     data.insert("type", "push".into());
@@ -66,6 +64,17 @@ pub fn body(push: &Push, t: &MessageTemplate) -> Vec<u8> {
         }
     }
     message(push, t, &data, android_priority(push.priority))
+}
+
+/// p2's `android.priority`: HIGH when the summary carries a body or the
+/// push is not silent (p2 itself leaves it unset, so pushes wait in doze).
+fn p2_priority(push: &Push) -> &'static str {
+    let high = push.summary.last_message_body.is_some() || push.priority != Priority::Silent;
+    if high {
+        "HIGH"
+    } else {
+        "NORMAL"
+    }
 }
 
 fn message(
@@ -112,7 +121,7 @@ mod tests {
                 pending_subscription_count: None,
             },
             encrypted: None,
-            dialect: None,
+            flavour: Flavour::Standard,
         }
     }
 
@@ -173,6 +182,51 @@ mod tests {
             v["message"]["data"],
             json!({"type": "voip", "node": "node1", "iv": "aXY=", "payload": "Y2lwaGVy"})
         );
+        assert_eq!(v["message"]["android"]["priority"], "HIGH");
+    }
+
+    fn p2_push(body_text: Option<&str>, priority: Priority) -> Push {
+        Push {
+            component: "push.example.org".into(),
+            push_type: "conversations".into(),
+            node: "node1".into(),
+            token: "fcm-token-1".into(),
+            priority,
+            summary: Summary {
+                message_count: Some(1),
+                last_message_sender: Some("romeo@montague.lit".into()),
+                last_message_body: body_text.map(str::to_owned),
+                pending_subscription_count: None,
+            },
+            encrypted: None,
+            flavour: Flavour::P2 {
+                account: "acc".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn p2_message_carries_the_account_and_high_priority_with_a_body() {
+        let t = MessageTemplate {
+            ttl_secs: 3600,
+            collapse_key: Some("xmpp".into()),
+            include_summary: true,
+        };
+        let v: Value =
+            serde_json::from_slice(&body(&p2_push(Some("hi"), Priority::High), &t)).unwrap();
+        assert_eq!(
+            v,
+            json!({"message": {
+                "token": "fcm-token-1",
+                "data": {"account": "acc"},
+                "android": {"priority": "HIGH", "ttl": "3600s", "collapse_key": "xmpp"}
+            }})
+        );
+        let v: Value = serde_json::from_slice(&body(&p2_push(None, Priority::Silent), &t)).unwrap();
+        assert_eq!(v["message"]["android"]["priority"], "NORMAL");
+        // A body wakes the phone even under a silent profile policy.
+        let v: Value =
+            serde_json::from_slice(&body(&p2_push(Some("hi"), Priority::Silent), &t)).unwrap();
         assert_eq!(v["message"]["android"]["priority"], "HIGH");
     }
 }

@@ -22,9 +22,9 @@ use serde::Deserialize;
 use super::message::MessageTemplate;
 use super::retry::RetryPolicy;
 use super::service_account::ServiceAccount;
-use crate::config::{ConfigContext, ConfigError};
 use crate::h2client::{tls, Origin};
 use crate::providers::PriorityPolicy;
+use crate::settings::{ConfigContext, ConfigError};
 
 /// Longest TTL FCM accepts, and the default: four weeks.
 pub const MAX_TTL_SECS: u64 = 2_419_200;

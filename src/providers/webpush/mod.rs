@@ -11,7 +11,7 @@ pub mod guard;
 use std::fmt;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_io::Async;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
@@ -22,6 +22,8 @@ use smol::lock::Semaphore;
 
 pub use endpoint::{Endpoint, EndpointError};
 pub use guard::{GuardError, GuardPolicy};
+
+use super::{FailureKind, Outcome};
 
 /// Largest response head read.
 const MAX_RESPONSE_HEAD: usize = 8192;
@@ -42,7 +44,7 @@ pub struct WebPushSettings {
 }
 
 /// One request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebPushRequest {
     /// Where.
     pub endpoint: Endpoint,
@@ -54,6 +56,33 @@ pub struct WebPushRequest {
     pub urgency: &'static str,
     /// `Authorization` value, e.g. `vapid t=...,k=...`.
     pub authorization: Option<String>,
+}
+
+/// The outcome of a request's result.
+pub fn outcome_of(result: Result<u16, WebPushError>) -> Outcome {
+    match result {
+        Ok(200..=299) => Outcome::Delivered,
+        Ok(404 | 410) => Outcome::DeadToken {
+            since: SystemTime::now(),
+        },
+        Ok(s @ 300..=399) => Outcome::failed(
+            FailureKind::Unavailable,
+            format!("the endpoint redirects ({s}); redirects are not followed"),
+        ),
+        Ok(s) => Outcome::failed(
+            FailureKind::Unavailable,
+            format!("the endpoint answered {s}"),
+        ),
+        Err(WebPushError::Refused(g)) => Outcome::failed(FailureKind::Refused, g.to_string()),
+        Err(WebPushError::Body(n)) => Outcome::failed(
+            FailureKind::Unacceptable,
+            format!("payload of {n} bytes is empty or too large"),
+        ),
+        Err(WebPushError::Timeout) => {
+            Outcome::failed(FailureKind::Timeout, "the endpoint did not answer in time")
+        }
+        Err(e) => Outcome::failed(FailureKind::Unavailable, e.to_string()),
+    }
 }
 
 /// Why a request failed.
@@ -115,6 +144,18 @@ impl WebPushSender {
             tls: TlsConnector::from(Arc::new(config)),
             settings,
         })
+    }
+
+    /// Sends one request as a provider does: the endpoint's answer as an
+    /// [`Outcome`]. 404 and 410 mean the subscription is gone; a target
+    /// the guard refuses and a body that cannot be sent are final; the
+    /// rest may pass.
+    pub async fn deliver(&self, req: &WebPushRequest) -> Outcome {
+        let result = self.send(req).await;
+        if let Err(e) = &result {
+            log::debug!("Web Push to {} failed: {e}", req.endpoint.host);
+        }
+        outcome_of(result)
     }
 
     /// POSTs one request; returns the HTTP status. Redirects are returned

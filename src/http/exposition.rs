@@ -1,12 +1,13 @@
-//! Reads everything `/metrics` shows into [`Family`] values: the
-//! registry, the link states, the store, credential expiry and the
-//! process. Only reads; the text comes from [`super::render`].
+//! The `/metrics` exposition: reads everything it shows into [`Family`]
+//! values (the registry, the link states, the store, credential expiry
+//! and the process). Only reads; the text comes from
+//! [`crate::metrics::render`].
 
 use std::time::UNIX_EPOCH;
 
-use super::render::{render, Family, Kind};
-use super::{global, process, PushResult};
-use crate::core::Core;
+use super::Backend;
+use crate::metrics::render::{render, Family, Kind};
+use crate::metrics::{global, process, PushResult};
 
 fn app_label(name: &str) -> Vec<(&'static str, String)> {
     vec![("app", name.to_owned())]
@@ -50,7 +51,7 @@ fn push_families(out: &mut Vec<Family>) {
     out.extend([pushes, latency, in_flight, regs]);
 }
 
-fn link_families(core: &Core, out: &mut Vec<Family>) {
+fn link_families(core: &Backend, out: &mut Vec<Family>) {
     let mut up = Family::new(
         "push_appserver_component_up",
         Kind::Gauge,
@@ -75,7 +76,7 @@ fn link_families(core: &Core, out: &mut Vec<Family>) {
     out.extend([up, connects, stanzas]);
 }
 
-fn store_families(core: &Core, out: &mut Vec<Family>) {
+fn store_families(core: &Backend, out: &mut Vec<Family>) {
     let m = global();
     let count = core
         .registrations
@@ -136,7 +137,7 @@ fn store_families(core: &Core, out: &mut Vec<Family>) {
     out.push(reloads);
 }
 
-fn credential_families(core: &Core, out: &mut Vec<Family>) {
+fn credential_families(core: &Backend, out: &mut Vec<Family>) {
     // Only APNS client certificates expire; a .p8 key and an FCM service
     // account have no expiry date, so they have no sample here.
     let mut expiry = Family::new(
@@ -184,7 +185,7 @@ fn process_families(out: &mut Vec<Family>) {
 }
 
 /// Every family, read now.
-pub fn families(core: &Core) -> Vec<Family> {
+pub fn families(core: &Backend) -> Vec<Family> {
     let mut out = Vec::new();
     push_families(&mut out);
     link_families(core, &mut out);
@@ -195,6 +196,6 @@ pub fn families(core: &Core) -> Vec<Family> {
 }
 
 /// The `/metrics` body.
-pub fn exposition(core: &Core) -> String {
+pub fn exposition(core: &Backend) -> String {
     render(&families(core))
 }

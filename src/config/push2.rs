@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{ConfigContext, ConfigError};
-use crate::dialects::profiles::allow_from;
+use super::dialects::allow_from;
 use crate::providers::webpush::{GuardPolicy, WebPushSettings};
 use crate::providers::ProviderSettings;
+use crate::settings::{ConfigContext, ConfigError};
 
 /// Validated `[component.push2]` settings.
 #[derive(Debug, Clone)]
@@ -157,5 +157,56 @@ impl Push2Settings {
         }
         out.push_str(" }");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_validates_profiles_and_bounds() {
+        let dir = std::env::temp_dir();
+        let ctx = ConfigContext::for_file(&dir.join("p.toml"));
+        let mut apps = BTreeMap::new();
+        let log: toml::Table = toml::from_str("provider = \"log\"").unwrap();
+        apps.insert(
+            "logged".to_owned(),
+            ProviderSettings::from_table("logged", log, &ctx).unwrap(),
+        );
+        let s = |text: &str| {
+            Push2Settings::from_table(
+                "component[0].push2",
+                toml::from_str(text).unwrap(),
+                &ctx,
+                &apps,
+            )
+        };
+        let ok = s("").unwrap();
+        let w = ok.webpush.unwrap();
+        assert!(!w.policy.allow_private);
+        assert_eq!((w.max_body, w.max_concurrent, ok.ttl), (4096, 16, 86_400));
+        assert_eq!(
+            s("apns = [\"logged\"]").unwrap_err().key,
+            "component[0].push2.apns"
+        );
+        assert_eq!(
+            s("apns = [\"nope\"]").unwrap_err().key,
+            "component[0].push2.apns"
+        );
+        assert_eq!(s("webpush = false").unwrap_err().key, "component[0].push2");
+        assert_eq!(
+            s("timeout_secs = 0").unwrap_err().key,
+            "component[0].push2.timeout_secs"
+        );
+        assert_eq!(
+            s("allow_hosts = [\"a b\"]").unwrap_err().key,
+            "component[0].push2.allow_hosts"
+        );
+        assert_eq!(
+            s("webpush_ca = \"/nonexistent/ca.pem\"").unwrap_err().key,
+            "component[0].push2.webpush_ca"
+        );
+        assert!(s("surprise = 1").is_err());
     }
 }
