@@ -1,6 +1,6 @@
 //! Time: a clock trait so throttles, token caches and expiry are testable
 //! without sleeping (a [`ManualClock`] that tests move by hand), and
-//! RFC 3339 timestamps as in the seed's records.
+//! RFC 3339 timestamps as in mod_push_appserver's records.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -93,8 +93,10 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
-/// Parses the form written by [`rfc3339`] (and fractional seconds or a
-/// numeric offset of zero). `None` when malformed.
+/// Parses the form written by [`rfc3339`], as Prosody's `util.datetime`
+/// and X.509 dates give it: `YYYY-MM-DDThh:mm:ss`, an optional fraction of
+/// 1 to 9 digits (kept to the millisecond), and `Z` or a zero offset.
+/// `None` when malformed, not a calendar date, or before 1970.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
     if b.len() < 20
@@ -106,26 +108,63 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let part = s.get(r)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo)
+        || d == 0
+        || d > month_days[(mo - 1) as usize]
+        || h > 23
+        || mi > 59
+        || se > 60
+    {
         return None;
     }
+    let mut millis = 0;
     let tail = &s[19..];
     let tail = match tail.strip_prefix('.') {
-        Some(t) => t.trim_start_matches(|c: char| c.is_ascii_digit()),
+        Some(frac) => {
+            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 || digits > 9 {
+                return None;
+            }
+            millis = format!("{:0<3}", &frac[..digits.min(3)])
+                .parse::<u64>()
+                .ok()?;
+            &frac[digits..]
+        }
         None => tail,
     };
     if !matches!(tail, "Z" | "+00:00" | "-00:00") {
         return None;
     }
-    let days = days_from_civil(y as i64, mo, d);
+    let days = days_from_civil(i64::from(y), mo, d);
     if days < 0 {
         return None;
     }
     let secs = days as u64 * 86_400 + u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(se);
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
+    Some(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis))
 }
 
 // Howard Hinnant's civil calendar algorithms.
@@ -157,7 +196,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_and_parses_seed_timestamps() {
+    fn formats_and_parses_the_module_timestamps() {
         let t = parse_rfc3339("2017-03-18T04:07:44Z").unwrap();
         assert_eq!(unix_secs(t), 1_489_810_064);
         assert_eq!(rfc3339(t), "2017-03-18T04:07:44Z");

@@ -1,8 +1,8 @@
 //! Compact JWTs (RFC 7519) as the providers sign them: unpadded base64url
 //! (RFC 4648 section 5) of the header and claims JSON, joined by dots, then
 //! the signature over those two. The algorithm and key stay with each
-//! provider (ES256 for APNS in [`crate::providers::apns::jwt`], RS256 for
-//! FCM in [`crate::providers::fcm::service_account`]).
+//! provider (ES256 for APNS in `providers::apns::jwt`, RS256 for
+//! FCM in `providers::fcm::service_account`).
 
 /// The base64url alphabet.
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -75,7 +75,7 @@ pub struct HttpSettings {
     pub threads_ignored: bool,
     /// Requests per second allowed per client address (burst of twice that).
     pub requests_per_second: u32,
-    /// Lets `unregister` work without the node's secret, as in the seed:
+    /// Lets `unregister` work without the node's secret, as in mod_push_appserver:
     /// anyone who knows a node can then remove it.
     pub open_unregister: bool,
     /// Open connections at most (plain and TLS together).

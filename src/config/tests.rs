@@ -15,7 +15,7 @@ provider = "log"
 "#;
 
 #[test]
-fn minimal_file_gets_seed_defaults() {
+fn minimal_file_gets_the_module_defaults() {
     let s = parse(MINIMAL).unwrap();
     assert!(!s.debugging);
     assert_eq!(s.rate_limit, 5);

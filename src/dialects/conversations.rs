@@ -254,5 +254,4 @@ pub fn completed(command: &str, session: &str, jid: &str, node: &str, secret: &s
 }
 
 #[cfg(test)]
-#[path = "conversations_tests.rs"]
 mod tests;

@@ -124,5 +124,4 @@ pub async fn push(
 }
 
 #[cfg(test)]
-#[path = "monal_tests.rs"]
 mod tests;

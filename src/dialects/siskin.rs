@@ -202,5 +202,4 @@ pub fn completed(session: &str, node: &str, encrypted: bool) -> Element {
 }
 
 #[cfg(test)]
-#[path = "siskin_tests.rs"]
 mod tests;

@@ -175,7 +175,7 @@ pub async fn run(
 }
 
 /// The `status='completed'` reply carrying jid, node and secret, exactly as
-/// the seed README shows.
+/// mod_push_appserver's README shows.
 pub fn completed(
     command: Command,
     session_id: &str,
@@ -254,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_the_seed_register_example() {
+    fn parses_the_module_readme_register_example() {
         let r = cmd("<command xmlns='http://jabber.org/protocol/commands' node='v1-register-push' action='execute'>\
             <x xmlns='jabber:x:data' type='submit'>\
             <field var='type'><value>fcm</value></field>\
@@ -302,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn completed_reply_matches_the_seed() {
+    fn completed_reply_matches_the_module_readme() {
         let s =
             completed(Command::Register, "s1", "push.example.org", "n", "sec").to_stanza_string();
         assert!(s.starts_with("<command xmlns='http://jabber.org/protocol/commands' node='v1-register-push' sessionid='s1' status='completed'>"), "{s}");

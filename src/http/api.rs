@@ -1,5 +1,5 @@
 //! The API's operations, independent of HTTP: a request built from a form,
-//! answered by the core, and the seed's `OK\n`/`ERROR\n` text reply.
+//! answered through the registration and push services, and mod_push_appserver's `OK\n`/`ERROR\n` text reply.
 
 use super::Backend;
 use crate::devices::RegisterError;
@@ -7,7 +7,7 @@ use crate::stanza::publish::PublishRequest;
 
 use super::form;
 
-/// A request for the async core.
+/// A request to the registration or push service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiRequest {
     /// `POST /register`.
@@ -46,7 +46,7 @@ pub enum ApiRequest {
 impl ApiRequest {
     /// The request a form `body` posted to `endpoint` (`register`,
     /// `unregister` or `push`) makes at `component`; `None` for any other
-    /// endpoint. Missing fields are empty and refused by the core.
+    /// endpoint. Missing fields are empty and refused by the backend.
     pub fn from_form(endpoint: &str, component: String, body: &str) -> Option<ApiRequest> {
         let f = form::parse(body);
         let field = |k: &str| form::get(&f, k).unwrap_or_default().to_owned();
@@ -78,7 +78,7 @@ impl ApiRequest {
 pub struct ApiReply {
     /// HTTP status.
     pub status: u16,
-    /// Body: `OK\n...` or `ERROR\n...`, as the seed's API.
+    /// Body: `OK\n...` or `ERROR\n...`, as mod_push_appserver's API.
     pub body: String,
 }
 
@@ -104,8 +104,8 @@ fn register_error(e: RegisterError) -> ApiReply {
     ApiReply::error(e.http_status(), &e.client_reason())
 }
 
-/// Answers one API request with the core's services.
-pub async fn answer(core: &Backend, req: ApiRequest) -> ApiReply {
+/// Answers one API request with the backend's services.
+pub async fn answer(backend: &Backend, req: ApiRequest) -> ApiReply {
     match req {
         ApiRequest::Register {
             component,
@@ -113,8 +113,12 @@ pub async fn answer(core: &Backend, req: ApiRequest) -> ApiReply {
             node,
             token,
         } => {
-            let c = core.component_or_first(Some(&component)).clone();
-            match core.devices.register(&c, &push_type, &node, &token).await {
+            let c = backend.component_or_first(Some(&component)).clone();
+            match backend
+                .devices
+                .register(&c, &push_type, &node, &token)
+                .await
+            {
                 Ok(r) => ApiReply::ok(&[&r.registration.node, &r.secret]),
                 Err(e) => register_error(e),
             }
@@ -125,8 +129,8 @@ pub async fn answer(core: &Backend, req: ApiRequest) -> ApiReply {
             node,
             secret,
         } => {
-            let c = core.component_or_first(Some(&component)).clone();
-            match core
+            let c = backend.component_or_first(Some(&component)).clone();
+            match backend
                 .devices
                 .unregister(&c, &push_type, &node, &secret)
                 .await
@@ -150,7 +154,7 @@ pub async fn answer(core: &Backend, req: ApiRequest) -> ApiReply {
             };
             // HTTP has no identity: registrations with an owner answer
             // item-not-found here.
-            match core.pushes.push(&component, None, req).await {
+            match backend.pushes.push(&component, None, req).await {
                 Ok(()) => ApiReply::ok(&[&node]),
                 Err(e) => ApiReply::error(e.http_status(), &e.to_string()),
             }

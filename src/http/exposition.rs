@@ -51,7 +51,7 @@ fn push_families(out: &mut Vec<Family>) {
     out.extend([pushes, latency, in_flight, regs]);
 }
 
-fn link_families(core: &Backend, out: &mut Vec<Family>) {
+fn link_families(backend: &Backend, out: &mut Vec<Family>) {
     let mut up = Family::new(
         "push_appserver_component_up",
         Kind::Gauge,
@@ -67,7 +67,7 @@ fn link_families(core: &Backend, out: &mut Vec<Family>) {
         Kind::Counter,
         "Stanzas received on the component link.",
     );
-    for (jid, s) in &core.links {
+    for (jid, s) in &backend.links {
         let l = || vec![("component", jid.clone())];
         up = up.number(l(), if s.is_connected() { 1.0 } else { 0.0 });
         connects = connects.number(l(), s.connects() as f64);
@@ -76,12 +76,12 @@ fn link_families(core: &Backend, out: &mut Vec<Family>) {
     out.extend([up, connects, stanzas]);
 }
 
-fn store_families(core: &Backend, out: &mut Vec<Family>) {
+fn store_families(backend: &Backend, out: &mut Vec<Family>) {
     let m = global();
-    let count = core
+    let count = backend
         .registrations
         .count()
-        .unwrap_or(core.registrations.approximate_count() as u64);
+        .unwrap_or(backend.registrations.approximate_count() as u64);
     out.push(
         Family::new(
             "push_appserver_registrations",
@@ -114,7 +114,7 @@ fn store_families(core: &Backend, out: &mut Vec<Family>) {
         )
         .number(
             vec![],
-            if core.registrations.write_error().is_some() {
+            if backend.registrations.write_error().is_some() {
                 1.0
             } else {
                 0.0
@@ -137,7 +137,7 @@ fn store_families(core: &Backend, out: &mut Vec<Family>) {
     out.push(reloads);
 }
 
-fn credential_families(core: &Backend, out: &mut Vec<Family>) {
+fn credential_families(backend: &Backend, out: &mut Vec<Family>) {
     // Only APNS client certificates expire; a .p8 key and an FCM service
     // account have no expiry date, so they have no sample here.
     let mut expiry = Family::new(
@@ -145,7 +145,7 @@ fn credential_families(core: &Backend, out: &mut Vec<Family>) {
         Kind::Gauge,
         "notAfter of the APNS client certificate as a Unix time (certificate auth only).",
     );
-    let apps = core.pushes.apps();
+    let apps = backend.pushes.apps();
     let mut names: Vec<_> = apps.keys().collect();
     names.sort();
     for name in names {
@@ -185,17 +185,17 @@ fn process_families(out: &mut Vec<Family>) {
 }
 
 /// Every family, read now.
-pub fn families(core: &Backend) -> Vec<Family> {
+pub fn families(backend: &Backend) -> Vec<Family> {
     let mut out = Vec::new();
     push_families(&mut out);
-    link_families(core, &mut out);
-    store_families(core, &mut out);
-    credential_families(core, &mut out);
+    link_families(backend, &mut out);
+    store_families(backend, &mut out);
+    credential_families(backend, &mut out);
     process_families(&mut out);
     out
 }
 
 /// The `/metrics` body.
-pub fn exposition(core: &Backend) -> String {
-    render(&families(core))
+pub fn exposition(backend: &Backend) -> String {
+    render(&families(backend))
 }

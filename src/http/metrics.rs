@@ -18,14 +18,14 @@ const MAX_CONNECTIONS: usize = 16;
 
 impl HttpApi {
     /// Binds `addr` and serves `/metrics` there (everything else is 404).
-    pub fn start_metrics(core: Arc<Backend>, addr: SocketAddr) -> Result<HttpApi, BindError> {
-        let s = core.settings.http.clone();
+    pub fn start_metrics(backend: Arc<Backend>, addr: SocketAddr) -> Result<HttpApi, BindError> {
+        let s = backend.settings.http.clone();
         let ctx = Context {
             shared: Arc::new(Shared {
                 limiter: Mutex::new(RateLimiter::new(s.requests_per_second)),
                 proxies: s.trusted_proxies.clone(),
                 metrics_only: true,
-                core,
+                backend,
             }),
             table: ConnTable::new(MAX_CONNECTIONS),
             timeouts: Timeouts {

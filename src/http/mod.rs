@@ -1,4 +1,4 @@
-//! The seed's HTTP API (and optional HTTPS), served on the same smol
+//! mod_push_appserver's HTTP API (and optional HTTPS), served on the same smol
 //! executor as the component links by a small HTTP/1.1 server: `httparse`
 //! reads request heads, every connection has deadlines and small bounded
 //! buffers, and the number of connections is bounded with eviction of
@@ -67,8 +67,8 @@ impl std::error::Error for BindError {}
 impl HttpApi {
     /// Binds the configured listeners and serves them on the executor.
     /// `None` when neither HTTP nor HTTPS is configured.
-    pub fn start(core: Arc<Backend>) -> Result<Option<HttpApi>, BindError> {
-        let s = core.settings.http.clone();
+    pub fn start(backend: Arc<Backend>) -> Result<Option<HttpApi>, BindError> {
+        let s = backend.settings.http.clone();
         if s.listen.is_none() && s.tls.is_none() {
             return Ok(None);
         }
@@ -84,7 +84,7 @@ impl HttpApi {
                 limiter: Mutex::new(RateLimiter::new(s.requests_per_second)),
                 proxies: s.trusted_proxies.clone(),
                 metrics_only: false,
-                core,
+                backend,
             }),
             table: ConnTable::new(s.max_connections),
             timeouts: Timeouts {

@@ -94,9 +94,9 @@ pub fn settings_node(r: &Registration, stats: &PushStats) -> String {
 }
 
 /// The health page: always contains RUNNING while the process serves.
-pub fn health(core: &Backend) -> String {
+pub fn health(backend: &Backend) -> String {
     let mut body = String::from("<p>RUNNING</p>\n<ul>\n");
-    for (jid, link) in &core.links {
+    for (jid, link) in &backend.links {
         let state = if link.is_connected() {
             "connected".to_owned()
         } else {
@@ -111,7 +111,7 @@ pub fn health(core: &Backend) -> String {
             link.stanzas()
         ));
     }
-    let profiles = core.pushes.apps();
+    let profiles = backend.pushes.apps();
     let mut apps: Vec<_> = profiles.iter().collect();
     apps.sort_by(|a, b| a.0.cmp(b.0));
     for (name, app) in apps {
@@ -123,15 +123,15 @@ pub fn health(core: &Backend) -> String {
     }
     body.push_str(&format!(
         "<li>registrations: about {}</li>\n",
-        core.registrations.approximate_count()
+        backend.registrations.approximate_count()
     ));
-    match core.registrations.write_error() {
+    match backend.registrations.write_error() {
         Some(e) => body.push_str(&format!(
             "<li>store: WRITES FAILING ({}); registrations are refused, pushes go on; \
              retrying by itself ({})</li>\n",
             escape(&e),
             escape(
-                &core
+                &backend
                     .registrations
                     .recovery_note()
                     .unwrap_or_else(|| "once disk space is free".to_owned())

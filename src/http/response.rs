@@ -35,7 +35,7 @@ impl Response {
         }
     }
 
-    /// The seed's `ERROR\n<reason>\n` answer.
+    /// mod_push_appserver's `ERROR\n<reason>\n` answer.
     pub fn error(status: u16, why: &str) -> Self {
         Response::text(status, format!("ERROR\n{why}\n"))
     }

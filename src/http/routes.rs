@@ -1,4 +1,4 @@
-//! Which endpoint answers a request, and how: the seed's paths, status
+//! Which endpoint answers a request, and how: mod_push_appserver's paths, status
 //! codes and texts. No business logic: registrations and pushes go to
 //! [`api::answer`], pages to [`pages`].
 
@@ -17,8 +17,8 @@ use crate::settings::TrustedProxies;
 /// What every connection shares.
 #[derive(Debug)]
 pub struct Shared {
-    /// The core's services.
-    pub core: Arc<Backend>,
+    /// What the API serves from.
+    pub backend: Arc<Backend>,
     /// Requests per client.
     pub limiter: Mutex<RateLimiter>,
     /// Proxies whose forwarding headers are believed.
@@ -57,20 +57,20 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
     if !allowed {
         return Response::error(429, "too many requests");
     }
-    let core = &shared.core;
+    let backend = &shared.backend;
     if head.path == "/metrics" || shared.metrics_only {
         return metrics(shared, head).await;
     }
     let Some(endpoint) = head.path.strip_prefix(PREFIX) else {
         return Response::error(404, "unknown endpoint");
     };
-    let debugging = core.settings.debugging;
-    let component = core
+    let debugging = backend.settings.debugging;
+    let component = backend
         .component_or_first(host_of(head).as_deref())
         .jid
         .clone();
     match (head.method.as_str(), endpoint) {
-        ("GET", "health") => Response::html(200, pages::health(core)),
+        ("GET", "health") => Response::html(200, pages::health(backend)),
         ("GET", "register" | "unregister" | "push") if !debugging => {
             Response::error(403, "forms are only available with debugging = true")
         }
@@ -86,8 +86,8 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
                 return Response::error(403, "settings are only available with debugging = true");
             }
             // Store reads may touch the disk: off the executor.
-            let (core, e) = (Arc::clone(core), e.to_owned());
-            smol::unblock(move || match settings_page(&core, &component, &e) {
+            let (backend, e) = (Arc::clone(backend), e.to_owned());
+            smol::unblock(move || match settings_page(&backend, &component, &e) {
                 Ok(html) => Response::html(200, html),
                 Err((status, why)) => Response::error(status, &why),
             })
@@ -102,7 +102,7 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
             };
             match ApiRequest::from_form(endpoint, component, body) {
                 Some(req) => {
-                    let reply = api::answer(core, req).await;
+                    let reply = api::answer(backend, req).await;
                     Response::text(reply.status, reply.body)
                 }
                 None => Response::error(404, "unknown endpoint"),
@@ -118,7 +118,7 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
 /// `/metrics`, where the config puts it: on the API unless `[metrics]
 /// listen` names its own listener, nowhere when disabled.
 async fn metrics(shared: &Shared, head: &Head) -> Response {
-    let m = &shared.core.settings.metrics;
+    let m = &shared.backend.settings.metrics;
     let here = m.enabled && (shared.metrics_only || m.listen.is_none());
     if !here || head.path != "/metrics" {
         return Response::error(404, "unknown endpoint");
@@ -127,17 +127,21 @@ async fn metrics(shared: &Shared, head: &Head) -> Response {
         return Response::error(405, "method not allowed");
     }
     // Reads the store's count and /proc: off the executor.
-    let core = Arc::clone(&shared.core);
-    let body = smol::unblock(move || super::exposition::exposition(&core)).await;
+    let backend = Arc::clone(&shared.backend);
+    let body = smol::unblock(move || super::exposition::exposition(&backend)).await;
     Response::text(200, body)
 }
 
-fn settings_page(core: &Backend, component: &str, endpoint: &str) -> Result<String, (u16, String)> {
+fn settings_page(
+    backend: &Backend,
+    component: &str,
+    endpoint: &str,
+) -> Result<String, (u16, String)> {
     let store_err = |e: crate::registrations::StoreError| (500, e.to_string());
     match endpoint.strip_prefix("settings/") {
         None | Some("") => {
             const LIMIT: usize = 1000;
-            let nodes = core
+            let nodes = backend
                 .registrations
                 .nodes(component, LIMIT + 1)
                 .map_err(store_err)?;
@@ -150,12 +154,12 @@ fn settings_page(core: &Backend, component: &str, endpoint: &str) -> Result<Stri
         }
         Some(encoded) => {
             let node = form::decode(encoded, false);
-            let reg = core
+            let reg = backend
                 .registrations
                 .lookup(component, &node)
                 .map_err(store_err)?
                 .ok_or((404, format!("node {node} is not registered")))?;
-            let stats = core
+            let stats = backend
                 .registrations
                 .push_stats(component, &node)
                 .map_err(store_err)?;

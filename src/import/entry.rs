@@ -159,82 +159,10 @@ fn time(v: &Value, key: &'static str) -> Result<Option<u64>, Skip> {
     }
 }
 
-/// `YYYY-MM-DDThh:mm:ssZ` (Prosody's `util.datetime`, optionally with a
-/// fraction of a second) to ms since the epoch; `None` if malformed or
-/// before 1970.
+/// A Prosody `util.datetime` timestamp to ms since the epoch; `None` if
+/// malformed or before 1970 (see [`crate::clock::parse_rfc3339`]).
 pub fn parse_timestamp(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u64> {
-        let part = s.get(r)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut millis = 0;
-    let rest = &s[19..];
-    let rest = match rest.strip_prefix('.') {
-        Some(frac) => {
-            let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 || digits > 9 {
-                return None;
-            }
-            let first3 = format!("{:0<3}", &frac[..digits.min(3)]);
-            millis = first3.parse::<u64>().ok()?;
-            &frac[digits..]
-        }
-        None => rest,
-    };
-    if rest != "Z"
-        || year < 1970
-        || !(1..=12).contains(&month)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let days_in = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if day == 0 || day > days_in[(month - 1) as usize] {
-        return None;
-    }
-    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+    crate::clock::parse_rfc3339(s).map(crate::clock::unix_millis)
 }
 
 #[cfg(test)]

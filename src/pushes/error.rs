@@ -1,5 +1,5 @@
 //! Why a push was not accepted, and the one table mapping that to an XMPP
-//! error (protocols.md section 2) and to the HTTP API's text.
+//! error (docs/protocols.md section 2) and to the HTTP API's text.
 
 use crate::providers::{Failure, FailureKind};
 use crate::registrations::StoreError;
@@ -28,7 +28,7 @@ impl PushError {
     /// The XMPP error to answer: the one table of push failures. Only a
     /// device that is really gone (unknown node, wrong secret, dead token)
     /// gets `cancel`/`auth`, which makes the user's server disable push for
-    /// it (protocols.md section 8); everything transient or caused by the
+    /// it (docs/protocols.md section 8); everything transient or caused by the
     /// operator answers `wait` with a condition Tigase keeps push for.
     /// Throttled pushes are no error at all (accepted, then coalesced).
     pub fn to_stanza_error(&self) -> StanzaError {
@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(provider(FailureKind::Unacceptable), "modify/not-acceptable");
     }
 
-    /// The XMPP servers' reactions to an error reply (protocols.md
+    /// The XMPP servers' reactions to an error reply (docs/protocols.md
     /// section 8).
     #[derive(Debug, Clone, Copy)]
     enum Server {

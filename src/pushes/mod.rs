@@ -198,7 +198,7 @@ impl PushService {
             }
         }
         // Siskin's registrations have no secret: their random node is the
-        // credential (see crate::dialects).
+        // credential (see the Siskin dialect).
         if !reg.dialect.as_ref().is_some_and(|d| d.secretless()) {
             let secret = req
                 .secret

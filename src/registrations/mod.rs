@@ -364,7 +364,7 @@ impl Registrations {
         self.store()?.lookup_token(push_type, token)
     }
 
-    /// Dead-token removal (the seed's `unregister-push-token` event):
+    /// Dead-token removal (mod_push_appserver's `unregister-push-token` event):
     /// removes every registration with this (type, token) unless the device
     /// registered again after `since`. Returns the nodes removed.
     pub fn remove_dead_token(

@@ -161,7 +161,7 @@ impl Registrations {
 
     /// Removes a registration over HTTP (no identity): it must exist with
     /// this type and have no owner, and `secret` must be its secret, unless
-    /// `secret` is `None` (the seed's open unregister, only when the
+    /// `secret` is `None` (mod_push_appserver's open unregister, only when the
     /// operator allowed it). Synced.
     pub fn unregister(
         &self,

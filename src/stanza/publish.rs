@@ -1,4 +1,4 @@
-//! Parsing and validating a XEP-0357 publish (protocols.md section 2).
+//! Parsing and validating a XEP-0357 publish (docs/protocols.md section 2).
 
 use super::forms::Form;
 use crate::providers::{Encrypted, Summary};
@@ -134,5 +134,4 @@ fn count(form: &Form, var: &str) -> Result<Option<u64>, String> {
 }
 
 #[cfg(test)]
-#[path = "publish_tests.rs"]
 mod tests;

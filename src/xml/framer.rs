@@ -396,3 +396,6 @@ fn tag_end(tag: &[u8]) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests;

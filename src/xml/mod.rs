@@ -4,8 +4,6 @@
 mod discard;
 pub mod element;
 pub mod framer;
-#[cfg(test)]
-mod framer_tests;
 pub mod parse;
 
 pub use element::{escape, Element, Node};

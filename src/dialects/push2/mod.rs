@@ -210,5 +210,4 @@ pub fn error_message(our_jid: &str, to: &str, id: &str, e: &StanzaError) -> Elem
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

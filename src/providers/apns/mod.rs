@@ -13,9 +13,6 @@ pub mod response;
 pub mod settings;
 pub mod siskin;
 
-#[cfg(test)]
-mod settings_tests;
-
 pub use settings::{ApnsAuth, ApnsSettings, Tuning};
 
 use crate::registrations::owner::short;

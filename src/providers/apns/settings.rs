@@ -380,3 +380,6 @@ fn auth(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::settings::{ApnsAuth, ApnsSettings, MAX_TTL, SANDBOX_ENDPOINT};
+use super::{ApnsAuth, ApnsSettings, MAX_TTL, SANDBOX_ENDPOINT};
 use crate::providers::PriorityPolicy;
 use crate::settings::{ConfigContext, ConfigError};
 

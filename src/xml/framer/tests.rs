@@ -1,6 +1,6 @@
 //! Tests of the framer: splitting, chunk boundaries, skipping, bounds.
 
-use super::framer::*;
+use super::*;
 
 fn frames(input: &[&[u8]]) -> Vec<Result<Frame, FrameError>> {
     let mut f = Framer::new(1024);
