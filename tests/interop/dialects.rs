@@ -230,12 +230,9 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
         "appserver.stdout",
         "appserver.stderr",
     )?;
-    wait_until(
-        fx,
-        Duration::from_secs(20),
-        "the component to connect",
-        |_| Ok(xmpp.component_ok(&server_log())),
-    )?;
+    wait_until(fx, COMPONENT_LINK, "the component to connect", |_| {
+        Ok(xmpp.component_ok(&server_log()))
+    })?;
 
     // ---- registration in each dialect, through Prosody ------------------
     let alice = format!("alice@{DOMAIN}");
@@ -313,7 +310,7 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
 
     // ---- a message: each app's payload ------------------------------------
     send(fx)?;
-    wait_until(fx, Duration::from_secs(10), "a push at each mock", |_| {
+    wait_until(fx, Duration::from_secs(60), "a push at each mock", |_| {
         Ok(!google.fcm.seen().is_empty() && !apple.server.seen().is_empty())
     })?;
     let fcm = &google.fcm.seen()[0].body["message"];
@@ -359,7 +356,7 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
     send(fx)?;
     wait_until(
         fx,
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         "the server to get the wait error",
         |_| Ok(xmpp.kept(&server_log(), &alice, &conv_node)),
     )?;
@@ -377,7 +374,7 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
     send(fx)?;
     wait_until(
         fx,
-        Duration::from_secs(15),
+        Duration::from_secs(60),
         "the server to disable push for both",
         |_| {
             let text = server_log();

@@ -84,7 +84,7 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
     let auth_ok = format!("Accepted external component handshake authentication for {PUSH_JID}");
     wait_until(
         fx,
-        Duration::from_secs(20),
+        COMPONENT_LINK,
         "the app server's component to authenticate with ejabberd",
         |_| {
             let text = read_lossy(&ejabberd_log);
@@ -133,7 +133,7 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
     );
     wait_until(
         fx,
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "mod_push to log the app server's result for the publish",
         |_| {
             let text = read_lossy(&ejabberd_log);
@@ -253,7 +253,7 @@ fn find_ejabberd(fx: &Fixture) -> Result<(ejabberd::Ejabberd, String), String> {
             "io:format(\"ejabberd.app=~s~nmod_push=~s~n\", \
              [code:where_is_file(\"ejabberd.app\"), code:which(mod_push)]), halt().",
         );
-    let status = run_bounded(&mut cmd, Duration::from_secs(30), &out)?;
+    let status = run_bounded(&mut cmd, SERVER_STARTUP, &out)?;
     let text = read_lossy(&out);
     let value = |key: &str| {
         text.lines()

@@ -55,12 +55,9 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
         "appserver.stdout",
         "appserver.stderr",
     )?;
-    wait_until(
-        fx,
-        Duration::from_secs(20),
-        "the component to connect",
-        |_| Ok(read_lossy(&prosody_log).contains("External component successfully authenticated")),
-    )?;
+    wait_until(fx, COMPONENT_LINK, "the component to connect", |_| {
+        Ok(read_lossy(&prosody_log).contains("External component successfully authenticated"))
+    })?;
 
     // The client: enable with node = token and pushModule, go offline, get a message.
     let token = format!(
@@ -101,7 +98,7 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
     let pushes = fx.path("pushes.jsonl");
     wait_until(
         fx,
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "Monal's push in pushes.jsonl",
         |_| Ok(!read_pushes(&pushes)?.is_empty()),
     )?;
@@ -130,7 +127,7 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
     }
     wait_until(
         fx,
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "Prosody to get the result",
         |_| {
             let text = read_lossy(&prosody_log);

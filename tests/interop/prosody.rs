@@ -78,7 +78,7 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
     start_appserver(fx, &setup)?;
     wait_until(
         fx,
-        Duration::from_secs(20),
+        COMPONENT_LINK,
         "the app server's component to authenticate with Prosody",
         |_| {
             let text = read_lossy(&prosody_log);
@@ -109,7 +109,7 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
     let identifier = format!("push.localhost<{reg_node}");
     wait_until(
         fx,
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         "the app server's result for the publish",
         |_| {
             Ok(read_lossy(&prosody_log).lines().any(|l| {

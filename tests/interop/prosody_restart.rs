@@ -65,9 +65,9 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
     let authenticated = "External component successfully authenticated";
 
     start_prosody(fx, &cfg)?;
-    wait_for_count(fx, &listening, 1, Duration::from_secs(20))?;
+    wait_for_count(fx, &listening, 1, SERVER_STARTUP)?;
     start_appserver(fx, &setup)?;
-    wait_for_count(fx, authenticated, 1, Duration::from_secs(20))?;
+    wait_for_count(fx, authenticated, 1, COMPONENT_LINK)?;
 
     let mut gaps = Vec::new();
     for i in 1..=RESTARTS {
@@ -75,7 +75,7 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
         // Down for a moment, as during a package upgrade.
         std::thread::sleep(Duration::from_millis(300));
         start_prosody(fx, &cfg)?;
-        let up = wait_for_count(fx, &listening, i + 1, Duration::from_secs(20))?;
+        let up = wait_for_count(fx, &listening, i + 1, SERVER_STARTUP)?;
         let linked = wait_for_count(fx, authenticated, i + 1, Duration::from_secs(70))?;
         let gap = linked.saturating_duration_since(up);
         log(&format!(

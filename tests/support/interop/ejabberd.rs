@@ -6,7 +6,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use super::*;
 
@@ -151,28 +150,30 @@ pub fn start(
         "{ACCOUNTS_MARKER} [{}]",
         vec!["ok"; accounts.len()].join(",")
     );
-    wait_until(
-        fx,
-        Duration::from_secs(30),
-        "ejabberd and its accounts",
-        |_| {
-            let text = read_lossy(&log_path);
-            if let Some(l) = text
-                .lines()
-                .find(|l| l.contains("Failed to start ejabberd application"))
-            {
-                return Err(format!("ejabberd did not start: {l}"));
-            }
-            let accounts = match read_lossy(&out)
-                .lines()
-                .find(|l| l.starts_with(ACCOUNTS_MARKER))
-            {
-                Some(l) if l.trim() == all_ok => true,
-                Some(l) => return Err(format!("creating the accounts failed: {l}")),
-                None => false,
-            };
-            Ok(accounts && text.contains(&c2s_ready) && text.contains(&comp_ready))
-        },
-    )?;
+    let what = format!(
+        "ejabberd to start, listen on 127.0.0.1:{} (c2s) and 127.0.0.1:{} \
+         (component) and create the accounts {:?}",
+        setup.c2s_port,
+        setup.component_port,
+        accounts.iter().map(|(u, _)| u).collect::<Vec<_>>()
+    );
+    wait_until(fx, SERVER_STARTUP, &what, |_| {
+        let text = read_lossy(&log_path);
+        if let Some(l) = text
+            .lines()
+            .find(|l| l.contains("Failed to start ejabberd application"))
+        {
+            return Err(format!("ejabberd did not start: {l}"));
+        }
+        let accounts = match read_lossy(&out)
+            .lines()
+            .find(|l| l.starts_with(ACCOUNTS_MARKER))
+        {
+            Some(l) if l.trim() == all_ok => true,
+            Some(l) => return Err(format!("creating the accounts failed: {l}")),
+            None => false,
+        };
+        Ok(accounts && text.contains(&c2s_ready) && text.contains(&comp_ready))
+    })?;
     Ok(log_path)
 }

@@ -31,6 +31,14 @@ pub const PROSODY_CFG_TEMPLATE: &str = include_str!(concat!(
 pub const CLIENT_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/client.py");
 pub const APPSERVER_BIN: &str = env!("CARGO_BIN_EXE_push-appserver");
 
+/// Longest wait for a real XMPP server to start (or for prosodyctl): a
+/// deadline for a hang, sized for a machine busy with other builds (an
+/// ejabberd start took over 30 s on two busy cores).
+pub const SERVER_STARTUP: Duration = Duration::from_secs(120);
+/// Longest wait for the app server's component to authenticate with a
+/// server that is up.
+pub const COMPONENT_LINK: Duration = Duration::from_secs(60);
+
 pub const PUSH_JID: &str = "push.localhost";
 pub const DOMAIN: &str = "localhost";
 pub const PUSH_TYPE: &str = "fcm";
@@ -222,7 +230,7 @@ pub fn expect_one_push(
     };
     wait_until(
         fx,
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "a push line in pushes.jsonl",
         |_| Ok(read_pushes(&pushes_file)?.iter().any(&is_ours)),
     )?;

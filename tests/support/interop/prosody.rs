@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use super::*;
 
@@ -65,7 +64,7 @@ pub fn start(
             .arg(&cfg)
             .args(["register", user, DOMAIN, pw]);
         let out = fx.path(&format!("prosodyctl-{user}.out"));
-        let status = run_bounded(&mut cmd, Duration::from_secs(30), &out)?;
+        let status = run_bounded(&mut cmd, SERVER_STARTUP, &out)?;
         if !status.success() {
             return Err(format!(
                 "prosodyctl register {user} failed ({status}):\n{}",
@@ -82,14 +81,13 @@ pub fn start(
         "Activated service 'component' on [127.0.0.1]:{}",
         setup.component_port
     );
-    wait_until(
-        fx,
-        Duration::from_secs(20),
-        "Prosody to listen on c2s and component ports",
-        |_| {
-            let text = read_lossy(&log);
-            Ok(text.contains(&c2s_ready) && text.contains(&comp_ready))
-        },
-    )?;
+    let what = format!(
+        "Prosody to start and listen on 127.0.0.1:{} (c2s) and 127.0.0.1:{} (component)",
+        setup.c2s_port, setup.component_port
+    );
+    wait_until(fx, SERVER_STARTUP, &what, |_| {
+        let text = read_lossy(&log);
+        Ok(text.contains(&c2s_ready) && text.contains(&comp_ready))
+    })?;
     Ok(log)
 }
