@@ -424,12 +424,14 @@ fn push2_ssrf_guard_refuses_loopback_unless_allowed() {
 
 #[test]
 fn push2_web_push_endpoint_that_never_answers_times_out_with_wait() {
-    // Accepts TCP and says nothing: no TLS handshake, no response.
+    // Accepts TCP and says nothing: no TLS handshake, no response, until
+    // the test is done.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
+    let (done, wait_done) = std::sync::mpsc::channel::<()>();
     let held = std::thread::spawn(move || {
         let conns: Vec<_> = silent.incoming().take(1).collect();
-        std::thread::sleep(Duration::from_secs(2));
+        let _ = wait_done.recv_timeout(Duration::from_secs(60));
         drop(conns);
     });
     let dir = TempDir::new("stateless-push2-timeout");
@@ -447,10 +449,13 @@ fn push2_web_push_endpoint_that_never_answers_times_out_with_wait() {
     let endpoint = format!("https://127.0.0.1:{port}/wpush/dev1");
     let r = c.iq(&push2_message("t1", &endpoint, ""));
     assert_eq!(outcome(&r), ("wait".into(), "remote-server-timeout".into()));
+    // Cut at the 1 s set above, not at the default 10 s; the bound only
+    // tells the two apart.
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(8),
         "answered after {:?}",
         started.elapsed()
     );
+    drop(done);
     held.join().unwrap();
 }

@@ -148,8 +148,8 @@ fn full_disk_refuses_registrations_keeps_pushing_and_recovers_without_restart() 
             break text;
         }
         assert!(
-            freed.elapsed() < Duration::from_secs(10),
-            "writes did not recover: {status} {text}"
+            freed.elapsed() < Duration::from_secs(60),
+            "writes did not recover within 60 s: {status} {text}"
         );
         std::thread::sleep(Duration::from_millis(100));
     };

@@ -6,13 +6,16 @@
 //! fsync. `PUSH_RELIABILITY_FULL=1` (or `PUSH_RELIABILITY_CYCLES=N`) runs
 //! the long form; see RELIABILITY.md.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::harness::*;
 use crate::support::reliability::durable::*;
 use crate::support::reliability::rig::{Rig, Sync};
+
+/// Writes acknowledged under load in each cycle before the crash, at least.
+const ACKED_PER_CYCLE: u64 = 5;
 
 /// 10 crash cycles in CI; 100 in the long form.
 fn cycles() -> usize {
@@ -54,17 +57,30 @@ fn kill_9_and_power_loss_never_lose_an_acknowledged_registration() {
         }
         // XMPP commands and two HTTP clients at once, pushes in between.
         let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
         let http_b = http_keys.split_off(http_keys.len() / 2);
         let spawn = |keys: Vec<Key>, conn: Option<Conn>| {
-            let stop = stop.clone();
-            std::thread::spawn(move || load(keys, conn, port, stop))
+            let (stop, acked) = (stop.clone(), acked.clone());
+            std::thread::spawn(move || load(keys, conn, port, stop, acked))
         };
         let threads = [
             spawn(std::mem::take(&mut xmpp_keys), Some(conn)),
             spawn(std::mem::take(&mut http_keys), None),
             spawn(http_b, None),
         ];
+        // Killed at a random moment, but not before the load has had
+        // ACKED_PER_CYCLE writes acknowledged (however long that takes on
+        // this machine, up to a hang).
         std::thread::sleep(Duration::from_millis(fastrand::u64(30..400)));
+        let waiting = Instant::now();
+        while acked.load(Ordering::Relaxed) < ACKED_PER_CYCLE {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(60),
+                "cycle {cycle}: {} writes acknowledged in 60 s",
+                acked.load(Ordering::Relaxed)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         kill_9(&mut app);
         stop.store(true, Ordering::Relaxed);
         let mut back = threads.map(|h| h.join().expect("load thread"));
@@ -103,7 +119,10 @@ fn kill_9_and_power_loss_never_lose_an_acknowledged_registration() {
     );
     assert!(failures.is_empty(), "{failures:#?}");
     // The load really ran: writes were acknowledged and checked.
-    assert!(total.acked_writes >= n as u64 * 5, "{total:?}");
+    assert!(
+        total.acked_writes >= n as u64 * ACKED_PER_CYCLE,
+        "{total:?}"
+    );
     assert!(total.checked >= total.acked_writes / 4, "{total:?}");
 }
 

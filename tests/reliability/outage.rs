@@ -266,13 +266,13 @@ fn provider_outage_in_simulated_time_fails_temporarily_and_recovers() {
         outage.set(Phase::Up);
         let recovered = Instant::now();
         let mut first = None;
-        while recovered.elapsed() < Duration::from_secs(10) {
+        while recovered.elapsed() < Duration::from_secs(30) {
             if batch(&apns, &fcm, 1).await.get("delivered") == Some(&2) {
                 first = Some(recovered.elapsed());
                 break;
             }
         }
-        let first = first.expect("delivery resumed within 10 s of recovery");
+        let first = first.expect("delivery resumed within 30 s of recovery");
         let after = batch(&apns, &fcm, 20).await;
         assert_eq!(after.get("delivered"), Some(&40), "{after:?}");
         assert!(outage.apple.jwt_count() >= 2, "a new JWT during the outage");
@@ -379,7 +379,7 @@ fn provider_outage_through_the_binary_answers_wait_only_and_recovers() {
 
     // Delivery resumes by itself, for every registration (none deleted).
     let mut first = None;
-    while first.is_none() && outage_end.elapsed() < Duration::from_secs(10) {
+    while first.is_none() && outage_end.elapsed() < Duration::from_secs(30) {
         let r = &regs[0];
         let reply = c.iq(&publish_iq("probe", &r.node, &r.secret, None));
         if outcome(&reply).0 == "result" {
@@ -393,7 +393,7 @@ fn provider_outage_through_the_binary_answers_wait_only_and_recovers() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    let first = first.expect("delivery resumed within 10 s");
+    let first = first.expect("delivery resumed within 30 s");
     if first > Duration::from_secs(1) {
         let log = app.stderr();
         let lines: Vec<&str> = log.lines().collect();

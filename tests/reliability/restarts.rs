@@ -5,8 +5,11 @@
 //! of unanswered iqs allows; the XMPP server routes them between the two
 //! components. Each restart is SIGTERM, 300 ms down, start again.
 //!
-//! Asserted: the app server's link is back within 2 s of the XMPP server
-//! listening again, every time (p50 and max printed); every publish is
+//! Asserted: the app server's link is back within 5 s of the XMPP server
+//! listening again, every time the server was away for less than the
+//! link's fast window (it then tries again every second at most; the 5 s
+//! leave room for a busy XMPP server to answer the handshake), within the
+//! backoff's cap otherwise (p50 and max printed); every publish is
 //! answered at most once (ids matched; a publish lost with a connection is
 //! answered never, which XEP-0357 servers cope with); pushes flow again
 //! after every restart; the app server's RSS after the run is within
@@ -28,7 +31,16 @@ use crate::support::reliability::*;
 const FLOOD_JID: &str = "flood.localhost";
 const DEVICES: usize = 20;
 const WINDOW: u64 = 64;
-const RECONNECT_BOUND: Duration = Duration::from_secs(2);
+/// How soon after the XMPP server listens again the link must be back.
+const RECONNECT_BOUND: Duration = Duration::from_secs(5);
+/// While the server is away for less than this, the link tries again at
+/// least every second (the link's fast window is 30 s from the lost
+/// session, `backoff::Reconnect::FAST_WINDOW`; 5 s of margin).
+const FAST_WINDOW: Duration = Duration::from_secs(25);
+/// The link's longest backoff, which applies after the fast window.
+const BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// Longest wait for the XMPP server to start (a hang on a busy machine).
+const STARTUP: Duration = Duration::from_secs(120);
 /// RSS growth allowed over the run. Restarts themselves must cost nothing
 /// lasting; what grows is the store's memtables (4 MiB each, filled by the
 /// per-push statistics; they grow with pushes, not with restarts: 100
@@ -247,7 +259,7 @@ fn wait_count(
 }
 
 fn connect_flooder(port: u16, secret: &str) -> Result<Component, String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match Component::connect(port, FLOOD_JID, secret) {
             Ok(c) => return Ok(c),
@@ -272,7 +284,7 @@ fn scenario(fx: &mut Fixture, server: Server, restarts: usize) -> Result<(), Str
         |fx: &Fixture| server.linked(fx),
     );
     server.start(fx)?;
-    wait_count(fx, "server listening", 1, Duration::from_secs(30), up)?;
+    wait_count(fx, "server listening", 1, STARTUP, up)?;
     let cfg = setup.write_config(fx, "appserver.toml", APPSERVER_CFG)?;
     let mut cmd = Command::new(appserver_bin());
     cmd.arg("run").arg("--config").arg(&cfg);
@@ -282,7 +294,7 @@ fn scenario(fx: &mut Fixture, server: Server, restarts: usize) -> Result<(), Str
         "appserver.stdout",
         "appserver.stderr",
     )?;
-    wait_count(fx, "app server linked", 1, Duration::from_secs(20), link)?;
+    wait_count(fx, "app server linked", 1, Duration::from_secs(60), link)?;
     let pid = pid_with_arg(cfg.to_str().ok_or("path")?).ok_or("no app server pid")?;
 
     // Registrations through the XMPP server, owned by flood.localhost.
@@ -309,25 +321,31 @@ fn scenario(fx: &mut Fixture, server: Server, restarts: usize) -> Result<(), Str
     let rss_before = proc_kib(pid, "VmRSS").ok_or("no RSS")?;
 
     let mut gaps = Vec::new();
+    // (restart, time the server was away, link back after it listened)
+    let mut late = Vec::new();
     for i in 1..=restarts {
+        let stopping = Instant::now();
         fx.stop(server.name(), Duration::from_secs(10))?;
         std::thread::sleep(Duration::from_millis(300));
         server.start(fx)?;
-        let listening = wait_count(fx, "server listening", i + 1, Duration::from_secs(30), up)?;
-        let linked = wait_count(
-            fx,
-            "app server linked",
-            i + 1,
-            Duration::from_secs(30),
-            link,
-        )?;
+        let listening = wait_count(fx, "server listening", i + 1, STARTUP, up)?;
+        let linked = wait_count(fx, "app server linked", i + 1, BACKOFF_CAP + STARTUP, link)?;
         let gap = linked.saturating_duration_since(listening);
+        let away = listening.saturating_duration_since(stopping);
+        let bound = if away < FAST_WINDOW {
+            RECONNECT_BOUND
+        } else {
+            BACKOFF_CAP + RECONNECT_BOUND
+        };
+        if gap > bound {
+            late.push((i, away, gap));
+        }
         gaps.push(gap);
         // The flood goes through again before the next restart.
         let r0 = flood.snapshot().results;
         wait_until(
             fx,
-            Duration::from_secs(10),
+            Duration::from_secs(60),
             "pushes after a restart",
             |_| Ok(flood.snapshot().results >= r0 + 50),
         )?;
@@ -368,8 +386,11 @@ fn scenario(fx: &mut Fixture, server: Server, restarts: usize) -> Result<(), Str
         mib(rss_peak),
         started.elapsed().as_secs_f64()
     ));
-    if max > RECONNECT_BOUND {
-        return Err(format!("link came back too late after a restart: {gaps:?}"));
+    if !late.is_empty() {
+        return Err(format!(
+            "link came back too late after a restart (restart, server away, link back \
+             after it listened): {late:?}; all: {gaps:?}"
+        ));
     }
     if tally.duplicates() > 0 || tally.unknown > 0 {
         return Err(format!(

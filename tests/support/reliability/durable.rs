@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -218,15 +218,18 @@ pub fn http_write(port: u16, key: &mut Key, t: &mut Tally) -> bool {
 }
 
 /// Load on a key set until the server dies or `stop` is set: mostly
-/// writes, with pushes to registered keys in between.
+/// writes, with pushes to registered keys in between; `acked` counts the
+/// acknowledged writes as they happen.
 pub fn load(
     mut keys: Vec<Key>,
     mut conn: Option<Conn>,
     http_port: u16,
     stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
 ) -> (Vec<Key>, Tally) {
     let mut t = Tally::default();
     while !stop.load(Ordering::Relaxed) {
+        let before = t.acked_writes;
         let i = fastrand::usize(..keys.len());
         let key = &mut keys[i];
         let push = matches!(key.known, Known::Present(_)) && fastrand::u8(..3) == 0;
@@ -252,6 +255,7 @@ pub fn load(
                 try_http(http_port, "/push_appserver/v1/push", &body).is_ok()
             }
         };
+        acked.fetch_add(t.acked_writes - before, Ordering::Relaxed);
         if !alive {
             break;
         }
