@@ -25,10 +25,16 @@ use argh::FromArgs;
 mod procfs;
 use procfs::{cpu_secs, status_kib};
 
+// The tests' mock: only part of it is used here.
+#[allow(dead_code)]
 #[path = "../tests/support/fcm_mock.rs"]
 mod fcm_mock;
+// The tests' mock: only part of it is used here.
+#[allow(dead_code)]
 #[path = "../tests/support/h2_mock.rs"]
 mod h2_mock;
+// The tests' mock: only part of it is used here.
+#[allow(dead_code)]
 #[path = "../tests/support/pki.rs"]
 mod pki;
 use push_appserver::xml::{parse_element, parse_header, Frame, Framer};

@@ -41,8 +41,12 @@ use kids::{kill_kids_on_panic, Kids};
 use procfs::{cpu_secs, status_kib};
 use xmpp_server::{Kind, Programs, XmppServer};
 
+// The tests' mock: only part of it is used here.
+#[allow(dead_code)]
 #[path = "../tests/support/h2_mock.rs"]
 mod h2_mock;
+// The tests' mock: only part of it is used here.
+#[allow(dead_code)]
 #[path = "../tests/support/pki.rs"]
 mod pki;
 use push_appserver::link::handshake::{handshake, stream_header};

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Writes the seed inputs of every fuzz target into fuzz/seeds/<target>/:
 # the real stanzas, request bodies and config files of the tests
-# (tests/common/mod.rs, tests/component.rs, tests/link.rs,
-# tests/ownership.rs, tests/interop/*, src/stanza/publish_tests.rs, the
+# (tests/support/harness.rs, tests/link/component.rs, tests/link/link.rs,
+# tests/api/ownership.rs, tests/interop/*, src/stanza/publish_tests.rs, the
 # README and packaging/push-appserver.toml). The committed corpus in
 # fuzz/corpus/<target>/ was grown from these and minimized (RELIABILITY.md).
 set -euo pipefail

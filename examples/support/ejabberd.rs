@@ -1,5 +1,5 @@
 //! A private ejabberd for the real-path benchmark, started the way
-//! tests/interop_support/ejabberd.rs does: `erl` (taken from ejabberdctl)
+//! tests/support/interop/ejabberd.rs does: `erl` (taken from ejabberdctl)
 //! as a non-distributed node (`-start_epmd false`: no epmd, no cookie, no
 //! node name to clash with a system ejabberd), spool, logs and HOME in the
 //! bench's temp dir, loopback only, accounts created by `-eval` in the VM.

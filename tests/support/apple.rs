@@ -1,15 +1,13 @@
-//! The mock Apple for tests/apns.rs: a [`h2_mock`](crate::h2_mock) server
+//! The mock Apple of the APNS tests: a [`h2_mock`](super::h2_mock) server
 //! that checks every request as APNS would (path, headers, payload size,
 //! the ES256 JWT or the client certificate), plus a log capture.
-
-#![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use crate::h2_mock::{self, MockOptions, MockRequest, MockServer, Reply};
-use crate::pki::{Pki, TempDir};
+use super::h2_mock::{self, MockOptions, MockRequest, MockServer, Reply};
+use super::pki::{Pki, TempDir};
 use push_appserver::clock::unix_secs;
 use push_appserver::config::ConfigContext;
 use push_appserver::jwt::base64url_decode;

@@ -1,12 +1,10 @@
 //! Google's endpoints, mocked for the FCM tests: an OAuth token endpoint
 //! (HTTPS/1.1) and the FCM send endpoint (HTTP/2 over TLS), both on
-//! 127.0.0.1 with certificates from the test CA in [`crate::pki`], whose
+//! 127.0.0.1 with certificates from the test CA in [`super::pki`], whose
 //! PEM the provider trusts through `capath`. Both answer from a script,
 //! falling back to success, and record what they saw. [`Google`] runs both
 //! with a service account of the test key and gives the provider config
 //! that points at them.
-
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -19,10 +17,13 @@ use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use crate::pki::Pki;
+use super::pki::Pki;
 
 /// The RSA key of the test service account.
-pub const KEY: &str = include_str!("../data/fcm-test-key.pem");
+pub const KEY: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/fcm-test-key.pem"
+));
 
 /// The test key's service account: project `demo-project`, key id
 /// `kid-1`, Google's token URI.

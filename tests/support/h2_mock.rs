@@ -1,11 +1,9 @@
 //! A real HTTP/2 server over TLS on 127.0.0.1 for provider tests: a server
-//! certificate from the test CA in [`crate::pki`], optional client
+//! certificate from the test CA in [`super::pki`], optional client
 //! certificate checking, and a handler that answers each request with a
 //! status, a delay, a refused stream, a dropped connection or silence. It
 //! counts connections and requests, and can send GOAWAY after N requests
 //! per connection.
-
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +16,7 @@ use futures_lite::FutureExt;
 use rustls::pki_types::CertificateDer;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use crate::pki::Pki;
+use super::pki::Pki;
 
 /// One request as the mock saw it.
 #[derive(Debug, Clone)]

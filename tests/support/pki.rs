@@ -1,10 +1,7 @@
 //! Files and certificates for tests: a temp folder removed on drop, and a
 //! test CA made with rcgen (its PEM written to a temp folder for the
 //! client's `capath`) that signs server certificates for 127.0.0.1 and
-//! client certificates. A test crate includes it as `mod pki` at its root
-//! (`#[path = "support/pki.rs"]`); the mocks use it as `crate::pki`.
-
-#![allow(dead_code)]
+//! client certificates.
 
 use std::path::PathBuf;
 use std::sync::Arc;

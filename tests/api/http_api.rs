@@ -1,0 +1,310 @@
+//! The seed's HTTP API against the running binary.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::harness::*;
+
+const T: Duration = Duration::from_secs(10);
+
+fn cfg(dir: &std::path::Path, xmpp: u16, http: u16, debugging: bool, rps: u32) -> String {
+    cfg_with(dir, xmpp, http, debugging, rps, "")
+}
+
+fn cfg_with(
+    dir: &std::path::Path,
+    xmpp: u16,
+    http: u16,
+    debugging: bool,
+    rps: u32,
+    extra_http: &str,
+) -> String {
+    format!(
+        "data_dir = \"{data}\"\ndebugging = {debugging}\nrate_limit = 0\n\
+         [http]\nlisten = \"127.0.0.1:{http}\"\nrequests_per_second = {rps}\n{extra_http}\n\
+         [[component]]\njid = \"push.example.org\"\nserver = \"127.0.0.1:{xmpp}\"\nsecret = \"{SECRET}\"\ntypes = [\"fcm\"]\n\
+         [[component]]\njid = \"push2.example.org\"\nserver = \"127.0.0.1:{xmpp}\"\nsecret = \"{SECRET}\"\ntypes = [\"fcm\", \"apns\"]\n\
+         [app.fcm]\nprovider = \"log\"\nfile = \"{pushes}\"\n[app.apns]\nprovider = \"log\"\nfile = \"{pushes}\"\n",
+        data = dir.join("data").display(),
+        pushes = dir.join("pushes.jsonl").display(),
+    )
+}
+
+fn lines(body: &str) -> Vec<&str> {
+    body.lines().collect()
+}
+
+#[test]
+fn register_push_unregister_in_the_seeds_text_format() {
+    let dir = TempDir::new("http");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, true, 1000), port);
+
+    let (s, b) = app.http(
+        "POST",
+        "/push_appserver/v1/register",
+        "type=fcm&node=dev%201&token=tok",
+    );
+    assert_eq!(s, 200, "{b}");
+    let l = lines(&b);
+    assert_eq!((l[0], l[1]), ("OK", "dev 1"));
+    let secret = l[2].to_owned();
+    assert_eq!(secret.len(), 64);
+
+    let (s, b) = app.http(
+        "POST",
+        "/push_appserver/v1/push",
+        &format!("node=dev%201&secret={secret}"),
+    );
+    assert_eq!((s, lines(&b)), (200, vec!["OK", "dev 1"]));
+    let p = app.wait_pushes(1, T);
+    assert_eq!(
+        (p[0]["node"].as_str(), p[0]["token"].as_str()),
+        (Some("dev 1"), Some("tok"))
+    );
+
+    let (s, b) = app.http(
+        "POST",
+        "/push_appserver/v1/push",
+        "node=dev%201&secret=nope",
+    );
+    assert_eq!((s, lines(&b)[0]), (403, "ERROR"));
+    let (s, b) = app.http(
+        "POST",
+        "/push_appserver/v1/register",
+        "type=pigeon&node=n&token=t",
+    );
+    assert_eq!((s, lines(&b)[0]), (400, "ERROR"));
+    assert!(b.contains("pigeon"), "{b}");
+    let (s, _) = app.http("POST", "/push_appserver/v1/register", "type=fcm&node=n");
+    assert_eq!(s, 400);
+
+    let (s, b) = app.http("GET", "/push_appserver/v1/settings", "");
+    assert_eq!(s, 200);
+    assert!(b.contains("dev 1"), "{b}");
+    let (s, b) = app.http("GET", "/push_appserver/v1/settings/dev%201", "");
+    assert_eq!(s, 200);
+    assert!(
+        b.contains("last_successful_push") && b.contains("tok"),
+        "{b}"
+    );
+    assert!(!b.contains(&secret), "the secret is not shown");
+
+    let (s, b) = app.http(
+        "POST",
+        "/push_appserver/v1/unregister",
+        &format!("type=fcm&node=dev%201&secret={secret}"),
+    );
+    assert_eq!((s, lines(&b)), (200, vec!["OK", "dev 1", secret.as_str()]));
+    let (s, _) = app.http(
+        "POST",
+        "/push_appserver/v1/unregister",
+        &format!("type=fcm&node=dev%201&secret={secret}"),
+    );
+    assert_eq!(s, 404);
+    let (s, _) = app.http(
+        "POST",
+        "/push_appserver/v1/push",
+        &format!("node=dev%201&secret={secret}"),
+    );
+    assert_eq!(s, 404);
+
+    // Debug forms on GET.
+    let (s, b) = app.http("GET", "/push_appserver/v1/register", "");
+    assert_eq!(s, 200);
+    assert!(b.contains("<form") && b.contains("name='token'"), "{b}");
+    let (s, _) = app.http("GET", "/push_appserver/v1/nothing", "");
+    assert_eq!(s, 404);
+}
+
+#[test]
+fn host_header_picks_the_component() {
+    let dir = TempDir::new("http-host");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, true, 1000), port);
+    let host2 = [("Host", "push2.example.org:5280")];
+    // apns is only offered by the second component.
+    let (s, _) = http(
+        port,
+        "POST",
+        "/push_appserver/v1/register",
+        "type=apns&node=a&token=t",
+        &[],
+    );
+    assert_eq!(s, 400);
+    let (s, b) = http(
+        port,
+        "POST",
+        "/push_appserver/v1/register",
+        "type=apns&node=a&token=t",
+        &host2,
+    );
+    assert_eq!(s, 200, "{b}");
+    let (_, list2) = http(port, "GET", "/push_appserver/v1/settings", "", &host2);
+    let (_, list1) = app.http("GET", "/push_appserver/v1/settings", "");
+    assert!(list2.contains(">a<"), "{list2}");
+    assert!(!list1.contains(">a<"), "{list1}");
+}
+
+#[test]
+fn production_mode_limits_and_health() {
+    let dir = TempDir::new("http-prod");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, false, 3), port);
+    let (s, b) = app.http("GET", "/push_appserver/v1/health", "");
+    assert_eq!(s, 200);
+    assert!(b.contains("RUNNING"), "{b}");
+    assert_eq!(app.http("GET", "/push_appserver/v1/settings", "").0, 403);
+    assert_eq!(app.http("GET", "/push_appserver/v1/register", "").0, 403);
+    let big = format!("type=fcm&node=n&token={}", "a".repeat(5000));
+    assert_eq!(app.http("POST", "/push_appserver/v1/register", &big).0, 413);
+    // 3 requests/s with a burst of 6 were allowed; a quick burst runs out.
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| app.http("GET", "/push_appserver/v1/health", "").0)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+#[test]
+fn stuck_http_clients_do_not_block_pushes() {
+    let dir = TempDir::new("http-slow");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    // The stuck requests below are cut only after 30 s.
+    let text = cfg_with(
+        &dir.0,
+        x.port,
+        port,
+        true,
+        1000,
+        "request_timeout_secs = 30",
+    );
+    let app = AppServer::start(&dir.0, &text, port);
+    let mut c = x.accept(T);
+    let dev = register(&mut c, "fcm", "dev", "tok");
+    // Occupy both HTTP threads with requests whose bodies never arrive.
+    let mut stuck = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"POST /push_appserver/v1/register HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ntype=").unwrap();
+        stuck.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    let r = c.iq(&publish_iq("p", &dev.node, &dev.secret, None));
+    assert_eq!(outcome(&r).0, "result");
+    // Not held up until the stuck requests are cut; the bound only tells
+    // the two apart.
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    assert_eq!(app.wait_pushes(1, T).len(), 1);
+}
+
+/// The body lines after `OK`: (node, secret).
+fn registered(reply: (u16, String)) -> (String, String) {
+    let (s, b) = reply;
+    assert_eq!(s, 200, "{b}");
+    let l = lines(&b);
+    assert_eq!(l[0], "OK", "{b}");
+    (l[1].to_owned(), l[2].to_owned())
+}
+
+#[test]
+fn http_register_cannot_take_over_a_device_and_unregister_needs_the_secret() {
+    let dir = TempDir::new("http-hijack");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, true, 1000), port);
+    let reg = |body: &str| app.http("POST", "/push_appserver/v1/register", body);
+    let push = |node: &str, secret: &str| {
+        app.http(
+            "POST",
+            "/push_appserver/v1/push",
+            &format!("node={node}&secret={secret}"),
+        )
+        .0
+    };
+    let (_, victim) = registered(reg("type=fcm&node=N&token=A"));
+    // Same type and token: same secret (idempotent, as the seed).
+    assert_eq!(registered(reg("type=fcm&node=N&token=A")).1, victim);
+    // The attacker registers the same node with its own token: it gets a
+    // fresh secret, not the victim's; the victim's secret stops verifying.
+    let (_, attacker) = registered(reg("type=fcm&node=N&token=B"));
+    assert_ne!(attacker, victim);
+    assert_eq!(push("N", &victim), 403, "the old secret no longer verifies");
+    assert_eq!(push("N", &attacker), 200);
+
+    // Unregister without or with a wrong secret: 403, still registered.
+    let unreg = |body: &str| app.http("POST", "/push_appserver/v1/unregister", body);
+    assert_eq!(unreg("type=fcm&node=N").0, 403);
+    assert_eq!(unreg(&format!("type=fcm&node=N&secret={victim}")).0, 403);
+    assert_eq!(unreg("type=fcm&node=N&secret=zz").0, 403);
+    assert_eq!(push("N", &attacker), 200, "still registered");
+    let (s, b) = unreg(&format!("type=fcm&node=N&secret={attacker}"));
+    assert_eq!((s, lines(&b)[0]), (200, "OK"), "{b}");
+    assert_eq!(push("N", &attacker), 404, "removed");
+    assert_eq!(app.wait_pushes(2, T).len(), 2);
+}
+
+#[test]
+fn http_cannot_touch_a_registration_made_over_xmpp() {
+    let dir = TempDir::new("http-owned");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, true, 1000), port);
+    let mut c = x.accept(T);
+    let dev = register(&mut c, "fcm", "phone", "tok");
+    let (s, b) = app.http(
+        "POST",
+        "/push_appserver/v1/register",
+        &format!("type=fcm&node={}&token=evil", dev.node),
+    );
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("belongs to another registration"), "{b}");
+    let (s, _) = app.http(
+        "POST",
+        "/push_appserver/v1/unregister",
+        &format!("type=fcm&node={}&secret={}", dev.node, dev.secret),
+    );
+    assert_eq!(s, 403);
+    // HTTP has no identity: an owned registration is unknown to /push.
+    let (s, _) = app.http(
+        "POST",
+        "/push_appserver/v1/push",
+        &format!("node={}&secret={}", dev.node, dev.secret),
+    );
+    assert_eq!(s, 404);
+    // Unchanged: the owner's server still pushes to the owner's token.
+    let r = c.iq(&publish_iq("p", &dev.node, &dev.secret, None));
+    assert_eq!(outcome(&r).0, "result");
+    let p = app.wait_pushes(1, T);
+    assert_eq!((p.len(), p[0]["token"].as_str()), (1, Some("tok")));
+}
+
+#[test]
+fn open_unregister_restores_the_seeds_behaviour() {
+    let dir = TempDir::new("http-open");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let text = cfg_with(&dir.0, x.port, port, true, 1000, "open_unregister = true");
+    let app = AppServer::start(&dir.0, &text, port);
+    let (_, secret) = registered(app.http(
+        "POST",
+        "/push_appserver/v1/register",
+        "type=fcm&node=N&token=A",
+    ));
+    // A wrong secret is still wrong; no secret at all is the seed's way.
+    let unreg = |body: &str| app.http("POST", "/push_appserver/v1/unregister", body);
+    assert_eq!(unreg("type=fcm&node=N&secret=00").0, 403);
+    let (s, b) = unreg("type=fcm&node=N");
+    assert_eq!((s, lines(&b)), (200, vec!["OK", "N", secret.as_str()]));
+    assert_eq!(unreg("type=fcm&node=N").0, 404);
+    assert!(
+        app.stderr().contains("open_unregister"),
+        "warned at start: {}",
+        app.stderr()
+    );
+}

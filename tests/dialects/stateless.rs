@@ -1,0 +1,461 @@
+//! The stateless dialects end to end: a fake XMPP server sends Monal
+//! publishes (`pushModule`, no secret) and Push 2.0 `<message>`
+//! notifications to the binary, which pushes to a mock APNS (HTTP/2 + TLS)
+//! or a mock Web Push endpoint (HTTP/1.1 + TLS), both on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::support::apple;
+use crate::support::apple::{Apple, KEY_ID, TEAM_ID, TOPIC};
+use crate::support::h2_mock::{MockOptions, Reply};
+use crate::support::harness::*;
+use crate::support::pki::Pki;
+
+const T: Duration = Duration::from_secs(10);
+const LIVE: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
+const DEAD: &str = "dd00000000000000000000000000000000000000000000000000000000000002";
+const FAIL: &str = "ee00000000000000000000000000000000000000000000000000000000000003";
+const VOIP: &str = "cc00000000000000000000000000000000000000000000000000000000000004";
+
+/// A mock APNS answering 410 for DEAD, 500 for FAIL, 200 otherwise.
+fn apple() -> Apple {
+    let behaviour: apple::Behaviour = Arc::new(|r| {
+        let token = r.path.trim_start_matches("/3/device/");
+        if token == DEAD {
+            Reply::status(410, r#"{"reason":"Unregistered","timestamp":1}"#)
+        } else if token == FAIL {
+            Reply::status(500, r#"{"reason":"InternalServerError"}"#)
+        } else {
+            Reply::ok()
+        }
+    });
+    smol::block_on(Apple::token(MockOptions::default(), behaviour))
+}
+
+/// `[app.NAME]` for the mock Apple; `sandbox` as Apple's environment.
+fn apns_app(apple: &Apple, name: &str, sandbox: bool) -> String {
+    format!(
+        "[app.{name}]\nprovider = \"apns\"\ntopic = \"{TOPIC}\"\nsandbox = {sandbox}\nendpoint = \"{}\"\n\
+         capath = {:?}\nauth_key = {:?}\nkey_id = \"{KEY_ID}\"\nteam_id = \"{TEAM_ID}\"\n",
+        apple.server.url(),
+        apple.pki.ca_pem.display().to_string(),
+        apple.files.0.join("AuthKey.p8").display().to_string(),
+    )
+}
+
+/// A config with one component (`extra_component` goes into its table).
+fn config(
+    dir: &std::path::Path,
+    xmpp: u16,
+    types: &str,
+    extra_component: &str,
+    apps: &str,
+) -> String {
+    format!(
+        "data_dir = \"{}\"\nrate_limit = 0\nlog_level = \"debug\"\n[http]\nlisten = \"off\"\n\
+         [[component]]\njid = \"push.example.org\"\nserver = \"127.0.0.1:{xmpp}\"\n\
+         secret = \"{SECRET}\"\ntypes = [{types}]\n{extra_component}\n{apps}",
+        dir.join("data").display()
+    )
+}
+
+fn monal_publish(id: &str, token: &str, module: &str) -> String {
+    format!(
+        "<iq type='set' from='user@example.com' to='push.example.org' id='{id}'>\
+         <pubsub xmlns='{NS_PUBSUB}'><publish node='{token}'><item>\
+         <notification xmlns='urn:xmpp:push:0'><x xmlns='jabber:x:data' type='form'>\
+         <field var='FORM_TYPE'><value>urn:xmpp:push:summary</value></field>\
+         <field var='last-message-body'><value>secret text</value></field></x></notification>\
+         </item></publish><publish-options><x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>\
+         <field var='pushModule'><value>{module}</value></field></x></publish-options></pubsub></iq>"
+    )
+}
+
+#[test]
+fn monal_pushes_by_push_module_and_answers_wait_on_provider_failures() {
+    let apple = apple();
+    let dir = TempDir::new("stateless-monal");
+    let x = FakeXmpp::new();
+    let monal = "[component.monal]\nmodules = { monalProdiOS = \"monal\" }\ndefault = \"monal\"\n\
+                 extra = { \"x-app\" = \"monal\" }\nallow_from = [\"example.com\"]\n";
+    let _app = AppServer::start(
+        &dir.0,
+        &config(
+            &dir.0,
+            x.port,
+            "\"monal\"",
+            monal,
+            &apns_app(&apple, "monal", false),
+        ),
+        0,
+    );
+    let mut c = x.accept(T);
+
+    let r = c.iq(&monal_publish("m1", LIVE, "monalProdiOS"));
+    assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
+    let seen = apple.server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, format!("/3/device/{LIVE}"));
+    assert_eq!(seen[0].header("apns-push-type"), Some("alert"));
+    assert_eq!(seen[0].header("apns-priority"), Some("10"));
+    assert_eq!(seen[0].header("apns-topic"), Some(TOPIC));
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"aps": {"alert": {"title": "New Message", "body": "You have a new message"},
+                                   "sound": "default", "mutable-content": 1},
+                           "x-app": "monal"}),
+        "the message text never leaves the server"
+    );
+
+    // An unlisted module goes to the default; a sandbox one never does.
+    let r = c.iq(&monal_publish("m2", LIVE, "quicksyProdiOS"));
+    assert_eq!(outcome(&r).0, "result");
+    let r = c.iq(&monal_publish("m3", LIVE, "monalProdiOS-sandbox"));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    assert_eq!(apple.server.seen().len(), 2);
+
+    // Dead token: item-not-found; Apple failing: wait, never cancel/bad-request.
+    let r = c.iq(&monal_publish("m4", DEAD, "monalProdiOS"));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    let r = c.iq(&monal_publish("m5", FAIL, "monalProdiOS"));
+    assert_eq!(outcome(&r).0, "wait", "{r:?}");
+
+    // A node that cannot be an APNS token never reaches Apple.
+    let before = apple.server.seen().len();
+    let r = c.iq(&monal_publish("m6", "not-a-token", "monalProdiOS"));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    assert_eq!(apple.server.seen().len(), before);
+
+    // A server not in allow_from cannot use this service as a relay.
+    let r = c
+        .iq(&monal_publish("m7", LIVE, "monalProdiOS")
+            .replace("user@example.com", "mallory@evil.org"));
+    assert_eq!(outcome(&r), ("auth".into(), "forbidden".into()));
+    assert_eq!(apple.server.seen().len(), before);
+}
+
+fn push2_message(id: &str, client: &str, extra: &str) -> String {
+    format!(
+        "<message from='example.com' to='push.example.org' id='{id}'>\
+         <notification xmlns='urn:xmpp:push2:0'><client>{client}</client>\
+         <priority>high</priority>{extra}\
+         <encrypted xmlns='urn:xmpp:sce:rfc8291:0'><payload>AAECAwQF+/8=</payload></encrypted>\
+         <jwt key='BPub+/key=='>eyJh.eyJi.sig</jwt></notification></message>"
+    )
+}
+
+#[test]
+fn push2_apns_url_form_goes_through_the_profile_with_that_topic() {
+    let apple = apple();
+    let dir = TempDir::new("stateless-push2-apns");
+    let x = FakeXmpp::new();
+    let push2 = "[component.push2]\napns = [\"snikket\"]\nwebpush = false\n";
+    let _app = AppServer::start(
+        &dir.0,
+        &config(
+            &dir.0,
+            x.port,
+            "\"snikket\"",
+            push2,
+            &apns_app(&apple, "snikket", false),
+        ),
+        0,
+    );
+    let mut c = x.accept(T);
+    let uuid = "123e4567-e89b-12d3-a456-426614174000";
+    let client = format!("https://api.push.apple.com/3/device/{LIVE}#{TOPIC}&amp;{VOIP}");
+    c.send(&push2_message(uuid, &client, ""));
+    let deadline = std::time::Instant::now() + T;
+    while apple.server.seen().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = apple.server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, format!("/3/device/{LIVE}"));
+    assert_eq!(seen[0].header("apns-push-type"), Some("alert"));
+    assert_eq!(seen[0].header("apns-priority"), Some("10"));
+    assert_eq!(seen[0].header("apns-topic"), Some(TOPIC));
+    assert_eq!(seen[0].header("apns-id"), Some(uuid));
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"aps": {"alert": {"title": "New Message"}, "mutable-content": 1},
+                           "rfc8291": "AAECAwQF+/8="})
+    );
+    assert!(
+        c.recv(Duration::from_millis(300)).is_none(),
+        "success is not answered"
+    );
+
+    // A call goes to the VoIP token on <topic>.voip.
+    c.send(&push2_message("call", &client, "<voip/>"));
+    let deadline = std::time::Instant::now() + T;
+    while apple.server.seen().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = apple.server.seen();
+    assert_eq!(seen[1].path, format!("/3/device/{VOIP}"));
+    assert_eq!(seen[1].header("apns-push-type"), Some("voip"));
+    assert_eq!(
+        seen[1].header("apns-topic"),
+        Some(format!("{TOPIC}.voip").as_str())
+    );
+
+    // A topic or environment no profile serves is never sent anywhere.
+    let other = format!("https://api.push.apple.com/3/device/{LIVE}#org.evil.app");
+    let r = c.iq(&push2_message("e1", &other, ""));
+    assert_eq!(r.name, "message");
+    assert_eq!(r.get_attr("type"), Some("error"));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    let dev = format!("https://api.development.push.apple.com/3/device/{LIVE}#{TOPIC}");
+    let r = c.iq(&push2_message("e2", &dev, ""));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    // Dead token: a final error.
+    let dead = format!("https://api.push.apple.com/3/device/{DEAD}#{TOPIC}");
+    let r = c.iq(&push2_message("e3", &dead, ""));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    assert_eq!(apple.server.seen().len(), 3);
+}
+
+/// One request as the Web Push mock saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// A Web Push endpoint over TLS (HTTP/1.1) on 127.0.0.1 answering `status`.
+struct WebPushMock {
+    port: u16,
+    status: Arc<AtomicU16>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    pki: Pki,
+}
+
+impl WebPushMock {
+    fn start() -> WebPushMock {
+        let pki = Pki::new();
+        let config = pki.server_config(false, b"http/1.1");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let status = Arc::new(AtomicU16::new(201));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (st, sn) = (status.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().take(50) {
+                let Ok(tcp) = tcp else { continue };
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break Some(p);
+                    }
+                    match tls.read(&mut chunk) {
+                        Ok(0) | Err(_) => break None,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let Some(head_end) = head_end else { continue };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let s = Seen {
+                    head: head.clone(),
+                    body: Vec::new(),
+                };
+                let len: usize = s
+                    .header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = buf[head_end + 4..].to_vec();
+                while body.len() < len {
+                    match tls.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => body.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                sn.lock().unwrap().push(Seen { head, body });
+                let code = st.load(Ordering::SeqCst);
+                let _ = tls.write_all(
+                    format!(
+                        "HTTP/1.1 {code} X\r\nLocation: https://127.0.0.1:{port}/elsewhere\r\n\
+                         Content-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        WebPushMock {
+            port,
+            status,
+            seen,
+            pki,
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn push2_web_config(dir: &std::path::Path, xmpp: u16, mock: &WebPushMock, allow: bool) -> String {
+    let push2 = format!(
+        "[component.push2]\nallow_private_targets = {allow}\nwebpush_ca = {:?}\nttl_secs = 3600\n\
+         timeout_secs = 5\nallow_from = [\"example.com\"]\n",
+        mock.pki.ca_pem.display().to_string()
+    );
+    config(
+        dir,
+        xmpp,
+        "\"apns\"",
+        &push2,
+        "[app.apns]\nprovider = \"log\"\n",
+    )
+}
+
+#[test]
+fn push2_web_push_posts_the_encrypted_payload_with_vapid() {
+    let mock = WebPushMock::start();
+    let dir = TempDir::new("stateless-push2-web");
+    let x = FakeXmpp::new();
+    let _app = AppServer::start(&dir.0, &push2_web_config(&dir.0, x.port, &mock, true), 0);
+    let mut c = x.accept(T);
+    let endpoint = format!("https://127.0.0.1:{}/wpush/dev1?x=1", mock.port);
+    c.send(&push2_message("w1", &endpoint, ""));
+    let deadline = std::time::Instant::now() + T;
+    while mock.seen().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let seen = mock.seen();
+    assert_eq!(seen.len(), 1);
+    let s = &seen[0];
+    assert!(
+        s.head.starts_with("POST /wpush/dev1?x=1 HTTP/1.1\r\n"),
+        "{}",
+        s.head
+    );
+    assert_eq!(s.header("content-encoding").as_deref(), Some("aes128gcm"));
+    assert_eq!(s.header("ttl").as_deref(), Some("3600"));
+    assert_eq!(s.header("urgency").as_deref(), Some("high"));
+    assert_eq!(
+        s.header("authorization").as_deref(),
+        Some("vapid t=eyJh.eyJi.sig,k=BPub-_key")
+    );
+    assert_eq!(s.body, vec![0, 1, 2, 3, 4, 5, 0xfb, 0xff]);
+    assert!(
+        c.recv(Duration::from_millis(300)).is_none(),
+        "success is not answered"
+    );
+
+    // Gone: a final error. A redirect: not followed, a wait error.
+    mock.status.store(410, Ordering::SeqCst);
+    let r = c.iq(&push2_message("w2", &endpoint, ""));
+    assert_eq!(
+        (r.name.as_str(), r.get_attr("type"), r.get_attr("to")),
+        ("message", Some("error"), Some("example.com"))
+    );
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    mock.status.store(301, Ordering::SeqCst);
+    let r = c.iq(&push2_message("w3", &endpoint, ""));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    assert_eq!(mock.seen().len(), 3, "the redirect was not followed");
+
+    // A server not in allow_from gets nothing sent.
+    mock.status.store(201, Ordering::SeqCst);
+    let r =
+        c.iq(&push2_message("w5", &endpoint, "").replace("from='example.com'", "from='evil.org'"));
+    assert_eq!(outcome(&r), ("auth".into(), "forbidden".into()));
+    assert_eq!(mock.seen().len(), 3);
+
+    // Plain http is never used.
+    let plain = format!("http://127.0.0.1:{}/wpush/dev1", mock.port);
+    let r = c.iq(&push2_message("w4", &plain, ""));
+    assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
+    assert_eq!(mock.seen().len(), 3);
+}
+
+#[test]
+fn push2_ssrf_guard_refuses_loopback_unless_allowed() {
+    let mock = WebPushMock::start();
+    let dir = TempDir::new("stateless-push2-ssrf");
+    let x = FakeXmpp::new();
+    let _app = AppServer::start(&dir.0, &push2_web_config(&dir.0, x.port, &mock, false), 0);
+    let mut c = x.accept(T);
+    for (i, host) in [
+        "127.0.0.1",
+        "localhost",
+        "[::1]",
+        "10.0.0.1",
+        "169.254.169.254",
+        "0.0.0.0",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let endpoint = format!("https://{host}:{}/wpush/dev1", mock.port);
+        let r = c.iq(&push2_message(&format!("s{i}"), &endpoint, ""));
+        assert_eq!(
+            outcome(&r),
+            ("cancel".into(), "not-allowed".into()),
+            "{host}"
+        );
+    }
+    assert!(mock.seen().is_empty(), "nothing reached the endpoint");
+}
+
+#[test]
+fn push2_web_push_endpoint_that_never_answers_times_out_with_wait() {
+    // Accepts TCP and says nothing: no TLS handshake, no response, until
+    // the test is done.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (done, wait_done) = std::sync::mpsc::channel::<()>();
+    let held = std::thread::spawn(move || {
+        let conns: Vec<_> = silent.incoming().take(1).collect();
+        let _ = wait_done.recv_timeout(Duration::from_secs(60));
+        drop(conns);
+    });
+    let dir = TempDir::new("stateless-push2-timeout");
+    let x = FakeXmpp::new();
+    let cfg = config(
+        &dir.0,
+        x.port,
+        "\"apns\"",
+        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 1\n",
+        "[app.apns]\nprovider = \"log\"\n",
+    );
+    let _app = AppServer::start(&dir.0, &cfg, 0);
+    let mut c = x.accept(T);
+    let started = std::time::Instant::now();
+    let endpoint = format!("https://127.0.0.1:{port}/wpush/dev1");
+    let r = c.iq(&push2_message("t1", &endpoint, ""));
+    assert_eq!(outcome(&r), ("wait".into(), "remote-server-timeout".into()));
+    // Cut at the 1 s set above, not at the default 10 s; the bound only
+    // tells the two apart.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    drop(done);
+    held.join().unwrap();
+}

@@ -1,0 +1,103 @@
+//! The command line from the outside: exit codes and messages.
+
+use std::process::Command;
+
+use crate::support::harness::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_push-appserver"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_and_help_explain_themselves() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("push-appserver {}", env!("CARGO_PKG_VERSION"))
+    );
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("run") && out.contains("check-config"), "{out}");
+    let (code, _, err) = run(&[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--help"), "{err}");
+}
+
+#[test]
+fn check_config_prints_the_effective_settings_with_secrets_masked() {
+    let dir = TempDir::new("cli-ok");
+    let cfg = dir.path("ok.toml");
+    std::fs::write(&cfg, config(&dir.0, 5347, 5280, "", "")).unwrap();
+    let (code, out, err) = run(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("jid = \"push.example.org\""), "{out}");
+    assert!(out.contains("rate_limit = 5"), "{out}");
+    assert!(
+        !out.contains(SECRET),
+        "the component secret is masked: {out}"
+    );
+    assert!(out.contains("configuration is valid"));
+}
+
+#[test]
+fn bad_configs_are_refused_with_file_key_and_reason() {
+    let dir = TempDir::new("cli-bad");
+    let good = config(&dir.0, 5347, 5280, "", "");
+    let cases = [
+        (
+            "unknown.toml",
+            format!("colour = \"blue\"\n{good}"),
+            "colour",
+        ),
+        (
+            "type.toml",
+            good.replace("debugging = true", "debugging = \"yes\""),
+            "debugging",
+        ),
+        (
+            "port.toml",
+            good.replace(":5347", ":99999"),
+            "component[0].server",
+        ),
+        (
+            "fcmkey.toml",
+            good.replace(
+                "[app.fcm]\nprovider = \"log\"",
+                "[app.fcm]\nprovider = \"fcm\"\nkey = \"AAAA\"",
+            ),
+            "service_account",
+        ),
+        ("syntax.toml", good.replace("[http]", "[http"), "line"),
+    ];
+    for (name, text, needle) in cases {
+        let path = dir.path(name);
+        std::fs::write(&path, text).unwrap();
+        for cmd in ["check-config", "run"] {
+            let (code, _, err) = run(&[cmd, "--config", path.to_str().unwrap()]);
+            assert_eq!(code, 1, "{cmd} {name}: {err}");
+            assert!(err.contains(name), "{cmd} {name} names the file: {err}");
+            assert!(err.contains(needle), "{cmd} {name} names {needle}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    let (code, _, err) = run(&[
+        "run",
+        "--config",
+        dir.path("missing.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("missing.toml") && err.contains("cannot read"),
+        "{err}"
+    );
+}
