@@ -246,7 +246,8 @@ mod tests {
             Duration::from_millis(100),
         ));
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
-        assert!(t0.elapsed() < Duration::from_secs(1));
+        // Cut off rather than held: a hang bound, sized for a busy machine.
+        assert!(t0.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn field(reply: &Element, var: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn one(reply: &Element, var: &str) -> String {
+pub(crate) fn one(reply: &Element, var: &str) -> String {
     field(reply, var).into_iter().next().unwrap_or_default()
 }
 
@@ -58,7 +58,12 @@ fn gone() -> (String, String) {
     ("cancel".into(), "item-not-found".into())
 }
 
-fn conversations_register(id: &str, from: &str, android_id: &str, token: &str) -> String {
+pub(crate) fn conversations_register(
+    id: &str,
+    from: &str,
+    android_id: &str,
+    token: &str,
+) -> String {
     format!(
         "<iq type='set' from='{from}' to='push.example.org' id='{id}'>\
          <command xmlns='{NS_COMMANDS}' node='register-push-fcm' action='execute'>\
@@ -210,7 +215,13 @@ fn conversations_registers_by_android_id_and_wakes_the_right_account() {
     assert_eq!(outcome(&r), gone());
 }
 
-fn siskin_register(id: &str, from: &str, provider: &str, token: &str, voip: &str) -> String {
+pub(crate) fn siskin_register(
+    id: &str,
+    from: &str,
+    provider: &str,
+    token: &str,
+    voip: &str,
+) -> String {
     format!(
         "<iq type='set' from='{from}' to='push.example.org' id='{id}'>\
          <command xmlns='{NS_COMMANDS}' node='register-device'>\
@@ -222,7 +233,7 @@ fn siskin_register(id: &str, from: &str, provider: &str, token: &str, voip: &str
 }
 
 /// A publish as a server sends it for Siskin: no publish-options, no secret.
-fn siskin_publish(id: &str, from: &str, node: &str, notification: &str) -> String {
+pub(crate) fn siskin_publish(id: &str, from: &str, node: &str, notification: &str) -> String {
     format!(
         "<iq type='set' from='{from}' to='push.example.org' id='{id}'>\
          <pubsub xmlns='{NS_PUBSUB}'><publish node='{node}'><item>{notification}</item>\

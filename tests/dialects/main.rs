@@ -5,4 +5,5 @@
 mod support;
 
 mod dialects;
+mod pipeline;
 mod stateless;

@@ -3,17 +3,16 @@
 //! notifications to the binary, which pushes to a mock APNS (HTTP/2 + TLS)
 //! or a mock Web Push endpoint (HTTP/1.1 + TLS), both on 127.0.0.1.
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::apple;
 use crate::support::apple::{Apple, KEY_ID, TEAM_ID, TOPIC};
 use crate::support::h2_mock::{MockOptions, Reply};
 use crate::support::harness::*;
-use crate::support::pki::Pki;
+use crate::support::webpush_mock::WebPushMock;
 
 const T: Duration = Duration::from_secs(10);
 const LIVE: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
@@ -63,7 +62,7 @@ fn config(
     )
 }
 
-fn monal_publish(id: &str, token: &str, module: &str) -> String {
+pub(crate) fn monal_publish(id: &str, token: &str, module: &str) -> String {
     format!(
         "<iq type='set' from='user@example.com' to='push.example.org' id='{id}'>\
          <pubsub xmlns='{NS_PUBSUB}'><publish node='{token}'><item>\
@@ -140,7 +139,7 @@ fn monal_pushes_by_push_module_and_answers_wait_on_provider_failures() {
     assert_eq!(apple.server.seen().len(), before);
 }
 
-fn push2_message(id: &str, client: &str, extra: &str) -> String {
+pub(crate) fn push2_message(id: &str, client: &str, extra: &str) -> String {
     format!(
         "<message from='example.com' to='push.example.org' id='{id}'>\
          <notification xmlns='urn:xmpp:push2:0'><client>{client}</client>\
@@ -221,100 +220,6 @@ fn push2_apns_url_form_goes_through_the_profile_with_that_topic() {
     let r = c.iq(&push2_message("e3", &dead, ""));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
     assert_eq!(apple.server.seen().len(), 3);
-}
-
-/// One request as the Web Push mock saw it.
-#[derive(Clone, Debug)]
-struct Seen {
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-    }
-}
-
-/// A Web Push endpoint over TLS (HTTP/1.1) on 127.0.0.1 answering `status`.
-struct WebPushMock {
-    port: u16,
-    status: Arc<AtomicU16>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    pki: Pki,
-}
-
-impl WebPushMock {
-    fn start() -> WebPushMock {
-        let pki = Pki::new();
-        let config = pki.server_config(false, b"http/1.1");
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let status = Arc::new(AtomicU16::new(201));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (st, sn) = (status.clone(), seen.clone());
-        std::thread::spawn(move || {
-            for tcp in listener.incoming().take(50) {
-                let Ok(tcp) = tcp else { continue };
-                let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
-                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
-                let mut tls = rustls::StreamOwned::new(conn, tcp);
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let head_end = loop {
-                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break Some(p);
-                    }
-                    match tls.read(&mut chunk) {
-                        Ok(0) | Err(_) => break None,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                };
-                let Some(head_end) = head_end else { continue };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let s = Seen {
-                    head: head.clone(),
-                    body: Vec::new(),
-                };
-                let len: usize = s
-                    .header("content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                let mut body = buf[head_end + 4..].to_vec();
-                while body.len() < len {
-                    match tls.read(&mut chunk) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => body.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                sn.lock().unwrap().push(Seen { head, body });
-                let code = st.load(Ordering::SeqCst);
-                let _ = tls.write_all(
-                    format!(
-                        "HTTP/1.1 {code} X\r\nLocation: https://127.0.0.1:{port}/elsewhere\r\n\
-                         Content-Length: 0\r\nConnection: close\r\n\r\n"
-                    )
-                    .as_bytes(),
-                );
-                let _ = tls.flush();
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
-            }
-        });
-        WebPushMock {
-            port,
-            status,
-            seen,
-            pki,
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
 }
 
 fn push2_web_config(dir: &std::path::Path, xmpp: u16, mock: &WebPushMock, allow: bool) -> String {

@@ -1,7 +1,9 @@
 //! A real Prosody 0.12 restarted again and again: the component link must
-//! be back within 2 s of Prosody listening again, every time. (Before the
-//! backoff was reset on every handshake, each short session let the
-//! reconnect delay grow: 1 s, 2 s, 4 s ... up to 60 s.)
+//! be back soon after Prosody listens again, every time, its delay never
+//! growing. (Before the backoff was reset on every handshake, each short
+//! session let the reconnect delay grow: 1 s, 2 s, 4 s ... up to 60 s; the
+//! bound of 6 s catches that by the fourth restart and leaves a busy
+//! machine room above the 0.5 s first retry.)
 //!
 //! Same harness and prerequisites as `tests/interop/prosody.rs`.
 
@@ -11,10 +13,10 @@ use std::time::{Duration, Instant};
 use crate::support::interop::*;
 
 const RESTARTS: usize = 8;
-const BOUND: Duration = Duration::from_secs(2);
+const BOUND: Duration = Duration::from_secs(6);
 
 #[test]
-fn link_is_back_within_two_seconds_of_every_prosody_restart() {
+fn the_link_reconnect_delay_does_not_grow_over_prosody_restarts() {
     Fixture::new(
         "interop-restart",
         &[("prosody.out", 30), ("prosody.log", 60)],

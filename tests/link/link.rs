@@ -155,7 +155,7 @@ fn a_burst_of_6000_pings_gets_6000_replies() {
 }
 
 #[test]
-fn reconnects_within_2s_after_each_of_15_server_restarts() {
+fn the_reconnect_delay_does_not_grow_over_15_server_restarts() {
     let (_d, x, _app, mut c) = start("restarts", "", "");
     let mut gaps = Vec::new();
     for _ in 0..15 {
@@ -165,8 +165,11 @@ fn reconnects_within_2s_after_each_of_15_server_restarts() {
         c = x.accept(T);
         gaps.push(closed.elapsed());
     }
+    // Without the backoff reset after each handshake the delay doubles
+    // (1, 2, 4, 8 s ...): past 6 s by the fourth restart. The first retry
+    // is due within 0.5 s; 6 s leaves a busy machine room.
     assert!(
-        gaps.iter().all(|g| *g < Duration::from_secs(2)),
+        gaps.iter().all(|g| *g < Duration::from_secs(6)),
         "reconnect gaps: {gaps:?}"
     );
     ping(&mut c, "after");

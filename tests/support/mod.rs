@@ -5,6 +5,7 @@
 //! - [`pki`]: a throwaway CA, server and client certificates, temp dirs;
 //! - [`h2_mock`], [`apple`], [`fcm_mock`]: HTTP/2 + TLS mocks of APNS and of
 //!   Google's FCM and OAuth endpoints, in the test process;
+//! - [`webpush_mock`]: a Web Push endpoint over TLS;
 //! - [`harness`]: a fake XMPP server speaking XEP-0114 and the
 //!   `push-appserver` binary run with a generated config;
 //! - [`interop`]: real Prosody and ejabberd servers and the slixmpp clients;
@@ -21,3 +22,4 @@ pub mod harness;
 pub mod interop;
 pub mod pki;
 pub mod reliability;
+pub mod webpush_mock;
