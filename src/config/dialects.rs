@@ -227,7 +227,22 @@ fn profile_problem(profile: &str, provider: Option<&str>, kind: &str) -> Option<
 
 #[cfg(test)]
 mod tests {
-    use super::profile_problem;
+    use super::{allow_from, profile_problem, ConfigContext};
+
+    #[test]
+    fn allow_from_lists_lowercase_domains() {
+        let ctx = ConfigContext::for_file(std::path::Path::new("/etc/p.toml"));
+        assert_eq!(
+            allow_from(&ctx, "k", Some(vec!["Example.COM".into()])).unwrap(),
+            vec!["example.com".to_owned()]
+        );
+        assert_eq!(
+            allow_from(&ctx, "k", Some(vec!["a b".into()]))
+                .unwrap_err()
+                .key,
+            "k"
+        );
+    }
 
     #[test]
     fn profiles_must_use_the_dialects_provider_or_log() {

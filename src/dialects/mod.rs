@@ -117,3 +117,31 @@ fn sender_allowed(allowed: &[String], from: &str) -> Result<(), StanzaError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_are_checked_by_domain_when_a_list_is_set() {
+        assert!(sender_allowed(&[], "anyone@anywhere.example").is_ok());
+        let list = vec!["example.com".to_owned()];
+        for ok in ["example.com", "User@Example.com/res", "EXAMPLE.COM"] {
+            assert!(sender_allowed(&list, ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "evil.com",
+            "u@sub.example.com",
+            "",
+            "example.com.evil.org",
+            "u@evil.com/example.com",
+        ] {
+            let e = sender_allowed(&list, bad).unwrap_err();
+            assert_eq!(
+                (e.kind, e.condition),
+                (ErrorType::Auth, "forbidden"),
+                "{bad}"
+            );
+        }
+    }
+}
