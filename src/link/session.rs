@@ -269,6 +269,14 @@ impl Conn {
     async fn stanza(&mut self, bytes: &[u8], ctx: &Ctx<'_>) -> Result<(), LinkError> {
         let stanza = match parse_element(bytes) {
             Ok(el) => el,
+            // Well-formed but over a parser limit: skipped like a stanza
+            // over the size limit, the stream goes on.
+            Err(e) if e.over_limit => {
+                let head = bytes.iter().position(|&b| b == b'>').map(|i| &bytes[..=i]);
+                log::debug!("component {}: {e}", ctx.jid);
+                skip(ctx, head, SkipReason::TooManyAttributes, bytes.len()).await;
+                return Ok(());
+            }
             Err(e) => {
                 ctx.send_bare(handshake::stream_error("not-well-formed", &e.to_string()))
                     .await;

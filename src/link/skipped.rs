@@ -41,6 +41,11 @@ pub fn decide(
                 "elements nested too deeply (this service accepts {})",
                 crate::xml::framer::MAX_DEPTH
             ),
+            SkipReason::TooManyAttributes => format!(
+                "too many attributes or namespace declarations (this service accepts {} \
+                 attributes per element)",
+                crate::xml::MAX_ATTRIBUTES
+            ),
         };
         let stanza = h.error(jid, &StanzaError::policy_violation(text));
         (h, stanza)

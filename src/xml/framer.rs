@@ -43,6 +43,9 @@ pub enum SkipReason {
     TooLarge,
     /// Elements nested deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// An element with more attributes, or a stanza with more namespace
+    /// declarations, than the parser takes (found when parsing it).
+    TooManyAttributes,
 }
 
 impl SkipReason {
@@ -51,6 +54,7 @@ impl SkipReason {
         match self {
             SkipReason::TooLarge => "stanza too large",
             SkipReason::TooDeep => "elements nested too deeply",
+            SkipReason::TooManyAttributes => "too many attributes or namespace declarations",
         }
     }
 }

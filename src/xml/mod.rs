@@ -8,7 +8,10 @@ pub mod parse;
 
 pub use element::{escape, Element, Node};
 pub use framer::{Frame, FrameError, Framer, SkipReason};
-pub use parse::{parse_element, parse_header, parse_start_tag, ParseError};
+pub use parse::{
+    parse_element, parse_header, parse_start_tag, ParseError, MAX_ATTRIBUTES,
+    MAX_NAMESPACE_DECLARATIONS,
+};
 
 /// Default namespace of stanzas on a XEP-0114 component stream.
 pub const NS_COMPONENT: &str = "jabber:component:accept";

@@ -10,13 +10,34 @@ use quick_xml::Reader;
 use super::element::{Element, Node};
 use super::{NS_CLIENT, NS_COMPONENT, NS_DATA, NS_SERVER, NS_STANZAS, NS_STREAM, NS_STREAMS};
 
+/// Attributes (namespace declarations included) one element may carry.
+/// Real stanzas carry a handful; the cap keeps the duplicate check, which
+/// compares each attribute with those before it, linear in the input.
+pub const MAX_ATTRIBUTES: usize = 64;
+
+/// Namespace declarations in scope at once, over the whole stanza: every
+/// element looks its prefix up among them, so the cap keeps that lookup
+/// linear in the input too.
+pub const MAX_NAMESPACE_DECLARATIONS: usize = 128;
+
 /// Why a frame is not a well-formed element.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError(pub String);
+pub struct ParseError {
+    /// What is wrong.
+    pub reason: String,
+    /// Well-formed, but over one of this parser's limits
+    /// ([`MAX_ATTRIBUTES`], [`MAX_NAMESPACE_DECLARATIONS`]): the stanza is
+    /// skipped, the stream goes on.
+    pub over_limit: bool,
+}
 
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "malformed XML: {}", self.0)
+        if self.over_limit {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "malformed XML: {}", self.reason)
+        }
     }
 }
 
@@ -61,6 +82,9 @@ pub fn intern(uri: &str) -> Arc<str> {
     }
 }
 
+/// Entries of [`base_scope`].
+const BASE_SCOPE: usize = 3;
+
 fn base_scope<'a>() -> Scope<'a> {
     vec![
         (Cow::Borrowed(""), intern(NS_COMPONENT)),
@@ -70,7 +94,17 @@ fn base_scope<'a>() -> Scope<'a> {
 }
 
 fn err(e: impl std::fmt::Display) -> ParseError {
-    ParseError(e.to_string())
+    ParseError {
+        reason: e.to_string(),
+        over_limit: false,
+    }
+}
+
+fn over_limit(reason: String) -> ParseError {
+    ParseError {
+        reason,
+        over_limit: true,
+    }
 }
 
 /// Parses a complete top-level element of a component stream.
@@ -147,7 +181,12 @@ fn push_text(parent: &mut Element, text: &str) {
 /// onto `scope`.
 fn open_element<'a>(start: &BytesStart<'a>, scope: &mut Scope<'a>) -> Result<Element, ParseError> {
     let mut attrs = Vec::new();
-    for a in start.attributes() {
+    for (i, a) in start.attributes().enumerate() {
+        if i >= MAX_ATTRIBUTES {
+            return Err(over_limit(format!(
+                "more than {MAX_ATTRIBUTES} attributes on one element"
+            )));
+        }
         let a = a.map_err(err)?;
         let key = std::str::from_utf8(a.key.as_ref()).map_err(err)?;
         let value = a.unescape_value().map_err(err)?;
@@ -158,6 +197,11 @@ fn open_element<'a>(start: &BytesStart<'a>, scope: &mut Scope<'a>) -> Result<Ele
         } else {
             attrs.push((key.to_owned(), value.into_owned()));
         }
+    }
+    if scope.len() > BASE_SCOPE + MAX_NAMESPACE_DECLARATIONS {
+        return Err(over_limit(format!(
+            "more than {MAX_NAMESPACE_DECLARATIONS} namespace declarations"
+        )));
     }
     let name = start.name();
     let qname = std::str::from_utf8(name.as_ref()).map_err(err)?;
@@ -262,6 +306,33 @@ mod tests {
         assert!(parse_element(b"<iq><a></b></iq>").is_err());
         assert!(parse_element(b"<iq><x:a/></iq>").is_err());
         assert!(parse_element(b"<iq>&bogus;</iq>").is_err());
+    }
+
+    #[test]
+    fn attributes_and_namespace_declarations_are_capped() {
+        let attrs = |n: usize| (0..n).map(|i| format!(" a{i}=''")).collect::<String>();
+        let ok = format!("<iq{}/>", attrs(MAX_ATTRIBUTES));
+        assert_eq!(
+            parse_element(ok.as_bytes()).unwrap().attrs.len(),
+            MAX_ATTRIBUTES
+        );
+        // The attack of issue 17: tens of thousands of distinct attributes,
+        // each checked against all before it, stalled the process.
+        let attack = format!("<iq{}/>", attrs(37_000));
+        let e = parse_element(attack.as_bytes()).unwrap_err();
+        assert!(e.over_limit && e.reason.contains("attributes"), "{e}");
+        let dup = "<iq a='1' a='2'/>";
+        assert!(!parse_element(dup.as_bytes()).unwrap_err().over_limit);
+        // Declarations spread over nested elements count together.
+        let decl = |i: usize| format!("<e xmlns:p{i}='urn:x:{i}'>");
+        let n = MAX_NAMESPACE_DECLARATIONS;
+        let nested = |k: usize| {
+            let open: String = (0..k).map(decl).collect();
+            format!("<iq>{open}{}</iq>", "</e>".repeat(k))
+        };
+        assert!(parse_element(nested(n).as_bytes()).is_ok());
+        let e = parse_element(nested(n + 1).as_bytes()).unwrap_err();
+        assert!(e.over_limit && e.reason.contains("namespace"), "{e}");
     }
 
     #[test]
