@@ -254,6 +254,25 @@ fn warn_about(settings: &Settings) {
     if settings.debugging {
         log::warn!("debugging = true: /settings and the HTTP forms are open; not for production");
     }
+    for c in &settings.components {
+        let open = [
+            (
+                "[component.monal]",
+                c.monal.as_ref().is_some_and(|m| m.open_relay),
+            ),
+            (
+                "[component.push2]",
+                c.push2.as_ref().is_some_and(|p| p.open_relay),
+            ),
+        ];
+        for (table, _) in open.iter().filter(|(_, on)| *on) {
+            log::warn!(
+                "{table} of {} has open_relay = true: ANY XMPP user anywhere can push \
+                 through it with your provider credentials; set allow_from instead",
+                c.jid
+            );
+        }
+    }
     if settings.http.open_unregister && settings.http.listen.is_some() {
         log::warn!(
             "http.open_unregister = true: HTTP unregister needs no secret; anyone who knows \

@@ -85,6 +85,32 @@ pub(super) fn check_apns_profile(
     }
 }
 
+/// Who a stateless dialect (`key`) serves: the `allow_from` sender
+/// domains, or with `open_relay = true` anyone. Neither is refused: a
+/// stateless dialect that serves any sender relays pushes for the whole
+/// XMPP network with the operator's provider credentials.
+pub(super) fn senders(
+    ctx: &ConfigContext,
+    key: &str,
+    domains: Option<Vec<String>>,
+    open_relay: Option<bool>,
+) -> Result<(Vec<String>, bool), ConfigError> {
+    let list = allow_from(ctx, &format!("{key}.allow_from"), domains)?;
+    match (list.is_empty(), open_relay.unwrap_or(false)) {
+        (false, false) | (true, true) => Ok((list, open_relay.unwrap_or(false))),
+        (false, true) => Err(ctx.error(
+            format!("{key}.open_relay"),
+            "open_relay = true serves every sender; remove it or allow_from",
+        )),
+        (true, false) => Err(ctx.error(
+            format!("{key}.allow_from"),
+            "name the XMPP domains whose users this serves (allow_from = [\"example.org\"]); \
+             without it anyone could push through your provider credentials \
+             (open_relay = true allows that on purpose)",
+        )),
+    }
+}
+
 /// Validates an `allow_from` list of sender domains (lowercased).
 pub(super) fn allow_from(
     ctx: &ConfigContext,
@@ -227,7 +253,34 @@ fn profile_problem(profile: &str, provider: Option<&str>, kind: &str) -> Option<
 
 #[cfg(test)]
 mod tests {
-    use super::{allow_from, profile_problem, ConfigContext};
+    use super::{allow_from, profile_problem, senders, ConfigContext};
+
+    #[test]
+    fn a_stateless_dialect_needs_allow_from_or_an_explicit_open_relay() {
+        let ctx = ConfigContext::for_file(std::path::Path::new("/etc/p.toml"));
+        let list = || Some(vec!["example.org".to_owned()]);
+        assert_eq!(
+            senders(&ctx, "k", list(), None).unwrap(),
+            (vec!["example.org".to_owned()], false)
+        );
+        assert_eq!(
+            senders(&ctx, "k", None, Some(true)).unwrap(),
+            (vec![], true)
+        );
+        let e = senders(&ctx, "k", None, None).unwrap_err();
+        assert_eq!(e.key, "k.allow_from");
+        assert!(e.reason.contains("open_relay"), "{e}");
+        assert_eq!(
+            senders(&ctx, "k", Some(vec![]), Some(false))
+                .unwrap_err()
+                .key,
+            "k.allow_from"
+        );
+        assert_eq!(
+            senders(&ctx, "k", list(), Some(true)).unwrap_err().key,
+            "k.open_relay"
+        );
+    }
 
     #[test]
     fn allow_from_lists_lowercase_domains() {

@@ -5,7 +5,7 @@
 //! [component.monal]
 //! modules = { monalProdiOS = "monal", "monalProdiOS-sandbox" = "monal-dev" }
 //! default = "monal"          # for modules not listed (never for -sandbox ones)
-//! allow_from = ["example.com"] # sender domains served (default: any)
+//! allow_from = ["example.com"] # sender domains served (or open_relay = true)
 //! ```
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::dialects::{allow_from, check_apns_profile};
+use super::dialects::{check_apns_profile, senders};
 use crate::providers::apns::payload::monal_alert;
 use crate::providers::ProviderSettings;
 use crate::settings::{ConfigContext, ConfigError};
@@ -45,8 +45,10 @@ pub struct MonalSettings {
     pub sound: Option<String>,
     /// Extra top-level payload keys.
     pub extra: Map<String, Value>,
-    /// Sender domains served; empty = any.
+    /// Sender domains served; empty only with `open_relay`.
     pub allow_from: Vec<String>,
+    /// Serves every sender (`open_relay = true`, warned about at start).
+    pub open_relay: bool,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +61,7 @@ struct RawMonal {
     sound: Option<String>,
     extra: Option<toml::Table>,
     allow_from: Option<Vec<String>>,
+    open_relay: Option<bool>,
 }
 
 impl MonalSettings {
@@ -98,8 +101,10 @@ impl MonalSettings {
                 .map_err(|e| ctx.error(format!("{key}.extra.{k}"), e.to_string()))?;
             extra.insert(k, v);
         }
+        let (allow_from, open_relay) = senders(ctx, key, raw.allow_from.clone(), raw.open_relay)?;
         Ok(MonalSettings {
-            allow_from: allow_from(ctx, &format!("{key}.allow_from"), raw.allow_from)?,
+            allow_from,
+            open_relay,
             modules: raw.modules,
             default: raw.default,
             title: raw.title.unwrap_or_else(|| "New Message".into()),
@@ -130,7 +135,9 @@ impl MonalSettings {
             self.body,
             self.sound.as_deref().unwrap_or("")
         ));
-        if !self.allow_from.is_empty() {
+        if self.open_relay {
+            out.push_str(", open_relay = true");
+        } else {
             out.push_str(&format!(", allow_from = {:?}", self.allow_from));
         }
         if !self.extra.is_empty() {
@@ -180,11 +187,12 @@ mod tests {
         apps
     }
 
+    /// `[component.monal]` from `text`, serving example.com.
     fn settings(text: &str) -> Result<MonalSettings, ConfigError> {
         let ctx = ConfigContext::for_file(std::path::Path::new("/etc/p.toml"));
         MonalSettings::from_table(
             "component[0].monal",
-            toml::from_str(text).unwrap(),
+            toml::from_str(&format!("allow_from = [\"example.com\"]\n{text}")).unwrap(),
             &ctx,
             &apps(),
         )
@@ -228,7 +236,7 @@ mod tests {
         assert_eq!(
             s.describe(),
             "{ modules = {  }, default = \"monal\", title = \"T\", body = \"B\", sound = \"default\", \
-             extra = { \"a\" = \"x\", \"n\" = 2 } }"
+             allow_from = [\"example.com\"], extra = { \"a\" = \"x\", \"n\" = 2 } }"
         );
         let s = settings("default = \"monal\"\nmodules = {}\nsound = \"\"").unwrap();
         assert_eq!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::dialects::allow_from;
+use super::dialects::senders;
 use crate::providers::webpush::{GuardPolicy, WebPushSettings};
 use crate::providers::ProviderSettings;
 use crate::settings::{ConfigContext, ConfigError};
@@ -21,8 +21,10 @@ pub struct Push2Settings {
     pub webpush: Option<WebPushSettings>,
     /// `TTL` sent to Web Push endpoints.
     pub ttl: u32,
-    /// Sender domains served; empty = any.
+    /// Sender domains served; empty only with `open_relay`.
     pub allow_from: Vec<String>,
+    /// Serves every sender (`open_relay = true`, warned about at start).
+    pub open_relay: bool,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +40,7 @@ struct RawPush2 {
     max_body_bytes: Option<u64>,
     ttl_secs: Option<u64>,
     allow_from: Option<Vec<String>>,
+    open_relay: Option<bool>,
 }
 
 impl Push2Settings {
@@ -122,8 +125,10 @@ impl Push2Settings {
         if apns.is_empty() && webpush.is_none() {
             return Err(ctx.error(key, "enables neither apns profiles nor webpush"));
         }
+        let (allow_from, open_relay) = senders(ctx, key, raw.allow_from.clone(), raw.open_relay)?;
         Ok(Push2Settings {
-            allow_from: allow_from(ctx, &format!("{key}.allow_from"), raw.allow_from)?,
+            allow_from,
+            open_relay,
             apns,
             webpush,
             ttl: ttl as u32,
@@ -135,7 +140,9 @@ impl Push2Settings {
     /// The effective settings as an inline TOML table, for `check-config`.
     pub fn describe(&self) -> String {
         let mut out = format!("{{ apns = {:?}, ttl_secs = {}", self.apns, self.ttl);
-        if !self.allow_from.is_empty() {
+        if self.open_relay {
+            out.push_str(", open_relay = true");
+        } else {
             out.push_str(&format!(", allow_from = {:?}", self.allow_from));
         }
         match &self.webpush {
@@ -177,7 +184,7 @@ mod tests {
         let s = |text: &str| {
             Push2Settings::from_table(
                 "component[0].push2",
-                toml::from_str(text).unwrap(),
+                toml::from_str(&format!("allow_from = [\"example.com\"]\n{text}")).unwrap(),
                 &ctx,
                 &apps,
             )

@@ -154,7 +154,8 @@ fn push2_apns_url_form_goes_through_the_profile_with_that_topic() {
     let apple = apple();
     let dir = TempDir::new("stateless-push2-apns");
     let x = FakeXmpp::new();
-    let push2 = "[component.push2]\napns = [\"snikket\"]\nwebpush = false\n";
+    let push2 =
+        "[component.push2]\napns = [\"snikket\"]\nwebpush = false\nallow_from = [\"example.com\"]\n";
     let _app = AppServer::start(
         &dir.0,
         &config(
@@ -345,7 +346,8 @@ fn push2_web_push_endpoint_that_never_answers_times_out_with_wait() {
         &dir.0,
         x.port,
         "\"apns\"",
-        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 1\n",
+        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 1\n\
+         allow_from = [\"example.com\"]\n",
         "[app.apns]\nprovider = \"log\"\n",
     );
     let _app = AppServer::start(&dir.0, &cfg, 0);
@@ -363,4 +365,57 @@ fn push2_web_push_endpoint_that_never_answers_times_out_with_wait() {
     );
     drop(done);
     held.join().unwrap();
+}
+
+#[test]
+fn a_stateless_dialect_serves_only_allow_from_unless_open_relay_is_set() {
+    let dir = TempDir::new("stateless-open-relay");
+    let x = FakeXmpp::new();
+    let monal = "[component.monal]\nmodules = { monalProdiOS = \"monal\" }\n";
+    let log_app = format!(
+        "[app.monal]\nprovider = \"log\"\nfile = {:?}\n",
+        dir.0.join("pushes.jsonl").display().to_string()
+    );
+    // Without allow_from it does not start: it would relay for anyone.
+    let mut app = AppServer::start(
+        &dir.0,
+        &config(&dir.0, x.port, "\"monal\"", monal, &log_app),
+        0,
+    );
+    let status = wait_exit(&mut app, T).expect("refused to start");
+    assert!(!status.success());
+    let err = app.stderr();
+    assert!(err.contains("component[0].monal.allow_from"), "{err}");
+    assert!(err.contains("open_relay"), "{err}");
+    drop(app);
+
+    // open_relay = true serves anyone, and says so at start.
+    let open = format!("{monal}open_relay = true\n");
+    let app = AppServer::start(
+        &dir.0,
+        &config(&dir.0, x.port, "\"monal\"", &open, &log_app),
+        0,
+    );
+    let mut c = x.accept(T);
+    let r = c.iq(&monal_publish("m1", LIVE, "monalProdiOS")
+        .replace("user@example.com", "u@elsewhere.example"));
+    assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
+    assert_eq!(app.wait_pushes(1, T).len(), 1);
+    assert!(
+        app.stderr().contains("open_relay = true"),
+        "{}",
+        app.stderr()
+    );
+}
+
+/// Waits for the app server to exit.
+fn wait_exit(app: &mut AppServer, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(s)) = app.child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
 }

@@ -44,7 +44,7 @@ fn scenario(fx: &mut Fixture) -> Result<(), String> {
          [http]\nlisten = \"127.0.0.1:@HTTP_PORT@\"\n\
          [[component]]\njid = \"push.localhost\"\nserver = \"127.0.0.1:@COMPONENT_PORT@\"\n\
          secret = \"@COMPONENT_SECRET@\"\ntypes = [\"monal\"]\n\
-         [component.monal]\nmodules = { monalProdiOS = \"monal\" }\n\
+         [component.monal]\nmodules = { monalProdiOS = \"monal\" }\nallow_from = [\"localhost\"]\n\
          [app.monal]\nprovider = \"log\"\nfile = \"@TMPDIR@/pushes.jsonl\"\n",
     )?;
     let mut cmd = Command::new(appserver_bin());
