@@ -13,11 +13,15 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt
 use super::request::{self, Head};
 use super::response::{Response, CONTINUE};
 use super::routes::{self, Shared};
-use super::table::Slot;
+use super::table::{Phase, Slot};
 use super::MAX_BODY;
 
 /// Requests served on one connection before it is closed.
 pub const MAX_REQUESTS: usize = 100;
+/// How long a body may take once its head has arrived (within the request
+/// deadline): 4 KiB take milliseconds, so a client that sends a head and
+/// then trickles or withholds the body is cut off soon.
+pub const BODY_WAIT: Duration = Duration::from_secs(5);
 /// Bytes read and dropped after an error response, so the response is not
 /// lost to a TCP reset caused by unread input.
 const LINGER_BYTES: usize = 64 * 1024;
@@ -150,7 +154,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut buf: Vec<u8> = Vec::new();
     for n in 0..MAX_REQUESTS {
-        slot.set_busy(false);
+        slot.set_phase(Phase::Idle);
         let deadline = if n == 0 {
             accepted + t.request
         } else {
@@ -169,7 +173,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         let Some(head) = read_head(io, &mut buf, deadline, t).await else {
             return;
         };
-        slot.set_busy(true);
+        slot.set_phase(Phase::Receiving);
         if head.content_length > MAX_BODY as u64 {
             let resp = Response::error(413, "request body too large (max 4096 bytes)");
             return refuse(io, resp, t).await;
@@ -178,8 +182,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         if head.expect_continue && buf.len() < end && write(io, CONTINUE, t.write).await.is_err() {
             return;
         }
+        let body_deadline = deadline.min(Instant::now() + BODY_WAIT);
         while buf.len() < end {
-            match read_more(io, &mut buf, deadline).await {
+            match read_more(io, &mut buf, body_deadline).await {
                 Ok(()) => {}
                 Err(ReadEnd::TimedOut) => {
                     return refuse(io, Response::error(408, "request timeout"), t).await;
@@ -187,6 +192,10 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 Err(ReadEnd::Closed) => return,
             }
         }
+        // Never evicted only once the request is complete: a client that
+        // sends a head and withholds its body holds nothing a real client
+        // needs.
+        slot.set_phase(Phase::Serving);
         let client = shared.client(peer.ip(), &head);
         // Boxed: the answer's state exists only while a request is served,
         // not in every idle connection's task.

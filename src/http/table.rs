@@ -1,22 +1,44 @@
 //! The bounded table of open HTTP connections. At the bound a new
-//! connection evicts the oldest one still waiting for its request head,
-//! so idle and slow clients can never lock real ones out; connections
-//! whose request is being served are never evicted.
+//! connection evicts the oldest one whose request is not complete yet
+//! (idle, or still sending its head or body), so idle and slow clients can
+//! never lock real ones out; connections whose request is being served
+//! are never evicted.
 //!
 //! Eviction drops the entry's sender; the connection's task races its
 //! work against the closed channel ([`Slot::cancelled`]) and ends,
 //! closing the socket.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use smol::channel::{Receiver, Sender};
 
+/// Where a connection is in its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Waiting for (or reading) the next request head: evictable, and
+    /// closed at once at shutdown.
+    Idle = 0,
+    /// The head is in, the body is arriving: evictable (a client can
+    /// withhold a body as long as a head), but given the grace at
+    /// shutdown.
+    Receiving = 1,
+    /// The request is complete and being answered: never evicted.
+    Serving = 2,
+}
+
 #[derive(Debug)]
 struct Entry {
-    busy: Arc<AtomicBool>,
+    phase: Arc<AtomicU8>,
     _cancel: Sender<()>,
+}
+
+impl Entry {
+    fn phase(&self) -> u8 {
+        self.phase.load(Ordering::Acquire)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -80,19 +102,19 @@ impl ConnTable {
         }
         let id = inner.next_id;
         inner.next_id += 1;
-        let busy = Arc::new(AtomicBool::new(false));
+        let phase = Arc::new(AtomicU8::new(Phase::Idle as u8));
         let (tx, rx) = smol::channel::bounded(1);
         inner.conns.insert(
             id,
             Entry {
-                busy: Arc::clone(&busy),
+                phase: Arc::clone(&phase),
                 _cancel: tx,
             },
         );
         Ok(Admitted {
             slot: Slot {
                 id,
-                busy,
+                phase,
                 cancel: rx,
                 table: Arc::clone(self),
             },
@@ -100,18 +122,18 @@ impl ConnTable {
         })
     }
 
-    /// Closes the oldest idle connection (to free a file descriptor);
-    /// false when none is idle.
+    /// Closes the oldest connection not serving a request (to free a file
+    /// descriptor); false when every one is serving.
     pub fn evict_oldest_idle(&self) -> bool {
         evict_oldest_idle(&mut self.lock())
     }
 
     /// Refuses new connections and closes every idle one; connections
-    /// serving a request close after their response.
+    /// receiving or serving a request close after their response.
     pub fn close_idle(&self) {
         let mut inner = self.lock();
         inner.closing = true;
-        inner.conns.retain(|_, e| e.busy.load(Ordering::Acquire));
+        inner.conns.retain(|_, e| e.phase() != Phase::Idle as u8);
     }
 
     /// Closes every connection, busy or not.
@@ -140,7 +162,7 @@ fn evict_oldest_idle(inner: &mut Inner) -> bool {
     let oldest = inner
         .conns
         .iter()
-        .find(|(_, e)| !e.busy.load(Ordering::Acquire))
+        .find(|(_, e)| e.phase() != Phase::Serving as u8)
         .map(|(id, _)| *id);
     match oldest {
         Some(id) => inner.conns.remove(&id).is_some(),
@@ -152,16 +174,15 @@ fn evict_oldest_idle(inner: &mut Inner) -> bool {
 #[derive(Debug)]
 pub struct Slot {
     id: u64,
-    busy: Arc<AtomicBool>,
+    phase: Arc<AtomicU8>,
     cancel: Receiver<()>,
     table: Arc<ConnTable>,
 }
 
 impl Slot {
-    /// Marks the connection as serving a request (not evictable) or as
-    /// waiting for the next request head (evictable).
-    pub fn set_busy(&self, busy: bool) {
-        self.busy.store(busy, Ordering::Release);
+    /// Marks where the connection is in its request (see [`Phase`]).
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
     }
 
     /// Resolves when the connection was evicted or the API shut down.
@@ -192,22 +213,26 @@ mod tests {
     }
 
     #[test]
-    fn full_table_evicts_the_oldest_idle_connection_only() {
+    fn full_table_evicts_the_oldest_connection_not_serving() {
         let t = ConnTable::new(3);
         let a = t.admit().unwrap().slot;
         let b = t.admit().unwrap().slot;
         let c = t.admit().unwrap().slot;
-        a.set_busy(true);
+        a.set_phase(Phase::Serving);
+        b.set_phase(Phase::Receiving);
         let d = t.admit().unwrap();
         assert!(d.evicted);
-        assert!(!is_cancelled(&a), "busy connections stay");
-        assert!(is_cancelled(&b), "the oldest idle one goes");
+        assert!(!is_cancelled(&a), "connections serving a request stay");
+        assert!(
+            is_cancelled(&b),
+            "the oldest unfinished one goes, even with its head in"
+        );
         assert!(!is_cancelled(&c));
         assert_eq!(t.len(), 3);
         drop(b);
         assert_eq!(t.len(), 3, "an evicted slot is already gone");
-        c.set_busy(true);
-        d.slot.set_busy(true);
+        c.set_phase(Phase::Serving);
+        d.slot.set_phase(Phase::Serving);
         assert_eq!(t.admit().unwrap_err(), Refused::Full);
         drop(c);
         assert_eq!(t.len(), 2);
@@ -219,14 +244,16 @@ mod tests {
         let t = ConnTable::new(10);
         let a = t.admit().unwrap().slot;
         let b = t.admit().unwrap().slot;
-        b.set_busy(true);
+        let c = t.admit().unwrap().slot;
+        b.set_phase(Phase::Serving);
+        c.set_phase(Phase::Receiving);
         t.close_idle();
-        assert!(is_cancelled(&a) && !is_cancelled(&b));
+        assert!(is_cancelled(&a) && !is_cancelled(&b) && !is_cancelled(&c));
         assert!(b.closing());
         assert_eq!(t.admit().unwrap_err(), Refused::Closing);
         t.close_all();
-        assert!(is_cancelled(&b));
-        drop((a, b));
+        assert!(is_cancelled(&b) && is_cancelled(&c));
+        drop((a, b, c));
         assert!(t.is_empty());
     }
 }
