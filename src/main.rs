@@ -273,6 +273,12 @@ fn warn_about(settings: &Settings) {
             );
         }
     }
+    if settings.http.open_register && settings.http.listen.is_some() {
+        log::warn!(
+            "http.open_register = true: HTTP register changes the token of an existing node \
+             without its secret; anyone who knows a node can take over its pushes"
+        );
+    }
     if settings.http.open_unregister && settings.http.listen.is_some() {
         log::warn!(
             "http.open_unregister = true: HTTP unregister needs no secret; anyone who knows \

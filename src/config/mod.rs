@@ -78,6 +78,10 @@ pub struct HttpSettings {
     /// Lets `unregister` work without the node's secret, as in mod_push_appserver:
     /// anyone who knows a node can then remove it.
     pub open_unregister: bool,
+    /// Lets `register` give an existing node another token without the
+    /// node's secret, as in mod_push_appserver: anyone who knows a node can
+    /// then take over its pushes.
+    pub open_register: bool,
     /// Open connections at most (plain and TLS together).
     pub max_connections: usize,
     /// Time for a request's head and body to arrive (and the TLS handshake).
@@ -182,6 +186,7 @@ struct RawHttp {
     threads: Option<i64>,
     requests_per_second: Option<i64>,
     open_unregister: Option<bool>,
+    open_register: Option<bool>,
     max_connections: Option<i64>,
     request_timeout_secs: Option<i64>,
     idle_timeout_secs: Option<i64>,
@@ -592,6 +597,7 @@ fn http_settings(raw: Option<RawHttp>, ctx: &ConfigContext) -> Result<HttpSettin
         listen,
         threads_ignored: raw.threads.is_some(),
         open_unregister: raw.open_unregister.unwrap_or(false),
+        open_register: raw.open_register.unwrap_or(false),
         requests_per_second: int_in(
             ctx,
             "http.requests_per_second",

@@ -22,7 +22,7 @@ use crate::config::{ComponentSettings, Settings};
 use crate::registrations::owner::{derive_node, owner_of, random_node, short};
 use crate::registrations::{
     check_field, CommandRate, CountLimits, DialectRecord, RegError, Registered, Registrations,
-    StoreError,
+    StoreError, TokenChange,
 };
 use crate::store_thread::StoreThread;
 
@@ -76,6 +76,9 @@ pub struct Devices {
     clock: Arc<dyn Clock>,
     /// `http.open_unregister`: an empty secret unregisters over HTTP.
     open_unregister: bool,
+    /// `http.open_register`: HTTP register may change a node's token
+    /// without its secret.
+    open_register: bool,
     /// Rate of registration commands per requester JID and domain.
     command_rate: Mutex<CommandRate>,
 }
@@ -94,6 +97,7 @@ impl Devices {
             store_thread,
             clock,
             open_unregister: settings.http.open_unregister,
+            open_register: settings.http.open_register,
             command_rate: Mutex::new(command_rate(settings)),
         }
     }
@@ -106,13 +110,15 @@ impl Devices {
     }
 
     /// Registers (or renews) a device at `component` over HTTP, where
-    /// nobody has an identity: see [`Registrations::register`].
+    /// nobody has an identity: another token for an existing node needs
+    /// its `secret` (empty: none given); see [`Registrations::register`].
     pub async fn register(
         &self,
         component: &ComponentSettings,
         push_type: &str,
         node: &str,
         token: &str,
+        secret: &str,
     ) -> Result<Registered, RegisterError> {
         let fields = [("type", push_type), ("node", node), ("token", token)];
         check_request(component, PushType::Offered(push_type), &fields)?;
@@ -123,10 +129,18 @@ impl Devices {
             node.to_owned(),
             token.to_owned(),
         );
+        let secret = Some(secret.trim().to_owned()).filter(|s| !s.is_empty());
+        let open = self.open_register;
         let now = self.clock.now();
         let r = self
             .store_thread
-            .run(move || regs.register(&jid, &ty, &node, &token, now))
+            .run(move || {
+                let change = TokenChange {
+                    secret: secret.as_deref(),
+                    open,
+                };
+                regs.register(&jid, &ty, &node, &token, change, now)
+            })
             .await
             .map_err(|e| reg_failed(e, "HTTP"))?;
         registered(&r, push_type, "HTTP");

@@ -20,6 +20,9 @@ pub enum ApiRequest {
         node: String,
         /// Provider token.
         token: String,
+        /// The node's secret, needed to give a registered node another
+        /// token (a field mod_push_appserver's API did not have).
+        secret: String,
     },
     /// `POST /unregister`.
     Unregister {
@@ -56,6 +59,7 @@ impl ApiRequest {
                 push_type: field("type"),
                 node: field("node"),
                 token: field("token"),
+                secret: field("secret"),
             },
             "unregister" => ApiRequest::Unregister {
                 component,
@@ -112,11 +116,12 @@ pub async fn answer(backend: &Backend, req: ApiRequest) -> ApiReply {
             push_type,
             node,
             token,
+            secret,
         } => {
             let c = backend.component_or_first(Some(&component)).clone();
             match backend
                 .devices
-                .register(&c, &push_type, &node, &token)
+                .register(&c, &push_type, &node, &token, &secret)
                 .await
             {
                 Ok(r) => ApiReply::ok(&[&r.registration.node, &r.secret]),
@@ -170,12 +175,13 @@ mod tests {
     fn forms_become_requests() {
         let c = || "push.example.org".to_owned();
         assert_eq!(
-            ApiRequest::from_form("register", c(), "type=fcm&node=a%20b&token=t"),
+            ApiRequest::from_form("register", c(), "type=fcm&node=a%20b&token=t&secret=s"),
             Some(ApiRequest::Register {
                 component: c(),
                 push_type: "fcm".into(),
                 node: "a b".into(),
                 token: "t".into(),
+                secret: "s".into(),
             })
         );
         assert_eq!(

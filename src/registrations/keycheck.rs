@@ -169,6 +169,12 @@ pub(super) fn explain(
 mod tests {
     use super::*;
 
+    /// HTTP registrations that may change a node's token, as the module let them.
+    const OPEN: crate::registrations::TokenChange = crate::registrations::TokenChange {
+        secret: None,
+        open: true,
+    };
+
     fn found(key: Option<Option<bool>>, has_check: bool, has_data: bool) -> Found {
         Found {
             key,
@@ -208,7 +214,7 @@ mod tests {
         let at = UNIX_EPOCH + Duration::from_secs(1);
         let secret = {
             let s = Registrations::open(&dir, 1 << 20).unwrap();
-            let r = s.register("push.x", "fcm", "n1", "tok", at).unwrap();
+            let r = s.register("push.x", "fcm", "n1", "tok", OPEN, at).unwrap();
             // As a store written before check values existed.
             let st = s.store().unwrap();
             let meta = st

@@ -38,6 +38,7 @@ pub use rate::CommandRate;
 pub use record::{DialectRecord, PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
 use store::{Store, StoreGuard};
+pub use write::TokenChange;
 
 /// Longest accepted node, token and type, in bytes.
 pub const MAX_FIELD_BYTES: usize = 4096;
@@ -116,6 +117,9 @@ pub enum Refusal {
     Owned,
     /// The secret given does not match the node's.
     WrongSecret,
+    /// The node is registered with another token or type: changing that
+    /// over HTTP needs its secret.
+    SecretNeeded,
 }
 
 /// Why a registration change failed.
@@ -142,6 +146,9 @@ impl std::fmt::Display for RegError {
                 f.write_str("node belongs to another registration")
             }
             RegError::Refused(Refusal::WrongSecret) => f.write_str("wrong secret for this node"),
+            RegError::Refused(Refusal::SecretNeeded) => f.write_str(
+                "this node is registered with another token; changing it needs the node's secret",
+            ),
         }
     }
 }

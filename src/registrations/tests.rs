@@ -1,6 +1,12 @@
 use super::*;
 use std::time::{Duration, UNIX_EPOCH};
 
+/// HTTP registrations that may change a node's token, as the module let them.
+const OPEN: TokenChange = TokenChange {
+    secret: None,
+    open: true,
+};
+
 struct TempDir(std::path::PathBuf);
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -80,7 +86,7 @@ fn another_jid_gets_its_own_registration_and_cannot_touch_the_first() {
     assert_eq!(s.lookup("push.x", node).unwrap().unwrap().token, "tokV");
     // Over HTTP an owned node is refused, unchanged.
     assert!(matches!(
-        s.register("push.x", "fcm", node, "tokH", at(3)),
+        s.register("push.x", "fcm", node, "tokH", OPEN, at(3)),
         Err(RegError::Refused(Refusal::Owned))
     ));
     assert!(matches!(
@@ -99,25 +105,66 @@ fn another_jid_gets_its_own_registration_and_cannot_touch_the_first() {
 }
 
 #[test]
-fn http_register_with_another_token_gets_a_fresh_secret() {
-    let d = temp("http");
+fn http_register_with_another_token_needs_the_secret() {
+    let d = temp("http-proof");
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
-    let a = s.register("push.x", "fcm", "n", "tokA", at(1)).unwrap();
+    let strict = |secret| TokenChange {
+        secret,
+        open: false,
+    };
+    let a = s
+        .register("push.x", "fcm", "n", "tokA", strict(None), at(1))
+        .unwrap();
     assert_eq!(
-        s.register("push.x", "fcm", "n", "tokA", at(2))
+        s.register("push.x", "fcm", "n", "tokA", strict(None), at(2))
             .unwrap()
             .secret,
         a.secret,
-        "same type and token: same secret"
+        "same type and token: idempotent, same secret"
     );
-    let b = s.register("push.x", "fcm", "n", "tokB", at(3)).unwrap();
+    // Someone who only knows the node: refused, nothing changes.
+    for (secret, refusal) in [
+        (None, Refusal::SecretNeeded),
+        (Some("guess"), Refusal::WrongSecret),
+    ] {
+        match s.register("push.x", "fcm", "n", "tokEvil", strict(secret), at(3)) {
+            Err(RegError::Refused(r)) => assert_eq!(r, refusal),
+            other => panic!("{other:?}"),
+        }
+    }
+    let r = s.lookup("push.x", "n").unwrap().unwrap();
+    assert_eq!(r.token, "tokA");
+    assert!(s.verify_secret(&r, &a.secret));
+    assert!(s.lookup_token("fcm", "tokEvil").unwrap().is_empty());
+    // The device itself, with its secret: a new token, the same secret.
+    let b = s
+        .register("push.x", "fcm", "n", "tokB", strict(Some(&a.secret)), at(4))
+        .unwrap();
+    assert_eq!(b.secret, a.secret);
+    assert_eq!(b.registration.token, "tokB");
+    assert!(s.lookup_token("fcm", "tokA").unwrap().is_empty());
+    assert_eq!(s.count().unwrap(), 1);
+}
+
+#[test]
+fn http_register_with_another_token_gets_a_fresh_secret_when_open() {
+    let d = temp("http");
+    let s = Registrations::open(&d.0, 1 << 20).unwrap();
+    let a = s
+        .register("push.x", "fcm", "n", "tokA", OPEN, at(1))
+        .unwrap();
+    let b = s
+        .register("push.x", "fcm", "n", "tokB", OPEN, at(3))
+        .unwrap();
     assert_ne!(a.secret, b.secret);
     let r = s.lookup("push.x", "n").unwrap().unwrap();
     assert!(!s.verify_secret(&r, &a.secret), "the old secret is void");
     assert!(s.verify_secret(&r, &b.secret));
     assert!(s.lookup_token("fcm", "tokA").unwrap().is_empty());
     // Another type with the same token is another device too.
-    let c = s.register("push.x", "apns", "n", "tokB", at(4)).unwrap();
+    let c = s
+        .register("push.x", "apns", "n", "tokB", OPEN, at(4))
+        .unwrap();
     assert_ne!(c.secret, b.secret);
     assert_eq!(s.count().unwrap(), 1);
     // Unregister needs the secret (unless open).
@@ -137,7 +184,9 @@ fn an_owner_claims_its_derived_node_made_over_http_first() {
     let d = temp("claim");
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
     let node = owner::derive_node("push.x", "v@a.example", "dev");
-    let squat = s.register("push.x", "fcm", &node, "tokE", at(1)).unwrap();
+    let squat = s
+        .register("push.x", "fcm", &node, "tokE", OPEN, at(1))
+        .unwrap();
     let v = s
         .register_owned("push.x", "fcm", "v@a.example", "dev", "tokE", at(2))
         .unwrap();
@@ -176,9 +225,9 @@ fn count_limits_refuse_and_store_nothing() {
         Err(RegError::Refused(Refusal::Limit(LimitKind::Domain)))
     ));
     reg("a@y", "1").unwrap();
-    s.register("c", "fcm", "h1", "t", at(1)).unwrap();
+    s.register("c", "fcm", "h1", "t", OPEN, at(1)).unwrap();
     assert!(matches!(
-        s.register("c", "fcm", "h2", "t", at(1)),
+        s.register("c", "fcm", "h2", "t", OPEN, at(1)),
         Err(RegError::Refused(Refusal::Limit(LimitKind::Total)))
     ));
     assert_eq!(s.count().unwrap(), 5);
@@ -195,7 +244,9 @@ fn secret_is_not_in_the_store_files() {
     let d = temp("nosecret");
     let secret = {
         let s = Registrations::open(&d.0, 1 << 20).unwrap();
-        let r = s.register("push.x", "fcm", "n1", "tok", at(1)).unwrap();
+        let r = s
+            .register("push.x", "fcm", "n1", "tok", OPEN, at(1))
+            .unwrap();
         s.sync().unwrap();
         r.secret
     };
@@ -221,9 +272,11 @@ fn secret_is_not_in_the_store_files() {
 fn dead_token_respects_reregistration_after_timestamp() {
     let d = temp("dead");
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
-    s.register("push.x", "apns", "old", "tok", at(100)).unwrap();
-    s.register("push.x", "apns", "new", "tok", at(300)).unwrap();
-    s.register("push.x", "fcm", "other", "tok", at(100))
+    s.register("push.x", "apns", "old", "tok", OPEN, at(100))
+        .unwrap();
+    s.register("push.x", "apns", "new", "tok", OPEN, at(300))
+        .unwrap();
+    s.register("push.x", "fcm", "other", "tok", OPEN, at(100))
         .unwrap();
     let removed = s.remove_dead_token("apns", "tok", at(200)).unwrap();
     assert_eq!(removed.len(), 1);
@@ -241,8 +294,10 @@ fn unregister_requires_matching_type_and_survives_reopen() {
     let d = temp("unreg");
     {
         let s = Registrations::open(&d.0, 1 << 20).unwrap();
-        s.register("push.x", "apns", "n1", "t1", at(1)).unwrap();
-        s.register("push.x", "apns", "n2", "t2", at(1)).unwrap();
+        s.register("push.x", "apns", "n1", "t1", OPEN, at(1))
+            .unwrap();
+        s.register("push.x", "apns", "n2", "t2", OPEN, at(1))
+            .unwrap();
         assert!(s.unregister("push.x", "fcm", "n1", None).unwrap().is_none());
         assert!(s
             .unregister("push.x", "apns", "n1", None)
@@ -277,11 +332,14 @@ fn field_checks() {
 fn reopen_keeps_every_registration_and_secret() {
     let d = temp("reopen");
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
-    let a = s.register("push.x", "fcm", "n1", "tok", at(1)).unwrap();
+    let a = s
+        .register("push.x", "fcm", "n1", "tok", OPEN, at(1))
+        .unwrap();
     s.reopen().unwrap();
     let r = s.lookup("push.x", "n1").unwrap().unwrap();
     assert!(s.verify_secret(&r, &a.secret));
-    s.register("push.x", "fcm", "n2", "tok2", at(2)).unwrap();
+    s.register("push.x", "fcm", "n2", "tok2", OPEN, at(2))
+        .unwrap();
     assert_eq!(s.nodes("push.x", 10).unwrap(), ["n1", "n2"]);
     assert_eq!(s.count().unwrap(), 2);
 }
@@ -375,7 +433,8 @@ fn a_newer_schema_is_refused() {
 fn push_outcomes_reach_the_store_only_when_flushed() {
     let d = temp("outcomes");
     let s = Registrations::open(&d.0, 1 << 20).unwrap();
-    s.register("push.x", "apns", "n1", "t1", at(1)).unwrap();
+    s.register("push.x", "apns", "n1", "t1", OPEN, at(1))
+        .unwrap();
     for secs in 2..50 {
         s.record_push("push.x", "n1", at(secs), None);
     }

@@ -11,21 +11,45 @@ use super::record::{self, Registration, SCHEMA_VERSION};
 use super::{hex, owner, secret, store, Refusal, RegError, Registered, Registrations, StoreError};
 use crate::clock::unix_millis;
 
+/// What lets an HTTP registration give an existing node another token or
+/// push type: over HTTP nobody has an identity, and the node's secret is
+/// the only proof of the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenChange<'a> {
+    /// The `secret` the request carries, if any.
+    pub secret: Option<&'a str>,
+    /// `http.open_register`: a request without a secret may still change
+    /// the token, as mod_push_appserver let anyone do; the node then gets
+    /// a fresh secret, so its old holder loses it.
+    pub open: bool,
+}
+
 impl Registrations {
     /// Registers a device over HTTP (no identity), or renews it. A node
-    /// registered again with the same type and token keeps its secret; with
-    /// another type or token it gets a fresh secret (new salt), so nobody
-    /// learns another device's secret or takes over its pushes. A node with
-    /// an owner is refused. Synced before returning.
+    /// registered again with the same type and token keeps its secret
+    /// (idempotent). Another type or token needs the node's current secret
+    /// (then kept) or, with `change.open` and no secret, gives a fresh one;
+    /// otherwise it is refused and nothing changes. A node with an owner
+    /// is refused. Synced before returning.
     pub fn register(
         &self,
         component: &str,
         push_type: &str,
         node: &str,
         token: &str,
+        change: TokenChange<'_>,
         now: SystemTime,
     ) -> Result<Registered, RegError> {
-        self.put(component, push_type, node, token, None, None, now)
+        self.put(
+            component,
+            push_type,
+            node,
+            token,
+            None,
+            None,
+            Some(change),
+            now,
+        )
     }
 
     /// Registers `owner`'s device `device` (XMPP) at the node derived from
@@ -41,7 +65,16 @@ impl Registrations {
         now: SystemTime,
     ) -> Result<Registered, RegError> {
         let node = owner::derive_node(component, owner, device);
-        self.put(component, push_type, &node, token, Some(owner), None, now)
+        self.put(
+            component,
+            push_type,
+            &node,
+            token,
+            Some(owner),
+            None,
+            None,
+            now,
+        )
     }
 
     /// Registers `owner`'s device at `node`, chosen by its dialect, with
@@ -59,7 +92,16 @@ impl Registrations {
         dialect: Option<super::DialectRecord>,
         now: SystemTime,
     ) -> Result<Registered, RegError> {
-        self.put(component, push_type, node, token, Some(owner), dialect, now)
+        self.put(
+            component,
+            push_type,
+            node,
+            token,
+            Some(owner),
+            dialect,
+            None,
+            now,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -71,6 +113,7 @@ impl Registrations {
         token: &str,
         owner: Option<&str>,
         dialect: Option<super::DialectRecord>,
+        change: Option<TokenChange<'_>>,
         now: SystemTime,
     ) -> Result<Registered, RegError> {
         let now_ms = unix_millis(now);
@@ -106,8 +149,20 @@ impl Registrations {
             Some(old) => {
                 let same_device = match (owner, old.owner.as_deref()) {
                     (Some(new), Some(was)) => new == was,
-                    // Over HTTP the token is the only proof of the device.
-                    (None, None) => old.token == token && old.push_type == push_type,
+                    // Over HTTP the token, or else the secret, proves the
+                    // device.
+                    (None, None) => {
+                        let same = old.token == token && old.push_type == push_type;
+                        match change.map(|c| (c.secret, c.open)) {
+                            _ if same => true,
+                            Some((Some(s), _)) if self.verify_secret(&old, s) => true,
+                            Some((Some(_), _)) => {
+                                return Err(RegError::Refused(Refusal::WrongSecret))
+                            }
+                            Some((None, true)) => false,
+                            _ => return Err(RegError::Refused(Refusal::SecretNeeded)),
+                        }
+                    }
                     (None, Some(_)) => return Err(RegError::Refused(Refusal::Owned)),
                     // An owner claims a derived node someone made over HTTP
                     // first: it becomes the owner's, with a new secret.

@@ -228,25 +228,53 @@ fn http_register_cannot_take_over_a_device_and_unregister_needs_the_secret() {
         .0
     };
     let (_, victim) = registered(reg("type=fcm&node=N&token=A"));
-    // Same type and token: same secret (idempotent, as the seed).
+    // Same type and token: same secret (idempotent, as the module).
     assert_eq!(registered(reg("type=fcm&node=N&token=A")).1, victim);
-    // The attacker registers the same node with its own token: it gets a
-    // fresh secret, not the victim's; the victim's secret stops verifying.
-    let (_, attacker) = registered(reg("type=fcm&node=N&token=B"));
-    assert_ne!(attacker, victim);
-    assert_eq!(push("N", &victim), 403, "the old secret no longer verifies");
-    assert_eq!(push("N", &attacker), 200);
+    // The attack of issue 17: registering the node with another token
+    // rotated the secret and took the device's pushes. Now it needs the
+    // node's secret; without it, or with a wrong one, nothing changes.
+    let (s, b) = reg("type=fcm&node=N&token=B");
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("needs the node's secret"), "{b}");
+    assert_eq!(reg("type=fcm&node=N&token=B&secret=zz").0, 403);
+    assert_eq!(push("N", &victim), 200, "the device keeps its secret");
+    assert_eq!(app.wait_pushes(1, T)[0]["token"], "A", "and its token");
+    // The device itself moves to a new token with its secret, keeping it.
+    let (_, again) = registered(reg(&format!("type=fcm&node=N&token=B&secret={victim}")));
+    assert_eq!(again, victim);
+    assert_eq!(push("N", &victim), 200);
+    assert_eq!(app.wait_pushes(2, T)[1]["token"], "B");
 
     // Unregister without or with a wrong secret: 403, still registered.
     let unreg = |body: &str| app.http("POST", "/push_appserver/v1/unregister", body);
     assert_eq!(unreg("type=fcm&node=N").0, 403);
-    assert_eq!(unreg(&format!("type=fcm&node=N&secret={victim}")).0, 403);
     assert_eq!(unreg("type=fcm&node=N&secret=zz").0, 403);
-    assert_eq!(push("N", &attacker), 200, "still registered");
-    let (s, b) = unreg(&format!("type=fcm&node=N&secret={attacker}"));
+    assert_eq!(push("N", &victim), 200, "still registered");
+    let (s, b) = unreg(&format!("type=fcm&node=N&secret={victim}"));
     assert_eq!((s, lines(&b)[0]), (200, "OK"), "{b}");
-    assert_eq!(push("N", &attacker), 404, "removed");
-    assert_eq!(app.wait_pushes(2, T).len(), 2);
+    assert_eq!(push("N", &victim), 404, "removed");
+    assert_eq!(app.wait_pushes(3, T).len(), 3);
+}
+
+#[test]
+fn open_register_restores_the_modules_token_change() {
+    let dir = TempDir::new("http-open-register");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let text = cfg_with(&dir.0, x.port, port, true, 1000, "open_register = true");
+    let app = AppServer::start(&dir.0, &text, port);
+    let reg = |body: &str| app.http("POST", "/push_appserver/v1/register", body);
+    let (_, first) = registered(reg("type=fcm&node=N&token=A"));
+    // Without a secret: a new token and a fresh secret, as the module did.
+    let (_, second) = registered(reg("type=fcm&node=N&token=B"));
+    assert_ne!(first, second);
+    // A wrong secret is still wrong.
+    assert_eq!(reg("type=fcm&node=N&token=C&secret=zz").0, 403);
+    assert!(
+        app.stderr().contains("open_register"),
+        "warned at start: {}",
+        app.stderr()
+    );
 }
 
 #[test]

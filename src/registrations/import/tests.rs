@@ -3,6 +3,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::*;
 use crate::registrations::{CountLimits, Refusal, RegError};
 
+/// HTTP registrations that may change a node's token, as the module let them.
+const OPEN: crate::registrations::TokenChange = crate::registrations::TokenChange {
+    secret: None,
+    open: true,
+};
+
 struct TempDir(std::path::PathBuf);
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -100,6 +106,7 @@ fn existing_nodes_duplicates_and_the_store_limit_are_respected() {
             "fcm",
             "mine",
             "t0",
+            OPEN,
             UNIX_EPOCH + Duration::from_secs(5),
         )
         .unwrap();
@@ -143,6 +150,7 @@ fn registering_again_replaces_the_imported_secret_and_unregister_takes_the_old_o
             "fcm",
             "n1",
             "t1",
+            OPEN,
             UNIX_EPOCH + Duration::from_secs(9),
         )
         .unwrap();
@@ -178,6 +186,7 @@ fn a_v2_store_opens_as_v3_without_rewriting_records() {
                 "fcm",
                 "n",
                 "t",
+                OPEN,
                 UNIX_EPOCH + Duration::from_secs(1),
             )
             .unwrap();

@@ -33,6 +33,10 @@ pub struct Key {
     pub known: Known,
     /// Acknowledged since the last check.
     pub fresh: bool,
+    /// An HTTP node's secret, once learnt: it proves the device when the
+    /// node moves to another token, and it never changes while the node
+    /// exists (forgotten once it is acknowledged as removed).
+    pub secret: Option<String>,
 }
 
 /// Counts over a run.
@@ -189,10 +193,22 @@ pub fn http_write(port: u16, key: &mut Key, t: &mut Tally) -> bool {
             "/push_appserver/v1/unregister",
             format!("type=fcm&node={dev}&secret={}", r.secret),
         ),
-        _ => (
-            "/push_appserver/v1/register",
-            format!("type=fcm&node={dev}&token=tok-{}", fastrand::u32(..)),
-        ),
+        // A new token needs the secret; without one known, the node is
+        // absent or was made by a register whose answer was lost, which
+        // the same token renews.
+        _ => match &key.secret {
+            Some(secret) => (
+                "/push_appserver/v1/register",
+                format!(
+                    "type=fcm&node={dev}&token=tok-{}&secret={secret}",
+                    fastrand::u32(..)
+                ),
+            ),
+            None => (
+                "/push_appserver/v1/register",
+                format!("type=fcm&node={dev}&token=tok-{dev}"),
+            ),
+        },
     };
     let before = std::mem::replace(&mut key.known, Known::Unsure);
     let was_fresh = std::mem::replace(&mut key.fresh, false);
@@ -207,6 +223,7 @@ pub fn http_write(port: u16, key: &mut Key, t: &mut Tally) -> bool {
             let reg = ok_reg(status, &text).unwrap_or_else(|| panic!("{path}: {status} {text}"));
             t.acked_writes += 1;
             key.fresh = true;
+            key.secret = (!remove).then(|| reg.secret.clone());
             key.known = if remove {
                 Known::Absent
             } else {
@@ -362,6 +379,7 @@ pub fn keys(n: usize, tag: &str) -> (Vec<Key>, Vec<Key>) {
             device: format!("{tag}-dev-{i}"),
             known: Known::Absent,
             fresh: false,
+            secret: None,
         })
         .collect();
     let http = (0..n)
@@ -370,6 +388,7 @@ pub fn keys(n: usize, tag: &str) -> (Vec<Key>, Vec<Key>) {
             device: format!("{tag}-node {i}"),
             known: Known::Absent,
             fresh: false,
+            secret: None,
         })
         .collect();
     (xmpp, http)
