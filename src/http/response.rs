@@ -56,7 +56,10 @@ impl Response {
             "text/plain; charset=utf-8"
         };
         let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{}\r\n",
+            // nosniff: a browser must not read a text answer that echoes
+            // a client's input as anything but text.
+            "HTTP/1.1 {} {}\r\nContent-Type: {ctype}\r\nX-Content-Type-Options: nosniff\r\n\
+             Content-Length: {}\r\n{}\r\n",
             self.status,
             reason(self.status),
             self.body.len(),
@@ -102,6 +105,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(r.to_bytes()).unwrap(),
             "HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             X-Content-Type-Options: nosniff\r\n\
              Content-Length: 16\r\nConnection: close\r\n\r\nERROR\ntoo large\n"
         );
         let h = String::from_utf8(Response::html(200, "<p>").to_bytes()).unwrap();

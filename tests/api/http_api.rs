@@ -336,3 +336,33 @@ fn open_unregister_restores_the_seeds_behaviour() {
         app.stderr()
     );
 }
+
+#[test]
+fn answers_tell_browsers_not_to_sniff_their_type() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("http-nosniff");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let _app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, true, 1000), port);
+    let deadline = std::time::Instant::now() + T;
+    while health(port).is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (method, path) in [("GET", HEALTH), ("POST", "/push_appserver/v1/push")] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        s.write_all(
+            format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let head = out.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(
+            head.lines()
+                .any(|l| l.eq_ignore_ascii_case("X-Content-Type-Options: nosniff")),
+            "{method} {path}: {head}"
+        );
+    }
+}

@@ -419,3 +419,36 @@ fn wait_exit(app: &mut AppServer, timeout: Duration) -> Option<std::process::Exi
     }
     None
 }
+
+#[test]
+fn push2_errors_name_no_detail_of_the_endpoint() {
+    // A port nothing listens on: the refused connection is not reported
+    // back (it made the server a port scanner's oracle), only logged.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = TempDir::new("stateless-push2-oracle");
+    let x = FakeXmpp::new();
+    let cfg = config(
+        &dir.0,
+        x.port,
+        "\"apns\"",
+        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 5\n\
+         allow_from = [\"example.com\"]\n",
+        "[app.apns]\nprovider = \"log\"\n",
+    );
+    let _app = AppServer::start(&dir.0, &cfg, 0);
+    let mut c = x.accept(T);
+    let r = c.iq(&push2_message(
+        "o1",
+        &format!("https://127.0.0.1:{port}/w"),
+        "",
+    ));
+    assert_eq!(outcome(&r), ("wait".into(), "internal-server-error".into()));
+    let text = r.to_stanza_string();
+    assert!(text.contains("could not be reached"), "{text}");
+    assert!(
+        !text.contains("os error") && !text.contains("refused"),
+        "{text}"
+    );
+}

@@ -97,7 +97,20 @@ fn classify_v6(ip: Ipv6Addr) -> AddrClass {
         let [c, d] = seg[7].to_be_bytes();
         return classify_v4(Ipv4Addr::new(a, b, c, d));
     }
+    // 6to4 (2002::/16) reaches the IPv4 address in its next 32 bits.
+    if seg[0] == 0x2002 {
+        let [a, b] = seg[1].to_be_bytes();
+        let [c, d] = seg[2].to_be_bytes();
+        return classify_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    // Local-use NAT64 (64:ff9b:1::/48) translates into the operator's own
+    // network; site-local (fec0::/10, deprecated) is a private range.
+    if seg[..3] == [0x64, 0xff9b, 1] || (seg[0] & 0xffc0) == 0xfec0 {
+        return AddrClass::Private;
+    }
     if ip.is_unspecified()
+        // Teredo (2001::/32) tunnels to an address it hides.
+        || (seg[0] == 0x2001 && seg[1] == 0)
         || ip.is_multicast()
         || (seg[0] == 0x2001 && seg[1] == 0x0db8)
         // IPv4-compatible (deprecated) and other ::/96 forms.
@@ -200,6 +213,10 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.1.2.3",
             "64:ff9b::a9fe:a9fe",
+            "fec0::1",
+            "64:ff9b:1::808:808",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::1",
         ] {
             assert_eq!(class(ip), AddrClass::Private, "{ip}");
         }
@@ -221,6 +238,8 @@ mod tests {
             "2001:db8::1",
             "::ffff:0.0.0.0",
             "::1.2.3.4",
+            "2001::1",
+            "2002:0:1::1",
         ] {
             assert_eq!(class(ip), AddrClass::Never, "{ip}");
         }
@@ -235,6 +254,7 @@ mod tests {
             "2a00:1450::1",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             assert_eq!(class(ip), AddrClass::Public, "{ip}");
         }

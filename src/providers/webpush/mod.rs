@@ -73,7 +73,14 @@ pub fn outcome_of(result: Result<u16, WebPushError>) -> Outcome {
             FailureKind::Unavailable,
             format!("the endpoint answered {s}"),
         ),
-        Err(WebPushError::Refused(g)) => Outcome::failed(FailureKind::Refused, g.to_string()),
+        // Generic texts: what is answered goes back to whoever chose the
+        // endpoint, and the details (a refused connection, an address the
+        // name resolved to) would make the server a scanner's oracle. The
+        // details are logged at debug.
+        Err(WebPushError::Refused(_)) => Outcome::failed(
+            FailureKind::Refused,
+            "this service does not push to that endpoint",
+        ),
         Err(WebPushError::Body(n)) => Outcome::failed(
             FailureKind::Unacceptable,
             format!("payload of {n} bytes is empty or too large"),
@@ -81,7 +88,10 @@ pub fn outcome_of(result: Result<u16, WebPushError>) -> Outcome {
         Err(WebPushError::Timeout) => {
             Outcome::failed(FailureKind::Timeout, "the endpoint did not answer in time")
         }
-        Err(e) => Outcome::failed(FailureKind::Unavailable, e.to_string()),
+        Err(_) => Outcome::failed(
+            FailureKind::Unavailable,
+            "the endpoint could not be reached",
+        ),
     }
 }
 
