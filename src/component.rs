@@ -11,7 +11,7 @@ use crate::dialects::push2::{self, Push2Service};
 use crate::link::{Replier, StanzaHandler};
 use crate::pushes::PushService;
 use crate::router::{route, Route};
-use crate::stanza::{disco, publish, IqHeader, StanzaError};
+use crate::stanza::{disco, publish, ErrorType, IqHeader, StanzaError};
 use crate::xml::Element;
 
 /// Serves one component's stanzas.
@@ -150,6 +150,19 @@ impl ComponentHandler {
                     header.from
                 );
                 let e = StanzaError::bad_request(why);
+                return reply.send(&push2::error_message(&jid, &header.from, &header.id, &e));
+            }
+        };
+        // Answered only on failure: the link's in-flight slot goes back at
+        // once, so a slow endpoint never holds the link's reading.
+        let reply = match reply.detach() {
+            Ok(d) => d,
+            Err(reply) => {
+                let e = StanzaError::new(
+                    ErrorType::Wait,
+                    "resource-constraint",
+                    "too many notifications in flight; try again later",
+                );
                 return reply.send(&push2::error_message(&jid, &header.from, &header.id, &e));
             }
         };

@@ -24,7 +24,7 @@ use crate::settings::Secret;
 use crate::shutdown::Shutdown;
 use crate::xml::Element;
 
-pub use replier::Replier;
+pub use replier::{Detached, Replier};
 
 /// Receives every stanza of a link. Implementations reply through the
 /// [`Replier`], possibly later from another task; the link bounds how many

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use smol::channel::Sender;
-use smol::lock::SemaphoreGuardArc;
+use smol::lock::{Semaphore, SemaphoreGuardArc};
 
 use crate::stanza::{IqHeader, StanzaError};
 use crate::xml::Element;
@@ -101,6 +101,32 @@ pub struct Replier {
     permit: Option<SemaphoreGuardArc>,
     request: Option<(Arc<Pending>, u64)>,
     jid: Arc<str>,
+    /// The link's budget of detached work (see [`Replier::detach`]).
+    detached: Arc<Semaphore>,
+}
+
+/// The answer to a stanza that expects none on success (a Push 2.0
+/// `<message>`), sent later if at all. It holds one of the link's detached
+/// slots instead of an in-flight one, until its answer is written or it
+/// is dropped, so slow work behind such stanzas never pauses the link's
+/// reading, and is still bounded.
+#[derive(Debug)]
+pub struct Detached {
+    tx: Sender<Outgoing>,
+    permit: SemaphoreGuardArc,
+}
+
+impl Detached {
+    /// Queues the stanza (an error message) for the XMPP server.
+    pub fn send(self, stanza: &Element) {
+        queue(
+            &self.tx,
+            Outgoing {
+                text: stanza.to_stanza_string(),
+                permit: Some(self.permit),
+            },
+        );
+    }
 }
 
 impl Replier {
@@ -109,13 +135,33 @@ impl Replier {
         permit: SemaphoreGuardArc,
         request: Option<(Arc<Pending>, u64)>,
         jid: Arc<str>,
+        detached: Arc<Semaphore>,
     ) -> Self {
         Replier {
             tx,
             permit: Some(permit),
             request,
             jid,
+            detached,
         }
+    }
+
+    /// Gives the in-flight slot back at once, for a stanza that is answered
+    /// only on failure, in exchange for one of the link's detached slots.
+    /// `Err(self)` for an iq request (it must be answered) and when every
+    /// detached slot is taken: answer that one now, it is over budget.
+    pub fn detach(mut self) -> Result<Detached, Replier> {
+        if self.request.is_some() {
+            return Err(self);
+        }
+        let Some(permit) = self.detached.try_acquire_arc() else {
+            return Err(self);
+        };
+        drop(self.permit.take());
+        Ok(Detached {
+            tx: self.tx.clone(),
+            permit,
+        })
     }
 
     /// Queues a stanza for the XMPP server. Never blocks: the queue has
@@ -171,7 +217,6 @@ fn queue(tx: &Sender<Outgoing>, out: Outgoing) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smol::lock::Semaphore;
 
     fn setup() -> (
         Sender<Outgoing>,
@@ -199,6 +244,7 @@ mod tests {
             sem.try_acquire_arc().unwrap(),
             Some((Arc::clone(&pending), key)),
             "push.example.org".into(),
+            Arc::new(Semaphore::new(1)),
         );
         drop(r);
         let out = rx.try_recv().unwrap();
@@ -218,6 +264,7 @@ mod tests {
             sem.try_acquire_arc().unwrap(),
             Some((Arc::clone(&pending), key)),
             "push.example.org".into(),
+            Arc::new(Semaphore::new(1)),
         );
         let open = pending.close();
         assert_eq!(open, vec![header("b")]);
@@ -225,8 +272,59 @@ mod tests {
         r.send(&Element::new("iq", crate::xml::NS_COMPONENT));
         assert!(rx.try_recv().is_err(), "answered by the link already");
         // A non-request replier always sends.
-        let r = Replier::new(tx, sem.try_acquire_arc().unwrap(), None, "j".into());
+        let r = Replier::new(
+            tx,
+            sem.try_acquire_arc().unwrap(),
+            None,
+            "j".into(),
+            Arc::new(Semaphore::new(1)),
+        );
         r.send(&Element::new("message", crate::xml::NS_COMPONENT));
         assert_eq!(rx.try_recv().unwrap().text, "<message/>");
+    }
+
+    #[test]
+    fn detached_work_gives_its_slot_back_and_is_bounded_on_its_own() {
+        let (tx, rx, sem) = setup();
+        let budget = Arc::new(Semaphore::new(1));
+        let new = |sem: &Arc<Semaphore>| {
+            Replier::new(
+                tx.clone(),
+                sem.try_acquire_arc().unwrap(),
+                None,
+                "j".into(),
+                Arc::clone(&budget),
+            )
+        };
+        let d = new(&sem).detach().expect("a message detaches");
+        assert_eq!(
+            sem.try_acquire_arc().map(drop),
+            Some(()),
+            "in-flight slot back"
+        );
+        let over = new(&sem)
+            .detach()
+            .expect_err("the detached budget is spent");
+        drop(over);
+        d.send(&Element::new("message", crate::xml::NS_COMPONENT));
+        let out = rx.try_recv().unwrap();
+        assert!(
+            out.permit.is_some(),
+            "the detached slot travels with the answer"
+        );
+        assert!(budget.try_acquire_arc().is_none(), "held until written");
+        drop(out);
+        assert!(budget.try_acquire_arc().is_some(), "freed once written");
+        // An iq request never detaches: it must be answered.
+        let pending = Arc::new(Pending::default());
+        let key = pending.open(header("q")).unwrap();
+        let r = Replier::new(
+            tx.clone(),
+            sem.try_acquire_arc().unwrap(),
+            Some((Arc::clone(&pending), key)),
+            "j".into(),
+            Arc::clone(&budget),
+        );
+        assert!(r.detach().is_err());
     }
 }

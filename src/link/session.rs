@@ -58,6 +58,7 @@ struct Ctx<'a> {
     status: &'a LinkStatus,
     tx: &'a Sender<Outgoing>,
     permits: &'a Arc<Semaphore>,
+    detached: &'a Arc<Semaphore>,
     pending: &'a Arc<Pending>,
     jid: &'a Arc<str>,
 }
@@ -82,7 +83,13 @@ impl Ctx<'_> {
         let request = request
             .and_then(|h| self.pending.open(h))
             .map(|k| (Arc::clone(self.pending), k));
-        Replier::new(self.tx.clone(), permit, request, Arc::clone(self.jid))
+        Replier::new(
+            self.tx.clone(),
+            permit,
+            request,
+            Arc::clone(self.jid),
+            Arc::clone(self.detached),
+        )
     }
 }
 
@@ -107,9 +114,10 @@ async fn serve(
     stream: TcpStream,
     framer: Framer,
 ) -> Result<(), LinkError> {
-    // Each in-flight slot holds at most one queued reply until it is
-    // written, so this capacity always suffices; 16 for the link's own writes.
-    let (tx, rx) = smol::channel::bounded::<Outgoing>(cfg.max_in_flight + 16);
+    // Each in-flight slot, and each detached one, holds at most one queued
+    // reply until it is written, so this capacity always suffices; 16 for
+    // the link's own writes.
+    let (tx, rx) = smol::channel::bounded::<Outgoing>(2 * cfg.max_in_flight + 16);
     let (dead_tx, dead_rx) = smol::channel::bounded::<LinkError>(1);
     let writer = smol::spawn({
         let stream = stream.clone();
@@ -121,6 +129,9 @@ async fn serve(
         }
     });
     let permits = Arc::new(Semaphore::new(cfg.max_in_flight));
+    // Work that answers only on failure (see `Replier::detach`) gives its
+    // slot back at once and holds one of these instead.
+    let detached = Arc::new(Semaphore::new(cfg.max_in_flight));
     let pending = Arc::new(Pending::default());
     let jid: Arc<str> = cfg.jid.as_str().into();
     let ctx = Ctx {
@@ -129,6 +140,7 @@ async fn serve(
         status,
         tx: &tx,
         permits: &permits,
+        detached: &detached,
         pending: &pending,
         jid: &jid,
     };

@@ -452,3 +452,62 @@ fn push2_errors_name_no_detail_of_the_endpoint() {
         "{text}"
     );
 }
+
+#[test]
+fn a_silent_web_push_endpoint_holds_neither_the_link_nor_other_pushes() {
+    // The attack of issue 17: Push 2.0 messages to an endpoint that
+    // accepts TCP and never answers held the link's in-flight slots until
+    // their Web Push timeout, and every other stanza waited behind them.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (done, wait_done) = std::sync::mpsc::channel::<()>();
+    let held = std::thread::spawn(move || {
+        let conns: Vec<_> = silent.incoming().take(8).collect();
+        let _ = wait_done.recv_timeout(Duration::from_secs(90));
+        drop(conns);
+    });
+    let dir = TempDir::new("stateless-push2-hol");
+    let x = FakeXmpp::new();
+    let cfg = config(
+        &dir.0,
+        x.port,
+        "\"apns\"",
+        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 60\n\
+         allow_from = [\"example.com\"]\n",
+        &format!(
+            "[app.apns]\nprovider = \"log\"\nfile = {:?}\n[limits]\nmax_in_flight = 8\n",
+            dir.0.join("pushes.jsonl").display().to_string()
+        ),
+    );
+    let app = AppServer::start(&dir.0, &cfg, 0);
+    let mut c = x.accept(T);
+    for i in 0..20 {
+        let endpoint = format!("https://127.0.0.1:{port}/wpush/dev{i}");
+        c.send(&push2_message(&format!("w{i}"), &endpoint, ""));
+    }
+    // Past the link's budget of detached work (max_in_flight = 8), the
+    // rest are refused at once with a wait error, not queued without bound.
+    let mut constrained = 0;
+    let deadline = std::time::Instant::now() + T;
+    while constrained < 12 && std::time::Instant::now() < deadline {
+        if let Some(m) = c.recv(Duration::from_millis(200)) {
+            if m.name == "message" && outcome(&m) == ("wait".into(), "resource-constraint".into()) {
+                constrained += 1;
+            }
+        }
+    }
+    assert_eq!(constrained, 12, "refused over the budget");
+    // A registration and a push right behind them are answered long
+    // before any of the held Web Push requests could time out (60 s).
+    let started = std::time::Instant::now();
+    let dev = register(&mut c, "apns", "dev", "tok");
+    let r = c.iq(&publish_iq("p1", &dev.node, &dev.secret, Some("hi")));
+    assert_eq!(outcome(&r), ("result".into(), String::new()), "{r:?}");
+    println!(
+        "answered behind 8 held notifications in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.wait_pushes(1, T).len(), 1);
+    drop(done);
+    held.join().unwrap();
+}
