@@ -77,6 +77,14 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         }
     }
 
+    /// Gives back the token a request of `key` took, when a later check
+    /// refused that request after all: a refusal costs no budget.
+    pub fn refund(&mut self, key: &K) {
+        if let Some(b) = self.clients.get_mut(key) {
+            b.tokens = (b.tokens + 1.0).min(self.burst);
+        }
+    }
+
     /// Number of keys tracked now.
     pub fn tracked(&self) -> usize {
         self.clients.len()

@@ -28,10 +28,16 @@ impl CommandRate {
 
     /// Whether `owner` (a bare JID) may run a command at `now`. The JID is
     /// checked first, so one requester over its own rate does not use up
-    /// its domain's.
+    /// its domain's; a command its domain refuses costs the JID nothing.
     pub fn allow(&mut self, owner: &str, now: Instant) -> bool {
-        self.per_jid.allow(owner.to_owned(), now)
-            && self.per_domain.allow(domain_of(owner).to_owned(), now)
+        if !self.per_jid.allow(owner.to_owned(), now) {
+            return false;
+        }
+        if !self.per_domain.allow(domain_of(owner).to_owned(), now) {
+            self.per_jid.refund(&owner.to_owned());
+            return false;
+        }
+        true
     }
 }
 
@@ -51,5 +57,26 @@ mod tests {
         assert!(!r.allow("c@x.example", t0), "domain rate");
         assert!(r.allow("c@y.example", t0), "other domains unaffected");
         assert!(r.allow("a@x.example", t0 + Duration::from_secs(31)));
+    }
+
+    #[test]
+    fn a_command_the_domain_refuses_costs_the_jid_nothing() {
+        let t0 = Instant::now();
+        let mut r = CommandRate::new(2, 60);
+        for i in 0..60 {
+            assert!(r.allow(&format!("j{i}@x.example"), t0));
+        }
+        for _ in 0..5 {
+            assert!(!r.allow("b@x.example", t0), "domain rate");
+        }
+        // Two seconds later the domain has two commands again, and b, whose
+        // refused attempts cost it nothing, may use both.
+        let later = t0 + Duration::from_secs(2);
+        assert!(r.allow("b@x.example", later));
+        assert!(r.allow("b@x.example", later));
+        assert!(
+            !r.allow("b@x.example", later),
+            "the JID's own rate still holds"
+        );
     }
 }
