@@ -12,17 +12,19 @@
 
 mod error;
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 pub use error::RegisterError;
 
 use crate::clock::Clock;
 use crate::config::{ComponentSettings, Settings};
+use crate::providers::TokenFormat;
 use crate::registrations::owner::{derive_node, owner_of, random_node, short};
 use crate::registrations::{
-    check_field, CommandRate, CountLimits, DialectRecord, RegError, Registered, Registrations,
-    StoreError, TokenChange,
+    check_field, CommandRate, CountLimits, DialectRecord, InputError, RegError, Registered,
+    Registrations, StoreError, TokenChange,
 };
 use crate::store_thread::StoreThread;
 
@@ -81,7 +83,14 @@ pub struct Devices {
     open_register: bool,
     /// Rate of registration commands per requester JID and domain.
     command_rate: Mutex<CommandRate>,
+    /// The token format of each app profile's provider.
+    token_formats: RwLock<HashMap<String, TokenFormat>>,
 }
+
+/// Longest node (or v1 device id) a new registration may name: real ones
+/// are tens of bytes; the generic field limit would let every registration
+/// cost kilobytes of memory and disk.
+pub const MAX_NODE_BYTES: usize = 256;
 
 impl Devices {
     /// The service over `registrations`, with the limits of `settings`.
@@ -99,6 +108,26 @@ impl Devices {
             open_unregister: settings.http.open_unregister,
             open_register: settings.http.open_register,
             command_rate: Mutex::new(command_rate(settings)),
+            token_formats: RwLock::new(token_formats(settings)),
+        }
+    }
+
+    /// Checks the node and token of a new registration against the
+    /// bounds of real ones: the node's length, the token's format for the
+    /// provider of `push_type`.
+    fn check_device(
+        &self,
+        push_type: &str,
+        node: Option<&str>,
+        token: &str,
+    ) -> Result<(), RegisterError> {
+        if node.is_some_and(|n| n.len() > MAX_NODE_BYTES) {
+            return Err(RegisterError::Input(InputError::Invalid("node")));
+        }
+        let formats = self.token_formats.read().unwrap_or_else(|e| e.into_inner());
+        match formats.get(push_type) {
+            Some(f) if !f.accepts(token) => Err(RegisterError::Input(InputError::Invalid("token"))),
+            _ => Ok(()),
         }
     }
 
@@ -107,6 +136,10 @@ impl Devices {
     pub fn set_limits(&self, settings: &Settings) {
         self.registrations.set_limits(count_limits(settings));
         *self.command_rate.lock().unwrap_or_else(|e| e.into_inner()) = command_rate(settings);
+        *self
+            .token_formats
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = token_formats(settings);
     }
 
     /// Registers (or renews) a device at `component` over HTTP, where
@@ -122,6 +155,7 @@ impl Devices {
     ) -> Result<Registered, RegisterError> {
         let fields = [("type", push_type), ("node", node), ("token", token)];
         check_request(component, PushType::Offered(push_type), &fields)?;
+        self.check_device(push_type, Some(node), token)?;
         let regs = Arc::clone(&self.registrations);
         let (jid, ty, node, token) = (
             component.jid.clone(),
@@ -165,6 +199,11 @@ impl Devices {
             _ => vec![("token", req.token)],
         };
         check_request(component, req.push_type, &fields)?;
+        let device = match &req.node {
+            NodeChoice::Derived(device) => Some(device.as_str()),
+            NodeChoice::ByToken => None,
+        };
+        self.check_device(ty, device, req.token)?;
         let owner = self.requester(from)?;
         let regs = Arc::clone(&self.registrations);
         let (jid, ty_owned, token, who) = (
@@ -304,6 +343,14 @@ fn node_by_token(
         Some(r) => Ok(r.node),
         None => random_node().map_err(|e| RegError::Store(StoreError::Key(e))),
     }
+}
+
+fn token_formats(settings: &Settings) -> HashMap<String, TokenFormat> {
+    settings
+        .apps
+        .iter()
+        .map(|(name, app)| (name.clone(), app.token_format()))
+        .collect()
 }
 
 fn count_limits(settings: &Settings) -> CountLimits {

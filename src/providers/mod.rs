@@ -63,6 +63,15 @@ impl ProviderSettings {
         }
     }
 
+    /// The format of this provider's device tokens.
+    pub fn token_format(&self) -> TokenFormat {
+        match self {
+            ProviderSettings::Log(_) => TokenFormat::Any,
+            ProviderSettings::Apns(_) => TokenFormat::ApnsHex,
+            ProviderSettings::Fcm(_) => TokenFormat::Fcm,
+        }
+    }
+
     /// How the priority of each push is chosen.
     pub fn priority_policy(&self) -> PriorityPolicy {
         match self {
@@ -78,6 +87,35 @@ impl ProviderSettings {
             ProviderSettings::Log(s) => s.describe(),
             ProviderSettings::Apns(s) => s.describe(),
             ProviderSettings::Fcm(s) => s.describe(),
+        }
+    }
+}
+
+/// What a device token of a provider looks like: checked when a device
+/// registers, so a registration costs what a real one does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFormat {
+    /// An APNS device token: hex, 64 to 200 digits (32 bytes today; Apple
+    /// says they may grow).
+    ApnsHex,
+    /// An FCM registration token: printable ASCII, at most 512 bytes
+    /// (they are about 160 today).
+    Fcm,
+    /// Anything the generic field rules allow (the log provider).
+    Any,
+}
+
+impl TokenFormat {
+    /// Whether `token` has this format.
+    pub fn accepts(self, token: &str) -> bool {
+        match self {
+            TokenFormat::ApnsHex => {
+                (64..=200).contains(&token.len())
+                    && token.len() % 2 == 0
+                    && token.bytes().all(|b| b.is_ascii_hexdigit())
+            }
+            TokenFormat::Fcm => token.len() <= 512 && token.bytes().all(|b| b.is_ascii_graphic()),
+            TokenFormat::Any => true,
         }
     }
 }
@@ -193,5 +231,29 @@ impl Provider {
             Provider::Fcm(p) => p.health(),
             Provider::WebPush(_) => "Web Push sender".to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenFormat;
+
+    #[test]
+    fn tokens_have_their_providers_format() {
+        let apns = "ab".repeat(32);
+        assert!(TokenFormat::ApnsHex.accepts(&apns));
+        assert!(TokenFormat::ApnsHex.accepts(&"AB".repeat(100)));
+        for bad in [
+            "ab".repeat(31),
+            "ab".repeat(101),
+            format!("{apns}a"),
+            "zz".repeat(32),
+        ] {
+            assert!(!TokenFormat::ApnsHex.accepts(&bad), "{bad}");
+        }
+        assert!(TokenFormat::Fcm.accepts("dGVzdA:APA91b-xyz_1"));
+        assert!(!TokenFormat::Fcm.accepts(&"a".repeat(513)));
+        assert!(!TokenFormat::Fcm.accepts("with space"));
+        assert!(TokenFormat::Any.accepts(&"x y".repeat(1000)));
     }
 }

@@ -366,3 +366,26 @@ fn answers_tell_browsers_not_to_sniff_their_type() {
         );
     }
 }
+
+#[test]
+fn a_registration_costs_what_a_real_one_does() {
+    // The attack of issue 17: registrations with 4 KiB nodes and tokens
+    // cost 12.8-14.4 KiB of disk each. Nodes are capped at 256 bytes.
+    let dir = TempDir::new("http-field-caps");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(&dir.0, &cfg(&dir.0, x.port, port, true, 1000), port);
+    let reg = |node: &str| {
+        app.http(
+            "POST",
+            "/push_appserver/v1/register",
+            &format!("type=fcm&node={node}&token=t"),
+        )
+    };
+    assert_eq!(reg(&"n".repeat(256)).0, 200);
+    let (s, b) = reg(&"n".repeat(257));
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("'node'"), "{b}");
+    let (s, _) = reg(&"n".repeat(4000));
+    assert_eq!(s, 400);
+}
