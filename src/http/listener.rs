@@ -41,8 +41,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<Async<TcpListener>> {
 /// Raises the soft limit of open files to the hard limit, as daemons do,
 /// so the connection bound rather than the default 1024 descriptors
 /// limits the API.
-pub fn raise_fd_limit() {
-    #[cfg(unix)]
+pub fn raise_fd_limit() -> Option<u64> {
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
     unsafe {
         let mut r = libc::rlimit {
@@ -50,7 +49,7 @@ pub fn raise_fd_limit() {
             rlim_max: 0,
         };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return;
+            return None;
         }
         if r.rlim_cur < r.rlim_max {
             let want = if r.rlim_max == libc::RLIM_INFINITY {
@@ -67,7 +66,21 @@ pub fn raise_fd_limit() {
             }
         }
         log::debug!("open files limit: {}", r.rlim_cur);
+        Some(r.rlim_cur)
     }
+}
+
+/// Descriptors kept for everything but the API's connections: the store's
+/// files, the component links, provider connections, the metrics
+/// listener's few connections, the reactor's own.
+pub const FD_RESERVE: u64 = 48;
+
+/// `max_connections` as the open files limit allows it: connections past
+/// the limit would meet EMFILE at accept instead of the table's eviction.
+/// `None` when it fits.
+pub fn clamp_connections(max_connections: usize, fd_limit: Option<u64>) -> Option<usize> {
+    let room = fd_limit?.saturating_sub(FD_RESERVE).max(8);
+    (max_connections as u64 > room).then_some(room as usize)
 }
 
 /// What an accept error means for the loop.
@@ -183,8 +196,20 @@ pub async fn accept_loop(listener: Async<TcpListener>, scheme: Scheme, ctx: Cont
                     }
                     continue;
                 }
-                if trouble == AcceptTrouble::Resources {
-                    ctx.table.evict_oldest_idle();
+                // Out of descriptors: close the oldest idle connection and
+                // accept again as soon as its task has closed it, without
+                // a back-off; only with nothing to close, back off.
+                if trouble == AcceptTrouble::Resources && ctx.table.evict_oldest_idle() {
+                    if let Some(skipped) = trouble_log.due(Instant::now()) {
+                        log::warn!(
+                            "HTTP accept failed: {e}; closed the oldest idle connection \
+                             ({skipped} more since the last message)"
+                        );
+                    }
+                    for _ in 0..4 {
+                        futures_lite::future::yield_now().await;
+                    }
+                    continue;
                 }
                 let delay = backoff.next_delay(fastrand::f64());
                 if let Some(skipped) = trouble_log.due(Instant::now()) {
@@ -235,6 +260,22 @@ async fn connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_connections_fit_the_open_files_limit() {
+        assert_eq!(clamp_connections(1024, Some(65_536)), None);
+        assert_eq!(clamp_connections(1024, None), None);
+        assert_eq!(
+            clamp_connections(1024, Some(1024)),
+            Some(1024 - FD_RESERVE as usize)
+        );
+        assert_eq!(clamp_connections(1024, Some(64)), Some(16));
+        assert_eq!(
+            clamp_connections(1024, Some(10)),
+            Some(8),
+            "never none at all"
+        );
+    }
 
     #[test]
     fn accept_errors_are_classified() {

@@ -78,7 +78,20 @@ impl HttpApi {
                  see http.max_connections"
             );
         }
-        listener::raise_fd_limit();
+        let fd_limit = listener::raise_fd_limit();
+        let max_connections = match listener::clamp_connections(s.max_connections, fd_limit) {
+            Some(room) => {
+                log::warn!(
+                    "http.max_connections = {} does not fit the open files limit ({}) with {} \
+                     kept for the store and the links: serving at most {room} connections",
+                    s.max_connections,
+                    fd_limit.unwrap_or_default(),
+                    listener::FD_RESERVE
+                );
+                room
+            }
+            None => s.max_connections,
+        };
         let ctx = Context {
             shared: Arc::new(Shared {
                 limiter: Mutex::new(RateLimiter::new(s.requests_per_second)),
@@ -86,7 +99,7 @@ impl HttpApi {
                 metrics_only: false,
                 backend,
             }),
-            table: ConnTable::new(s.max_connections),
+            table: ConnTable::new(max_connections),
             timeouts: Timeouts {
                 request: s.request_timeout,
                 idle: s.idle_timeout,

@@ -47,13 +47,29 @@ fn host_of(head: &Head) -> Option<String> {
     })
 }
 
+/// The key a client's requests are counted under: its IPv4 address, or
+/// the /64 of its IPv6 address (one host usually holds a whole /64, so
+/// counting single IPv6 addresses would let it take billions of buckets).
+pub fn rate_key(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// Answers one complete request from `client`.
 pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) -> Response {
     let allowed = shared
         .limiter
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .allow(client, Instant::now());
+        .allow(rate_key(client), Instant::now());
     if !allowed {
         return Response::error(429, "too many requests");
     }
@@ -165,5 +181,20 @@ fn settings_page(
                 .map_err(store_err)?;
             Ok(pages::settings_node(&reg, &stats))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let k = |s: &str| rate_key(s.parse().unwrap()).to_string();
+        assert_eq!(k("192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
     }
 }

@@ -256,10 +256,20 @@ fn running_out_of_descriptors_is_survived() {
         stderr_path,
     };
     assert!(wait_healthy(port, T), "{}", app.stderr());
+    // The attack of issue 17: more idle connections than descriptors.
+    // max_connections is clamped below the limit, so the table evicts the
+    // oldest idle ones before accept ever meets EMFILE, and a real client
+    // gets in while they are all still open.
     let conns = idle_connections(port, 200);
     assert_eq!(conns.len(), 200, "the kernel queues what is not accepted");
     std::thread::sleep(Duration::from_millis(500));
     assert!(alive(&mut app), "{}", app.stderr());
+    for probe in 0..6 {
+        let (status, took) =
+            health(port).unwrap_or_else(|| panic!("probe {probe}: {}", app.stderr()));
+        assert_eq!(status, 200);
+        eprintln!("health beside 200 idle connections under 64 descriptors: {took:?}");
+    }
     drop(conns);
     assert!(
         wait_healthy(port, Duration::from_secs(5)),
@@ -268,14 +278,7 @@ fn running_out_of_descriptors_is_survived() {
     );
     assert!(alive(&mut app));
     let log = app.stderr();
-    assert!(
-        log.contains("HTTP accept failed") && log.contains("open files"),
-        "{log}"
-    );
-    assert!(
-        log.matches("HTTP accept failed").count() <= 3,
-        "logged at most every few seconds: {log}"
-    );
+    assert!(log.contains("open files limit (64)"), "{log}");
 }
 
 fn get_as(port: u16, forwarded_for: &str) -> u16 {
