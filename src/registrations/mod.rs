@@ -206,6 +206,29 @@ pub struct Registered {
     pub secret: String,
 }
 
+/// Makes the data dir 0700 when others may read it (one made by hand is
+/// often 0755): the store holds every device token, and its files are
+/// created readable. Only warns when that is not ours to change.
+fn owner_only(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return;
+    };
+    if meta.permissions().mode() & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        Ok(()) => log::info!(
+            "data dir {} was open to other users; it is now 0700",
+            dir.display()
+        ),
+        Err(e) => log::warn!(
+            "data dir {} is open to other users and cannot be made 0700: {e}",
+            dir.display()
+        ),
+    }
+}
+
 impl Registrations {
     /// Opens (or creates) the store in `dir` with a block cache of
     /// `cache_bytes`, sized for small hosts. The server key must fit the
@@ -222,6 +245,7 @@ impl Registrations {
         policy: KeyPolicy,
     ) -> Result<Registrations, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
+        owner_only(dir);
         let store = Store::open(dir, cache_bytes)?;
         let key = keycheck::load_key(dir, &store, policy)?;
         Ok(Registrations {

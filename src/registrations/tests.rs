@@ -457,3 +457,14 @@ fn push_outcomes_reach_the_store_only_when_flushed() {
     assert_eq!(after.last_push_error_ms, Some(60_000));
     assert_eq!(after.last_push_error_reason.as_deref(), Some("later"));
 }
+
+#[test]
+fn the_data_dir_is_made_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = temp("perms");
+    std::fs::create_dir_all(&d.0).unwrap();
+    std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _s = Registrations::open(&d.0, 1 << 20).unwrap();
+    let mode = std::fs::metadata(&d.0).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+}
