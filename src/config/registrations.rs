@@ -16,6 +16,9 @@ pub struct RegistrationSettings {
     pub commands_per_minute_per_jid: u32,
     /// Register/unregister commands per minute per domain.
     pub commands_per_minute_per_domain: u32,
+    /// New registrations per minute over the whole server, HTTP and XMPP
+    /// (renewals not counted).
+    pub new_per_minute: u32,
 }
 
 #[derive(Deserialize, Default)]
@@ -25,6 +28,7 @@ pub(super) struct RawRegistrations {
     max_per_domain: Option<i64>,
     commands_per_minute_per_jid: Option<i64>,
     commands_per_minute_per_domain: Option<i64>,
+    new_per_minute: Option<i64>,
 }
 
 pub(super) fn validate(
@@ -55,6 +59,14 @@ pub(super) fn validate(
             ctx,
             &key("commands_per_minute_per_domain"),
             raw.commands_per_minute_per_domain,
+            600,
+            1,
+            1 << 24,
+        )? as u32,
+        new_per_minute: int_in(
+            ctx,
+            &key("new_per_minute"),
+            raw.new_per_minute,
             600,
             1,
             1 << 24,

@@ -126,6 +126,7 @@ fn registration_limits_have_defaults_and_bounds() {
             max_per_domain: 10_000,
             commands_per_minute_per_jid: 30,
             commands_per_minute_per_domain: 600,
+            new_per_minute: 600,
         }
     );
     assert_eq!(s.store.max_registrations, 1_000_000);

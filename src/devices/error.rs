@@ -42,7 +42,8 @@ impl RegisterError {
             | RegisterError::Input(_)
             | RegisterError::NoRequester => StanzaError::bad_request(reason),
             RegisterError::NotFound => StanzaError::item_not_found(reason),
-            RegisterError::RateLimited => {
+            RegisterError::RateLimited
+            | RegisterError::Refused(Refusal::Limit(LimitKind::Rate)) => {
                 StanzaError::new(ErrorType::Wait, "resource-constraint", reason)
             }
             RegisterError::Refused(Refusal::WrongSecret) => {
@@ -60,7 +61,8 @@ impl RegisterError {
             | RegisterError::Input(_)
             | RegisterError::NoRequester => 400,
             RegisterError::NotFound => 404,
-            RegisterError::RateLimited => 429,
+            RegisterError::RateLimited
+            | RegisterError::Refused(Refusal::Limit(LimitKind::Rate)) => 429,
             RegisterError::Refused(Refusal::Limit(LimitKind::Total)) => 507,
             RegisterError::Refused(_) => 403,
             RegisterError::Store(_) => 500,
@@ -116,6 +118,10 @@ mod tests {
         assert_eq!(row(limit(LimitKind::Jid)).0, "not-allowed");
         assert_eq!(row(limit(LimitKind::Jid)).1, 403);
         assert_eq!(row(limit(LimitKind::Total)).1, 507);
+        assert_eq!(
+            (row(limit(LimitKind::Rate)).0, row(limit(LimitKind::Rate)).1),
+            ("resource-constraint", 429)
+        );
         assert_eq!(
             row(RegisterError::Refused(Refusal::Owned)),
             (

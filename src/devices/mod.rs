@@ -358,6 +358,7 @@ fn count_limits(settings: &Settings) -> CountLimits {
         per_jid: settings.registrations.max_per_jid,
         per_domain: settings.registrations.max_per_domain,
         total: settings.store.max_registrations,
+        new_per_minute: settings.registrations.new_per_minute,
     }
 }
 

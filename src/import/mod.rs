@@ -181,6 +181,8 @@ pub fn run(settings: &Settings, opts: &Options) -> Result<Report, ImportError> {
         per_jid: settings.registrations.max_per_jid,
         per_domain: settings.registrations.max_per_domain,
         total: settings.store.max_registrations,
+        // An import restores what existed: no rate of new registrations.
+        new_per_minute: u32::MAX,
     });
     let now_ms = unix_millis(SystemTime::now());
     let mut progress = Progress::new(names.len());

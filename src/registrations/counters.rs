@@ -20,6 +20,10 @@ pub struct CountLimits {
     pub per_domain: u64,
     /// Registrations in the whole store.
     pub total: u64,
+    /// New registrations per minute over the whole server (renewals are
+    /// not counted): a flood from many addresses or JIDs costs the
+    /// flooders, not the disk.
+    pub new_per_minute: u32,
 }
 
 impl Default for CountLimits {
@@ -28,6 +32,7 @@ impl Default for CountLimits {
             per_jid: 20,
             per_domain: 10_000,
             total: 1_000_000,
+            new_per_minute: 600,
         }
     }
 }
@@ -41,6 +46,8 @@ pub enum LimitKind {
     Domain,
     /// The store holds `store.max_registrations`.
     Total,
+    /// `registrations.new_per_minute` new registrations were made lately.
+    Rate,
 }
 
 impl std::fmt::Display for LimitKind {
@@ -49,6 +56,7 @@ impl std::fmt::Display for LimitKind {
             LimitKind::Jid => "too many registrations for this JID",
             LimitKind::Domain => "too many registrations for this domain",
             LimitKind::Total => "the registration store is full",
+            LimitKind::Rate => "too many new registrations on this server; try again later",
         })
     }
 }
@@ -118,6 +126,8 @@ impl Tally {
                     LimitKind::Jid => l.per_jid,
                     LimitKind::Domain => l.per_domain,
                     LimitKind::Total => l.total,
+                    // Not a count: checked where a registration is added.
+                    LimitKind::Rate => u64::MAX,
                 };
                 if *delta > 0 && next > max {
                     return Ok(Some(*kind));

@@ -176,6 +176,8 @@ pub struct Registrations {
     write_lock: Mutex<()>,
     /// Count limits for new registrations (changed by a reload).
     limits: Mutex<CountLimits>,
+    /// The server-wide rate of new registrations (`new_per_minute`).
+    new_rate: Mutex<crate::ratelimit::RateLimiter<()>>,
     /// Why the latest synced write failed (cleared by the next success).
     write_error: Mutex<Option<String>>,
     /// The retry after a failed write (see [`recovery`]).
@@ -204,6 +206,11 @@ pub struct Registered {
     pub registration: Registration,
     /// The XEP-0357 secret.
     pub secret: String,
+}
+
+/// The server-wide bucket of new registrations: a minute's worth at once.
+fn new_rate(per_minute: u32) -> crate::ratelimit::RateLimiter<()> {
+    crate::ratelimit::RateLimiter::per_minute(per_minute, 1)
 }
 
 /// Makes the data dir 0700 when others may read it (one made by hand is
@@ -255,6 +262,7 @@ impl Registrations {
             key,
             write_lock: Mutex::new(()),
             limits: Mutex::new(CountLimits::default()),
+            new_rate: Mutex::new(new_rate(CountLimits::default().new_per_minute)),
             write_error: Mutex::new(None),
             recovery: recovery::Recovery::new(),
             outcomes: outcomes::Outcomes::new(outcomes::CAPACITY),
@@ -278,7 +286,20 @@ impl Registrations {
     /// Changes the count limits (SIGHUP reload); existing registrations
     /// over a lowered limit stay, new ones are refused.
     pub fn set_limits(&self, limits: CountLimits) {
-        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
+        let mut current = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        if current.new_per_minute != limits.new_per_minute {
+            *self.new_rate.lock().unwrap_or_else(|e| e.into_inner()) =
+                new_rate(limits.new_per_minute);
+        }
+        *current = limits;
+    }
+
+    /// Takes one new registration from the server-wide rate.
+    fn allow_new(&self) -> bool {
+        self.new_rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow((), std::time::Instant::now())
     }
 
     /// The count limits in force.

@@ -205,6 +205,7 @@ fn count_limits_refuse_and_store_nothing() {
             per_jid: 2,
             per_domain: 3,
             total: 5,
+            new_per_minute: 600,
         });
     let reg = |owner: &str, dev: &str| s.register_owned("c", "fcm", owner, dev, "t", at(1));
     reg("a@x", "1").unwrap();
@@ -467,4 +468,31 @@ fn the_data_dir_is_made_owner_only() {
     let _s = Registrations::open(&d.0, 1 << 20).unwrap();
     let mode = std::fs::metadata(&d.0).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+}
+
+#[test]
+fn new_registrations_follow_a_server_wide_rate_renewals_do_not() {
+    let d = temp("new-rate");
+    let s = Registrations::open(&d.0, 1 << 20)
+        .unwrap()
+        .with_limits(CountLimits {
+            new_per_minute: 3,
+            ..CountLimits::default()
+        });
+    for i in 0..3 {
+        s.register("c", "fcm", &format!("n{i}"), "t", OPEN, at(1))
+            .unwrap();
+    }
+    match s.register("c", "fcm", "n3", "t", OPEN, at(1)) {
+        Err(RegError::Refused(Refusal::Limit(LimitKind::Rate))) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(s.lookup("c", "n3").unwrap().is_none(), "nothing stored");
+    // Renewing an existing registration is not a new one.
+    s.register("c", "fcm", "n0", "t", OPEN, at(2)).unwrap();
+    let owned = s.register_owned("c", "fcm", "a@x", "dev", "t", at(3));
+    assert!(matches!(
+        owned,
+        Err(RegError::Refused(Refusal::Limit(LimitKind::Rate)))
+    ));
 }

@@ -8,7 +8,9 @@ use fjall::PersistMode;
 
 use super::counters::Tally;
 use super::record::{self, Registration, SCHEMA_VERSION};
-use super::{hex, owner, secret, store, Refusal, RegError, Registered, Registrations, StoreError};
+use super::{
+    hex, owner, secret, store, LimitKind, Refusal, RegError, Registered, Registrations, StoreError,
+};
 use crate::clock::unix_millis;
 
 /// What lets an HTTP registration give an existing node another token or
@@ -143,6 +145,9 @@ impl Registrations {
         let mut tally = Tally::default();
         let registration = match existing {
             None => {
+                if !self.allow_new() {
+                    return Err(RegError::Refused(Refusal::Limit(LimitKind::Rate)));
+                }
                 tally.add(owner, 1);
                 fresh()?
             }

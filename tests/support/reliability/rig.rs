@@ -103,7 +103,8 @@ impl Rig {
                  secret = \"{SECRET}\"\ntypes = [\"fcm\"]\n\
                  [app.fcm]\nprovider = \"log\"\nfile = \"{pushes}\"\n\
                  [registrations]\nmax_per_jid = 1000\nmax_per_domain = 1000000\n\
-                 commands_per_minute_per_jid = 1000000\ncommands_per_minute_per_domain = 16000000\n",
+                 commands_per_minute_per_jid = 1000000\ncommands_per_minute_per_domain = 16000000\n\
+                 new_per_minute = 16000000\n",
                 data = self.data.display(),
                 xmpp = self.xmpp.port,
                 pushes = self.dir.path("pushes.jsonl").display(),
