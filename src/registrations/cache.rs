@@ -9,15 +9,21 @@
 //! generation the reader saw). Registration writes are rare next to
 //! pushes, so emptying everything costs little and cannot miss a key.
 //!
-//! Bounded: two halves, the recent one and the one before; when the
-//! recent half is full the older one is dropped and the recent one takes
-//! its place. Anything hit in the older half moves back to the recent
+//! Bounded in records and in bytes: two halves, the recent one and the
+//! one before; when the recent half is full (in records, or in bytes at
+//! [`BYTES_PER_RECORD`] on average) the older one is dropped and the
+//! recent one takes its place. Anything hit in the older half moves back to the recent
 //! one, so devices pushed often stay (an approximate LRU without a list).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::record::Registration;
+
+/// The bytes a cached record may take on average: real ones take a few
+/// hundred, so records made as large as the field limits allow fill a
+/// half in bytes long before they fill it in number.
+pub const BYTES_PER_RECORD: usize = 1024;
 
 /// Cached records, at most `capacity` in all.
 #[derive(Debug)]
@@ -31,7 +37,35 @@ pub(super) struct RecordCache {
 struct Halves {
     generation: u64,
     recent: HashMap<Box<[u8]>, Arc<Registration>>,
+    /// Bytes of the keys and records in `recent`.
+    recent_bytes: usize,
     older: HashMap<Box<[u8]>, Arc<Registration>>,
+}
+
+/// About what one cached entry takes: its key, its record's strings and
+/// the fixed parts.
+fn entry_bytes(key: &[u8], r: &Registration) -> usize {
+    let dialect = match &r.dialect {
+        Some(crate::registrations::DialectRecord::Conversations { account, muc }) => {
+            account.len() + muc.as_ref().map_or(0, String::len)
+        }
+        Some(crate::registrations::DialectRecord::Siskin {
+            account,
+            voip_token,
+        }) => account.len() + voip_token.as_ref().map_or(0, String::len),
+        None => 0,
+    };
+    key.len()
+        + r.component.len()
+        + r.push_type.len()
+        + r.node.len()
+        + r.token.len()
+        + r.salt.len()
+        + r.owner.as_ref().map_or(0, String::len)
+        + r.secret_hash.as_ref().map_or(0, String::len)
+        + dialect
+        + std::mem::size_of::<Registration>()
+        + 64
 }
 
 impl RecordCache {
@@ -85,6 +119,7 @@ impl RecordCache {
         let mut h = self.halves();
         h.generation = h.generation.wrapping_add(1);
         h.recent = HashMap::new();
+        h.recent_bytes = 0;
         h.older = HashMap::new();
     }
 
@@ -98,9 +133,11 @@ impl RecordCache {
 
 impl Halves {
     fn add(&mut self, key: Box<[u8]>, record: Arc<Registration>, half: usize) {
-        if self.recent.len() >= half {
+        if self.recent.len() >= half || self.recent_bytes >= half * BYTES_PER_RECORD {
             self.older = std::mem::take(&mut self.recent);
+            self.recent_bytes = 0;
         }
+        self.recent_bytes += entry_bytes(&key, &record);
         self.recent.insert(key, record);
     }
 }
@@ -159,6 +196,26 @@ mod tests {
             c.insert(&[k], reg("t"), g);
             assert!(c.len() <= 4);
         }
+    }
+
+    #[test]
+    fn large_records_are_bounded_in_bytes() {
+        let c = RecordCache::new(1000);
+        let g = c.generation();
+        // Records as large as the field limits allow: the halves rotate by
+        // bytes long before 500 records each.
+        for k in 0u16..1000 {
+            c.insert(&k.to_be_bytes(), reg(&"t".repeat(4096)), g);
+        }
+        let h = c.halves();
+        let bytes: usize = h
+            .recent
+            .iter()
+            .chain(h.older.iter())
+            .map(|(k, r)| entry_bytes(k, r))
+            .sum();
+        assert!(bytes <= 1000 * BYTES_PER_RECORD + 2 * 5000, "{bytes}");
+        assert!(h.recent.len() + h.older.len() < 300);
     }
 
     #[test]
