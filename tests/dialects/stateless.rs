@@ -511,3 +511,25 @@ fn a_silent_web_push_endpoint_holds_neither_the_link_nor_other_pushes() {
     drop(done);
     held.join().unwrap();
 }
+
+#[test]
+fn push2_is_taken_only_from_the_servers_themselves() {
+    // Found by the attacker review of issue 17: a user of an allowed
+    // domain sent its own <notification> with a <client> of its choosing.
+    let mock = WebPushMock::start();
+    let dir = TempDir::new("stateless-push2-from");
+    let x = FakeXmpp::new();
+    let _app = AppServer::start(&dir.0, &push2_web_config(&dir.0, x.port, &mock, true), 0);
+    let mut c = x.accept(T);
+    let endpoint = format!("https://127.0.0.1:{}/wpush/x", mock.port);
+    for from in [
+        "mallory@example.com/res",
+        "mallory@example.com",
+        "example.com/res",
+    ] {
+        let r = c.iq(&push2_message("f1", &endpoint, "")
+            .replace("from='example.com'", &format!("from='{from}'")));
+        assert_eq!(outcome(&r), ("auth".into(), "forbidden".into()), "{from}");
+    }
+    assert!(mock.seen().is_empty(), "nothing was sent");
+}

@@ -75,6 +75,16 @@ impl Push2Service {
         id: &str,
         n: Notification,
     ) -> Result<(), StanzaError> {
+        // mod_push2 sends from the user's server itself (its bare domain):
+        // a user of an allowed domain sending a notification of its own
+        // choosing is not that server.
+        if from.contains(['@', '/']) {
+            return Err(StanzaError::new(
+                ErrorType::Auth,
+                "forbidden",
+                "this push service does not serve your server",
+            ));
+        }
         sender_allowed(&self.settings.allow_from, from)?;
         let target = target(&n.client).map_err(|why| {
             StanzaError::new(
