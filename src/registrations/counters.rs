@@ -48,7 +48,15 @@ pub enum LimitKind {
     Total,
     /// `registrations.new_per_minute` new registrations were made lately.
     Rate,
+    /// [`MAX_PER_TOKEN`] registrations use this device token already.
+    Token,
 }
+
+/// Registrations one device token (of one push type) may serve: a phone
+/// with several accounts registers its token once per account. Without
+/// the bound, every lookup and dead-token removal of a token would cost
+/// as many registrations as anyone made with it.
+pub const MAX_PER_TOKEN: usize = 32;
 
 impl std::fmt::Display for LimitKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +65,7 @@ impl std::fmt::Display for LimitKind {
             LimitKind::Domain => "too many registrations for this domain",
             LimitKind::Total => "the registration store is full",
             LimitKind::Rate => "too many new registrations on this server; try again later",
+            LimitKind::Token => "too many registrations for this device token",
         })
     }
 }
@@ -127,7 +136,7 @@ impl Tally {
                     LimitKind::Domain => l.per_domain,
                     LimitKind::Total => l.total,
                     // Not a count: checked where a registration is added.
-                    LimitKind::Rate => u64::MAX,
+                    LimitKind::Rate | LimitKind::Token => u64::MAX,
                 };
                 if *delta > 0 && next > max {
                     return Ok(Some(*kind));

@@ -193,6 +193,25 @@ impl Store {
         Ok(out)
     }
 
+    /// How many registrations use (type, token), counted up to `at_most`
+    /// from the index alone.
+    pub(super) fn token_uses(
+        &self,
+        push_type: &str,
+        token: &str,
+        at_most: usize,
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for kv in self.tokens.prefix(record::token_prefix(push_type, token)) {
+            kv.key()?;
+            n += 1;
+            if n >= at_most {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
     /// A synced batch removing `r`, its index entry and its push stats,
     /// and counting it out.
     pub(super) fn remove_batch(&self, r: &Registration) -> Result<OwnedWriteBatch, StoreError> {

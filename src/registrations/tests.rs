@@ -496,3 +496,26 @@ fn new_registrations_follow_a_server_wide_rate_renewals_do_not() {
         Err(RegError::Refused(Refusal::Limit(LimitKind::Rate)))
     ));
 }
+
+#[test]
+fn one_token_serves_a_bounded_number_of_registrations() {
+    let d = temp("per-token");
+    let s = Registrations::open(&d.0, 1 << 20).unwrap();
+    for i in 0..counters::MAX_PER_TOKEN {
+        s.register("c", "fcm", &format!("n{i}"), "shared", OPEN, at(1))
+            .unwrap();
+    }
+    match s.register("c", "fcm", "one-more", "shared", OPEN, at(1)) {
+        Err(RegError::Refused(Refusal::Limit(LimitKind::Token))) => {}
+        other => panic!("{other:?}"),
+    }
+    // Renewing one of them is no new use of the token.
+    s.register("c", "fcm", "n0", "shared", OPEN, at(2)).unwrap();
+    assert_eq!(
+        s.lookup_token("fcm", "shared").unwrap().len(),
+        counters::MAX_PER_TOKEN
+    );
+    // Another push type is another token.
+    s.register("c", "apns", "other", "shared", OPEN, at(3))
+        .unwrap();
+}

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use fjall::PersistMode;
 
-use super::counters::Tally;
+use super::counters::{Tally, MAX_PER_TOKEN};
 use super::record::{self, Registration, SCHEMA_VERSION};
 use super::{
     hex, owner, secret, store, LimitKind, Refusal, RegError, Registered, Registrations, StoreError,
@@ -142,6 +142,12 @@ impl Registrations {
                 secret_hash: None,
             })
         };
+        let new_token = !existing
+            .as_ref()
+            .is_some_and(|old| old.token == token && old.push_type == push_type);
+        if new_token && st.token_uses(push_type, token, MAX_PER_TOKEN)? >= MAX_PER_TOKEN {
+            return Err(RegError::Refused(Refusal::Limit(LimitKind::Token)));
+        }
         let mut tally = Tally::default();
         let registration = match existing {
             None => {
