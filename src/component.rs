@@ -11,7 +11,7 @@ use crate::dialects::push2::{self, Push2Service};
 use crate::link::{Replier, StanzaHandler};
 use crate::pushes::PushService;
 use crate::router::{route, Route};
-use crate::stanza::{disco, publish, ErrorType, IqHeader, StanzaError};
+use crate::stanza::{disco, publish, quoted, ErrorType, IqHeader, StanzaError};
 use crate::xml::Element;
 
 /// Serves one component's stanzas.
@@ -75,7 +75,7 @@ impl StanzaHandler for ComponentHandler {
             }
             Route::Publish(pubsub) => match publish::parse(pubsub) {
                 Err(why) => {
-                    log::info!("malformed push from {}: {why}", header.from);
+                    log::info!("malformed push from {}: {why}", quoted(&header.from));
                     reply.send(&answer(Err(StanzaError::bad_request(why))));
                 }
                 Ok(req) => {
@@ -147,7 +147,7 @@ impl ComponentHandler {
             Err(why) => {
                 log::info!(
                     "malformed Push 2.0 notification from {}: {why}",
-                    header.from
+                    quoted(&header.from)
                 );
                 let e = StanzaError::bad_request(why);
                 return reply.send(&push2::error_message(&jid, &header.from, &header.id, &e));

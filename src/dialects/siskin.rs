@@ -138,7 +138,10 @@ pub async fn run(
     // An unknown provider id is the operator's to add: the app can do
     // nothing about it, so no error that reads as "device gone".
     let profile = settings.providers.get(&req.provider).ok_or_else(|| {
-        StanzaError::bad_request(format!("provider {:?} is not served here", req.provider))
+        StanzaError::bad_request(format!(
+            "provider {} is not served here",
+            crate::stanza::quoted(&req.provider)
+        ))
     })?;
     let owner = owner_of(from).ok_or_else(|| StanzaError::bad_request("no sender JID"))?;
     match req.command {

@@ -7,7 +7,7 @@ use crate::config::ComponentSettings;
 use crate::devices::{Devices, NodeChoice, OwnedRegistration, PushType};
 use crate::stanza::forms::{self, Form};
 use crate::stanza::StanzaError;
-use crate::stanza::NS_COMMANDS;
+use crate::stanza::{quoted, NS_COMMANDS};
 use crate::xml::{Element, NS_DATA};
 
 /// The commands offered, `(node, human name)`.
@@ -83,7 +83,7 @@ pub struct CommandRequest {
 pub fn parse(cmd: &Element) -> Result<CommandRequest, StanzaError> {
     let node = cmd.get_attr("node").unwrap_or_default();
     let command = Command::from_node(node)
-        .ok_or_else(|| StanzaError::item_not_found(format!("no command {node:?}")))?;
+        .ok_or_else(|| StanzaError::item_not_found(format!("no command {}", quoted(node))))?;
     let session_id = cmd.get_attr("sessionid").map(str::to_owned);
     let action = cmd.get_attr("action").unwrap_or("execute");
     let step = match (action, cmd.get_child("x", NS_DATA)) {
@@ -113,7 +113,8 @@ pub fn parse(cmd: &Element) -> Result<CommandRequest, StanzaError> {
         ("execute" | "complete" | "next", None) => Step::ShowForm,
         (other, _) => {
             return Err(StanzaError::bad_request(format!(
-                "unsupported action {other:?}"
+                "unsupported action {}",
+                quoted(other)
             )));
         }
     };

@@ -50,7 +50,12 @@ pub fn info(
                 ("automation", "command-node", name),
                 vec![NS_DISCO_INFO, NS_COMMANDS, "jabber:x:data"],
             ),
-            None => return Err(StanzaError::item_not_found(format!("no disco node {n:?}"))),
+            None => {
+                return Err(StanzaError::item_not_found(format!(
+                    "no disco node {}",
+                    super::quoted(n)
+                )))
+            }
         },
     };
     q = q.child(
@@ -86,7 +91,12 @@ pub fn items(
             }
         }
         Some(n) if commands.iter().any(|(c, _)| *c == n) => {}
-        Some(n) => return Err(StanzaError::item_not_found(format!("no disco node {n:?}"))),
+        Some(n) => {
+            return Err(StanzaError::item_not_found(format!(
+                "no disco node {}",
+                super::quoted(n)
+            )))
+        }
     }
     Ok(q)
 }

@@ -14,6 +14,24 @@ const NS_TIGASE_JINGLE: &str = "tigase:push:jingle:0";
 const SUMMARY_FORM: &str = "urn:xmpp:push:summary";
 const PUBLISH_OPTIONS_FORM: &str = "http://jabber.org/protocol/pubsub#publish-options";
 
+/// Longest summary text kept (sender, body), in bytes: no provider
+/// carries more than 4 KiB, and a push held by the throttle keeps its
+/// summary until it is sent.
+pub const MAX_SUMMARY_TEXT: usize = 4096;
+/// Longest encrypted payload (base64) forwarded: what fits the 4 KiB a
+/// provider carries (Siskin's `max-payload-size` of 3072 bytes encodes to
+/// 4096).
+pub const MAX_ENCRYPTED: usize = 4096;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
 /// A valid push request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishRequest {
@@ -65,21 +83,27 @@ pub fn parse(pubsub: &Element) -> Result<PublishRequest, String> {
         }
         summary.message_count = count(&form, "message-count")?;
         summary.pending_subscription_count = count(&form, "pending-subscription-count")?;
-        summary.last_message_sender = form.value("last-message-sender").map(str::to_owned);
-        summary.last_message_body = form.value("last-message-body").map(str::to_owned);
+        let text = |var| form.value(var).map(|v| cut(v, MAX_SUMMARY_TEXT));
+        summary.last_message_sender = text("last-message-sender");
+        summary.last_message_body = text("last-message-body");
     }
     let encrypted = match notification.get_child("encrypted", NS_ENCRYPT) {
         Some(e) => Some(Encrypted {
             iv: e
                 .get_attr("iv")
-                .filter(|v| !v.is_empty())
-                .ok_or("<encrypted/> without an iv")?
+                .filter(|v| !v.is_empty() && v.len() <= 64)
+                .ok_or("<encrypted/> without an iv of at most 64 bytes")?
                 .to_owned(),
             payload: {
                 let p = e.text_content();
                 let p = p.trim();
                 if p.is_empty() {
                     return Err("<encrypted/> without a payload".into());
+                }
+                if p.len() > MAX_ENCRYPTED {
+                    return Err(format!(
+                        "<encrypted/> payload over {MAX_ENCRYPTED} bytes, more than a provider carries"
+                    ));
                 }
                 p.to_owned()
             },
@@ -129,7 +153,7 @@ fn count(form: &Form, var: &str) -> Result<Option<u64>, String> {
         Some(v) => v
             .parse()
             .map(Some)
-            .map_err(|_| format!("summary field {var} is not a number: {v:?}")),
+            .map_err(|_| format!("summary field {var} is not a number: {}", super::quoted(v))),
     }
 }
 

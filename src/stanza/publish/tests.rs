@@ -87,3 +87,39 @@ fn malformed_requests_say_what_is_wrong() {
     .unwrap();
     assert!(parse(&no_publish).unwrap_err().contains("publish"));
 }
+
+#[test]
+fn summaries_are_cut_and_oversized_payloads_refused() {
+    let form = |body: &str| {
+        format!(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n'><item>\
+             <notification xmlns='urn:xmpp:push:0'><x xmlns='jabber:x:data' type='form'>\
+             <field var='FORM_TYPE'><value>urn:xmpp:push:summary</value></field>\
+             <field var='last-message-body'><value>{body}</value></field>\
+             <field var='message-count'><value>{}</value></field></x></notification>\
+             </item></publish></pubsub>",
+            if body.is_empty() {
+                "x".repeat(100_000)
+            } else {
+                "1".into()
+            }
+        )
+    };
+    let el = |s: &str| crate::xml::parse_element(s.as_bytes()).unwrap();
+    let r = parse(&el(&form(&"é".repeat(100_000)))).unwrap();
+    let body = r.summary.last_message_body.unwrap();
+    assert!(body.len() <= MAX_SUMMARY_TEXT && body.len() > MAX_SUMMARY_TEXT - 4);
+    // An error quoting a peer's value stays short.
+    let e = parse(&el(&form(""))).unwrap_err();
+    assert!(e.len() < 200, "{}", e.len());
+    let enc = |n: usize| {
+        format!(
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n'><item>\
+             <notification xmlns='urn:xmpp:push:0'><encrypted xmlns='tigase:push:encrypt:0' \
+             iv='aXY='>{}</encrypted></notification></item></publish></pubsub>",
+            "A".repeat(n)
+        )
+    };
+    assert!(parse(&el(&enc(MAX_ENCRYPTED))).is_ok());
+    assert!(parse(&el(&enc(MAX_ENCRYPTED + 1))).is_err());
+}
