@@ -21,6 +21,8 @@ pub enum RegisterError {
     /// Refused by the store's rules: a count limit, a node owned by an XMPP
     /// account, a wrong secret.
     Refused(Refusal),
+    /// The store thread did not take the request in time.
+    Busy,
     /// The store failed.
     Store(StoreError),
 }
@@ -50,6 +52,7 @@ impl RegisterError {
                 StanzaError::new(ErrorType::Auth, "forbidden", reason)
             }
             RegisterError::Refused(_) => StanzaError::new(ErrorType::Cancel, "not-allowed", reason),
+            RegisterError::Busy => StanzaError::new(ErrorType::Wait, "resource-constraint", reason),
             RegisterError::Store(_) => StanzaError::internal(reason),
         }
     }
@@ -65,6 +68,7 @@ impl RegisterError {
             | RegisterError::Refused(Refusal::Limit(LimitKind::Rate)) => 429,
             RegisterError::Refused(Refusal::Limit(LimitKind::Total)) => 507,
             RegisterError::Refused(_) => 403,
+            RegisterError::Busy => 503,
             RegisterError::Store(_) => 500,
         }
     }
@@ -81,6 +85,7 @@ impl std::fmt::Display for RegisterError {
                 f.write_str("too many registration commands; try again later")
             }
             RegisterError::Refused(r) => write!(f, "{}", RegError::Refused(*r)),
+            RegisterError::Busy => f.write_str("the registration store is busy; try again later"),
             RegisterError::Store(e) => write!(f, "{e}"),
         }
     }
@@ -118,6 +123,14 @@ mod tests {
         assert_eq!(row(limit(LimitKind::Jid)).0, "not-allowed");
         assert_eq!(row(limit(LimitKind::Jid)).1, 403);
         assert_eq!(row(limit(LimitKind::Total)).1, 507);
+        assert_eq!(
+            row(RegisterError::Busy),
+            (
+                "resource-constraint",
+                503,
+                "the registration store is busy; try again later".into()
+            )
+        );
         assert_eq!(
             (row(limit(LimitKind::Rate)).0, row(limit(LimitKind::Rate)).1),
             ("resource-constraint", 429)

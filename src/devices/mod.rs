@@ -28,6 +28,11 @@ use crate::registrations::{
 };
 use crate::store_thread::StoreThread;
 
+/// How long a registration request waits for the store thread to take it
+/// (a slow or stalled disk): past that it is answered "busy, try again"
+/// and never runs, so a stalled store holds no front end's connections.
+pub const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The push type a request names, which decides how it is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushType<'a> {
@@ -168,7 +173,7 @@ impl Devices {
         let now = self.clock.now();
         let r = self
             .store_thread
-            .run(move || {
+            .run_within(STORE_WAIT, move || {
                 let change = TokenChange {
                     secret: secret.as_deref(),
                     open,
@@ -176,6 +181,7 @@ impl Devices {
                 regs.register(&jid, &ty, &node, &token, change, now)
             })
             .await
+            .map_err(|_| RegisterError::Busy)?
             .map_err(|e| reg_failed(e, "HTTP"))?;
         registered(&r, push_type, "HTTP");
         Ok(r)
@@ -216,7 +222,7 @@ impl Devices {
         let now = self.clock.now();
         let r = self
             .store_thread
-            .run(move || {
+            .run_within(STORE_WAIT, move || {
                 let node = match choice {
                     NodeChoice::Derived(device) => derive_node(&jid, &who, &device),
                     NodeChoice::ByToken => node_by_token(&regs, &jid, &ty_owned, &who, &token)?,
@@ -224,6 +230,7 @@ impl Devices {
                 regs.register_at(&jid, &ty_owned, &who, &node, &token, record, now)
             })
             .await
+            .map_err(|_| RegisterError::Busy)?
             .map_err(|e| reg_failed(e, &owner))?;
         registered(&r, ty, &owner);
         Ok(r)
@@ -249,8 +256,11 @@ impl Devices {
         let (jid, ty, n) = (component.jid.clone(), push_type.to_owned(), node.to_owned());
         let r = self
             .store_thread
-            .run(move || regs.unregister(&jid, &ty, &n, secret.as_deref()))
+            .run_within(STORE_WAIT, move || {
+                regs.unregister(&jid, &ty, &n, secret.as_deref())
+            })
             .await
+            .map_err(|_| RegisterError::Busy)?
             .map_err(|e| reg_failed(e, "HTTP"))?
             .ok_or(RegisterError::NotFound)?;
         unregistered(&r, push_type, "HTTP");
@@ -282,8 +292,11 @@ impl Devices {
         );
         let r = self
             .store_thread
-            .run(move || regs.unregister_owned(&jid, &ty_owned, &who, &n))
+            .run_within(STORE_WAIT, move || {
+                regs.unregister_owned(&jid, &ty_owned, &who, &n)
+            })
             .await
+            .map_err(|_| RegisterError::Busy)?
             .map_err(store_failed)?
             .ok_or(RegisterError::NotFound)?;
         unregistered(&r, ty, &owner);
