@@ -50,11 +50,13 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Registers `node` with a token of its own (`token` and the node: one
+/// token serves a bounded number of registrations).
 fn register(app: &AppServer, node: &str, token: &str) -> (u16, String) {
     app.http(
         "POST",
         "/push_appserver/v1/register",
-        &format!("type=fcm&node={node}&token={token}"),
+        &format!("type=fcm&node={node}&token={token}-{node}"),
     )
 }
 
