@@ -328,18 +328,30 @@ fn push2_ssrf_guard_refuses_loopback_unless_allowed() {
     assert!(mock.seen().is_empty(), "nothing reached the endpoint");
 }
 
-#[test]
-fn push2_web_push_endpoint_that_never_answers_times_out_with_wait() {
-    // Accepts TCP and says nothing: no TLS handshake, no response, until
-    // the test is done.
+/// An endpoint on 127.0.0.1 that accepts `n` TCP connections and says
+/// nothing (no TLS handshake, no response) until the sender is dropped:
+/// its port, that sender, and the thread to join.
+fn silent_endpoint(
+    n: usize,
+) -> (
+    u16,
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let (done, wait_done) = std::sync::mpsc::channel::<()>();
     let held = std::thread::spawn(move || {
-        let conns: Vec<_> = silent.incoming().take(1).collect();
-        let _ = wait_done.recv_timeout(Duration::from_secs(60));
+        let conns: Vec<_> = silent.incoming().take(n).collect();
+        let _ = wait_done.recv_timeout(Duration::from_secs(90));
         drop(conns);
     });
+    (port, done, held)
+}
+
+#[test]
+fn push2_web_push_endpoint_that_never_answers_times_out_with_wait() {
+    let (port, done, held) = silent_endpoint(1);
     let dir = TempDir::new("stateless-push2-timeout");
     let x = FakeXmpp::new();
     let cfg = config(
@@ -458,14 +470,7 @@ fn a_silent_web_push_endpoint_holds_neither_the_link_nor_other_pushes() {
     // The attack of issue 17: Push 2.0 messages to an endpoint that
     // accepts TCP and never answers held the link's in-flight slots until
     // their Web Push timeout, and every other stanza waited behind them.
-    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
-    let (done, wait_done) = std::sync::mpsc::channel::<()>();
-    let held = std::thread::spawn(move || {
-        let conns: Vec<_> = silent.incoming().take(8).collect();
-        let _ = wait_done.recv_timeout(Duration::from_secs(90));
-        drop(conns);
-    });
+    let (port, done, held) = silent_endpoint(8);
     let dir = TempDir::new("stateless-push2-hol");
     let x = FakeXmpp::new();
     let cfg = config(
