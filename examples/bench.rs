@@ -145,7 +145,8 @@ fn main() {
              [[component]]\njid = \"{JID}\"\nserver = \"127.0.0.1:{port}\"\nsecret = \"{SECRET}\"\n\
              types = [\"bench\"]\n\
              [registrations]\nmax_per_domain = 10000000\ncommands_per_minute_per_domain = 16000000\n\
-             commands_per_minute_per_jid = 1000\nnew_per_minute = 16000000\n[app.bench]\n{app}",
+             commands_per_minute_per_jid = 1000\nnew_per_minute = 16000000\n\
+             [limits]\npushes_per_second_per_domain = 1000000\n[app.bench]\n{app}",
             dir.join("data").display()
         ),
     )

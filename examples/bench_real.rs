@@ -458,6 +458,7 @@ fn through(b: &Bench, kind: Kind, dir: &Path) {
              types = [\"apns\"]\n\
              [registrations]\nmax_per_jid = 1000000\ncommands_per_minute_per_jid = 1000000\n\
              commands_per_minute_per_domain = 1000000\nnew_per_minute = 16000000\n\
+             [limits]\npushes_per_second_per_domain = 1000000\n\
              [app.apns]\nprovider = \"apns\"\ntopic = \"org.example.bench\"\nendpoint = \"{url}\"\n\
              capath = {ca:?}\nauth_key = {p8:?}\nkey_id = \"ABCDE12345\"\nteam_id = \"TEAM123456\"\n",
             data = data.display(),

@@ -112,6 +112,10 @@ pub fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     );
     check(a.max_in_flight != b.max_in_flight, "limits.max_in_flight");
     check(
+        a.pushes_per_second_per_domain != b.pushes_per_second_per_domain,
+        "limits.pushes_per_second_per_domain",
+    );
+    check(
         a.keepalive_secs != b.keepalive_secs,
         "limits.keepalive_secs",
     );

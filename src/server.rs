@@ -99,6 +99,7 @@ impl Services {
             Duration::from_secs(settings.limits.push_timeout_secs),
             Arc::clone(&clock),
             siskin,
+            settings.limits.pushes_per_second_per_domain,
         ));
         let devices = Arc::new(Devices::new(
             Arc::clone(&registrations),

@@ -152,6 +152,9 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Seconds a provider may take before the push is answered with a timeout.
     pub push_timeout_secs: u64,
+    /// Pushes per second from one sender domain (bursts of twice that):
+    /// the XMPP server's domain, or for Monal the user's.
+    pub pushes_per_second_per_domain: u32,
     /// Seconds of silence on a component link before a whitespace keepalive.
     pub keepalive_secs: u64,
     /// Seconds without anything from the XMPP server before the link pings it.
@@ -227,6 +230,7 @@ struct RawLimits {
     max_stanza_bytes: Option<i64>,
     max_in_flight: Option<i64>,
     push_timeout_secs: Option<i64>,
+    pushes_per_second_per_domain: Option<i64>,
     keepalive_secs: Option<i64>,
     ping_after_secs: Option<i64>,
     ping_timeout_secs: Option<i64>,
@@ -463,6 +467,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         max_stanza_bytes: None,
         max_in_flight: None,
         push_timeout_secs: None,
+        pushes_per_second_per_domain: None,
         keepalive_secs: None,
         ping_after_secs: None,
         ping_timeout_secs: None,
@@ -496,6 +501,14 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             1,
             600,
         )? as u64,
+        pushes_per_second_per_domain: int_in(
+            ctx,
+            "limits.pushes_per_second_per_domain",
+            raw_limits.pushes_per_second_per_domain,
+            1000,
+            1,
+            1_000_000,
+        )? as u32,
         keepalive_secs: int_in(
             ctx,
             "limits.keepalive_secs",

@@ -118,7 +118,7 @@ pub async fn push(
         flavour: Flavour::Apns(custom),
     };
     pushes
-        .deliver(app, push, Target::Stateless)
+        .deliver(app, push, Target::Stateless, Some(from))
         .await
         .map_err(|e| e.to_stanza_error())
 }

@@ -22,6 +22,9 @@ pub enum PushError {
     Provider(Failure),
     /// The store failed.
     Store(StoreError),
+    /// The sender's domain pushes faster than
+    /// `limits.pushes_per_second_per_domain`.
+    RateLimited,
 }
 
 impl PushError {
@@ -57,6 +60,11 @@ impl PushError {
                 }
             },
             PushError::Store(_) => StanzaError::internal("registration store unavailable"),
+            // `internal-server-error`, not `resource-constraint`: Tigase
+            // turns push off on every condition but four (section 8).
+            PushError::RateLimited => {
+                StanzaError::internal("too many pushes from your server; try again later")
+            }
         }
     }
 
@@ -73,6 +81,7 @@ impl PushError {
                 FailureKind::Unacceptable => 400,
             },
             PushError::TypeNotConfigured(_) | PushError::Store(_) => 500,
+            PushError::RateLimited => 429,
         }
     }
 }
@@ -87,6 +96,7 @@ impl std::fmt::Display for PushError {
             PushError::TypeNotConfigured(t) => write!(f, "push type {t} is not configured"),
             PushError::Provider(fl) => write!(f, "push provider failed: {}", fl.reason),
             PushError::Store(e) => write!(f, "{e}"),
+            PushError::RateLimited => f.write_str("too many pushes from this sender's domain"),
         }
     }
 }
@@ -176,6 +186,7 @@ mod tests {
             (provider(FailureKind::Unavailable), false),
             (provider(FailureKind::Timeout), false),
             (PushError::Store(StoreError::Corrupt("disk".into())), false),
+            (PushError::RateLimited, false),
         ]
     }
 

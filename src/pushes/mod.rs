@@ -28,7 +28,8 @@ use crate::clock::Clock;
 use crate::metrics::{self, PushResult};
 use crate::providers::apns::siskin::{SiskinPayload, SiskinPush};
 use crate::providers::{FailureKind, Flavour, Outcome, Push};
-use crate::registrations::owner::{may_publish, short};
+use crate::ratelimit::RateLimiter;
+use crate::registrations::owner::{domain_of, may_publish, owner_of, short};
 use crate::registrations::{DialectRecord, Registrations};
 use crate::stanza::publish::PublishRequest;
 use crate::store_thread::StoreThread;
@@ -107,11 +108,15 @@ pub struct PushService {
     /// What Siskin payloads may carry, by component JID (the operator's
     /// current choice applies to every push, not only new registrations).
     siskin: HashMap<String, SiskinPayload>,
+    /// Pushes per sender domain (`limits.pushes_per_second_per_domain`).
+    senders: Mutex<RateLimiter<String>>,
 }
 
 impl PushService {
     /// A service sending through `apps` (by push type). `siskin` holds
     /// each component's Siskin payload settings (missing: the defaults).
+    // The wiring passes each part once, at start.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         registrations: Arc<Registrations>,
         store_thread: StoreThread,
@@ -120,6 +125,7 @@ impl PushService {
         timeout: Duration,
         clock: Arc<dyn Clock>,
         siskin: HashMap<String, SiskinPayload>,
+        per_domain: u32,
     ) -> Self {
         PushService {
             registrations,
@@ -130,6 +136,7 @@ impl PushService {
             clock,
             timeout_ms: AtomicU64::new(millis(timeout)),
             siskin,
+            senders: Mutex::new(RateLimiter::new(per_domain)),
         }
     }
 
@@ -228,19 +235,35 @@ impl PushService {
             encrypted: req.encrypted,
             flavour,
         };
-        self.deliver(app, push, Target::Registered).await
+        self.deliver(app, push, Target::Registered, from).await
     }
 
-    /// The one pipeline: throttles `push` per device and priority, then
-    /// sends it through `app`'s provider under the push timeout, counts it
-    /// and applies its outcome. `Ok` means accepted: sent, held for the
-    /// end of the device's window, or coalesced with a held one.
+    /// The one pipeline: the rate of the sender's domain (`from`, `None`
+    /// over HTTP, where the API's own rate applies), then the throttle
+    /// per device and priority, then `app`'s provider under the push
+    /// timeout; counts the push and applies its outcome. `Ok` means
+    /// accepted: sent, held for the end of the device's window, or
+    /// coalesced with a held one.
     pub async fn deliver(
         self: &Arc<Self>,
         app: Arc<App>,
         push: Push,
         target: Target,
+        from: Option<&str>,
     ) -> Result<(), PushError> {
+        if let Some(from) = from {
+            let domain =
+                owner_of(from).map_or_else(|| from.to_owned(), |o| domain_of(&o).to_owned());
+            let allowed = self
+                .senders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .allow(domain, self.clock.instant());
+            if !allowed {
+                metrics::global().push(&push.push_type, PushResult::Throttled);
+                return Err(PushError::RateLimited);
+            }
+        }
         let Some(throttle) = &self.throttle else {
             return self.send(&app, push, target).await;
         };

@@ -369,3 +369,48 @@ fn several_components_in_one_process() {
     assert_eq!(outcome(&r).0, "result");
     assert_eq!(app.wait_pushes(1, T)[0]["component"], "push.example.org");
 }
+
+#[test]
+fn pushes_from_one_domain_follow_its_rate() {
+    // Every push passes a rate per sender domain: past it (here 1 a second,
+    // bursts of 2) a push is answered wait/internal-server-error, which no
+    // XMPP server, Tigase included, takes as a reason to disable push.
+    let dir = TempDir::new("component-sender-rate");
+    let x = FakeXmpp::new();
+    let http = free_port();
+    let cfg = config(
+        &dir.0,
+        x.port,
+        http,
+        "rate_limit = 0\n[limits]\npushes_per_second_per_domain = 1",
+        "",
+    );
+    let app = AppServer::start(&dir.0, &cfg, http);
+    let mut c = x.accept(T);
+    let dev = register(&mut c, "fcm", "d", "t");
+    // Sent back to back: however slow the machine, eight take far less
+    // than the six seconds the bucket would need to let them all through.
+    let answers: Vec<_> = (0..8)
+        .map(|i| outcome(&c.iq(&publish_iq(&format!("p{i}"), &dev.node, &dev.secret, None))))
+        .collect();
+    assert_eq!(
+        (answers[0].0.as_str(), answers[1].0.as_str()),
+        ("result", "result")
+    );
+    let limited = answers
+        .iter()
+        .filter(|a| **a == ("wait".to_owned(), "internal-server-error".to_owned()))
+        .count();
+    assert!(limited >= 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.0 == "result" || a.1 == "internal-server-error"),
+        "{answers:?}"
+    );
+    assert_eq!(app.wait_pushes(8 - limited, T).len(), 8 - limited);
+    // The bucket refills: a second later the domain may push again.
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = c.iq(&publish_iq("again", &dev.node, &dev.secret, None));
+    assert_eq!(outcome(&r).0, "result", "{r:?}");
+}

@@ -220,7 +220,8 @@ fn flood_config(dir: &std::path::Path, xmpp: u16, http: u16) -> String {
          [http]\nlisten = \"127.0.0.1:{http}\"\nrequests_per_second = 100000\n\
          trusted_proxies = [\"127.0.0.1\"]\nmax_connections = 512\n\
          [[component]]\njid = \"push.example.org\"\nserver = \"127.0.0.1:{xmpp}\"\n\
-         secret = \"{SECRET}\"\ntypes = [\"fcm\"]\n[app.fcm]\nprovider = \"log\"\n",
+         secret = \"{SECRET}\"\ntypes = [\"fcm\"]\n[app.fcm]\nprovider = \"log\"\n\
+         [limits]\npushes_per_second_per_domain = 1000000\n",
         dir.join("data").display(),
     )
 }
@@ -236,7 +237,7 @@ fn publish_tasks_stay_small_under_a_throttled_flood() {
     let x = FakeXmpp::new();
     let port = free_port();
     // The old default, so that large tasks would show.
-    let cfg = flood_config(&dir.0, x.port, port) + "[limits]\nmax_in_flight = 4096\n";
+    let cfg = flood_config(&dir.0, x.port, port) + "max_in_flight = 4096\n";
     let app = AppServer::start(&dir.0, &cfg, port);
     let pid = app.child.id();
     let mut c = x.accept(Duration::from_secs(10));

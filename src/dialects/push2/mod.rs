@@ -105,7 +105,7 @@ impl Push2Service {
             Target::WebPush(endpoint) => self.web(component, &n, endpoint)?,
         };
         pushes
-            .deliver(app, push, crate::pushes::Target::Stateless)
+            .deliver(app, push, crate::pushes::Target::Stateless, Some(from))
             .await
             .map_err(|e| PushError::to_stanza_error(&e))
     }
