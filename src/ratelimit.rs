@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Keys tracked at most by [`RateLimiter::new`]; idle ones are forgotten
 /// first.
 const MAX_CLIENTS: usize = 10_000;
+
+/// How often a full map may be swept for refilled buckets.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Bucket {
@@ -23,6 +26,10 @@ pub struct RateLimiter<K = IpAddr> {
     burst: f64,
     capacity: usize,
     clients: HashMap<K, Bucket>,
+    /// When the full map was last swept for refilled buckets: a sweep
+    /// reads every bucket, so it runs at most once a second, not once per
+    /// new key.
+    last_sweep: Option<Instant>,
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
@@ -45,6 +52,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             burst,
             capacity,
             clients: HashMap::new(),
+            last_sweep: None,
         }
     }
 
@@ -53,6 +61,11 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// bounded whatever the number of keys.
     pub fn allow(&mut self, key: K, now: Instant) -> bool {
         if self.clients.len() >= self.capacity && !self.clients.contains_key(&key) {
+            if matches!(self.last_sweep, Some(t) if now.saturating_duration_since(t) < SWEEP_EVERY)
+            {
+                return false;
+            }
+            self.last_sweep = Some(now);
             let (rate, burst) = (self.rate, self.burst);
             // A bucket that has refilled is the same as a forgotten one.
             self.clients.retain(|_, b| {
@@ -133,5 +146,23 @@ mod tests {
         // After a minute every bucket has refilled: they are forgotten.
         assert!(r.allow(99, t0 + Duration::from_secs(61)));
         assert_eq!(r.tracked(), 1);
+    }
+
+    #[test]
+    fn a_full_map_is_swept_at_most_once_a_second() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::<u32>::per_minute(2, 3);
+        for k in 0..3 {
+            assert!(r.allow(k, t0));
+        }
+        assert!(!r.allow(99, t0), "swept: nothing to forget");
+        assert_eq!(r.last_sweep, Some(t0));
+        // More new keys within the second are refused without a sweep.
+        for k in 100..1000 {
+            assert!(!r.allow(k, t0 + Duration::from_millis(500)));
+        }
+        assert_eq!(r.last_sweep, Some(t0), "no sweep per key");
+        assert!(!r.allow(5, t0 + Duration::from_secs(2)));
+        assert_eq!(r.last_sweep, Some(t0 + Duration::from_secs(2)));
     }
 }

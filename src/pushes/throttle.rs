@@ -35,6 +35,12 @@ pub struct Throttle<K, T> {
     window: Duration,
     capacity: usize,
     slots: HashMap<K, Slot<T>>,
+    /// When the map was last swept for devices to forget: a sweep reads
+    /// every slot, so a full map of busy devices is swept at most once per
+    /// eighth of a window, not once per new device.
+    last_sweep: Option<Instant>,
+    /// Sweeps so far (for the tests).
+    sweeps: u64,
 }
 
 impl<K: Hash + Eq + Clone, T> Throttle<K, T> {
@@ -45,6 +51,8 @@ impl<K: Hash + Eq + Clone, T> Throttle<K, T> {
             window,
             capacity,
             slots: HashMap::new(),
+            last_sweep: None,
+            sweeps: 0,
         }
     }
 
@@ -75,7 +83,11 @@ impl<K: Hash + Eq + Clone, T> Throttle<K, T> {
             slot.held = Some(push);
             return Decision::Coalesced;
         }
-        if self.slots.len() >= self.capacity {
+        let sweep_due = !matches!(
+            self.last_sweep,
+            Some(t) if now.saturating_duration_since(t) < self.window / 8
+        );
+        if self.slots.len() >= self.capacity && sweep_due {
             self.evict(now);
         }
         if self.slots.len() < self.capacity {
@@ -105,6 +117,8 @@ impl<K: Hash + Eq + Clone, T> Throttle<K, T> {
 
     /// Forgets devices whose window has passed with nothing held.
     fn evict(&mut self, now: Instant) {
+        self.last_sweep = Some(now);
+        self.sweeps += 1;
         let window = self.window;
         self.slots
             .retain(|_, s| s.held.is_some() || now < s.window_start + window);
@@ -124,6 +138,28 @@ impl<K: Hash + Eq + Clone, T> Throttle<K, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_map_of_busy_devices_is_swept_once_per_eighth_of_a_window() {
+        let t0 = Instant::now();
+        let window = Duration::from_secs(8);
+        let mut t = Throttle::new(window, 100);
+        for k in 0..100u32 {
+            assert_eq!(t.decide(&k, k, t0), Decision::Now(k));
+        }
+        // Every device busy: a flood of new ones fails open, and costs one
+        // sweep, not one per device.
+        for k in 100..10_000u32 {
+            assert_eq!(t.decide(&k, k, t0), Decision::Now(k));
+        }
+        assert_eq!(t.sweeps, 1);
+        assert_eq!(t.len(), 100);
+        // A window later the old devices are forgotten at the next sweep.
+        let later = t0 + window;
+        assert_eq!(t.decide(&20_000, 0, later), Decision::Now(0));
+        assert_eq!(t.sweeps, 2);
+        assert_eq!(t.len(), 1);
+    }
 
     const W: Duration = Duration::from_millis(200);
 
