@@ -22,7 +22,7 @@ use serde::Deserialize;
 /// The settings vocabulary, re-exported where the settings are composed.
 pub use crate::settings::{ConfigContext, ConfigError, Secret};
 pub use dialects::{ConversationsSettings, DialectSettings, SiskinPayload, SiskinSettings};
-pub use monal::{valid_module, MonalSettings, MAX_MODULE};
+pub use monal::{valid_module, MonalSettings};
 pub use operating::MetricsSettings;
 pub use push2::Push2Settings;
 pub use registrations::RegistrationSettings;

@@ -19,7 +19,7 @@ use crate::providers::ProviderSettings;
 use crate::settings::{ConfigContext, ConfigError};
 
 /// Longest `pushModule` value accepted.
-pub const MAX_MODULE: usize = 64;
+const MAX_MODULE: usize = 64;
 
 /// Whether `m` can be a `pushModule` name (A-Z, a-z, 0-9, '-', '_', '.').
 pub fn valid_module(m: &str) -> bool {

@@ -101,8 +101,9 @@ pub fn command_el(node: &str, session_id: &str, status: &str) -> Element {
 }
 
 /// Whether a stateless push from `from` is served: any sender when
-/// `allowed` is empty, else only JIDs of the listed domains. Without it
-/// anyone on the XMPP network could use this server as a push relay.
+/// `allowed` is empty (`open_relay`), else only JIDs of the listed
+/// domains. Without it anyone on the XMPP network could use this server
+/// as a push relay.
 fn sender_allowed(allowed: &[String], from: &str) -> Result<(), StanzaError> {
     if allowed.is_empty() {
         return Ok(());
@@ -110,12 +111,25 @@ fn sender_allowed(allowed: &[String], from: &str) -> Result<(), StanzaError> {
     let sender = owner_of(from);
     match sender.as_deref().map(domain_of) {
         Some(d) if allowed.iter().any(|a| a == d) => Ok(()),
-        _ => Err(StanzaError::new(
-            ErrorType::Auth,
-            "forbidden",
-            "this push service does not serve your server",
-        )),
+        _ => Err(not_served()),
     }
+}
+
+/// [`sender_allowed`] for a push only a server itself sends (Push 2.0:
+/// mod_push2 sends from its bare domain), never one of its users.
+fn server_allowed(allowed: &[String], from: &str) -> Result<(), StanzaError> {
+    if from.contains(['@', '/']) {
+        return Err(not_served());
+    }
+    sender_allowed(allowed, from)
+}
+
+fn not_served() -> StanzaError {
+    StanzaError::new(
+        ErrorType::Auth,
+        "forbidden",
+        "this push service does not serve your server",
+    )
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub use parse::{notification_of, parse, target, Notification, Target, Urgency, N
 
 use std::sync::Arc;
 
-use super::sender_allowed;
+use super::server_allowed;
 use crate::config::Push2Settings;
 use crate::providers::apns::payload::{push2_alert, CustomApns};
 use crate::providers::webpush::{
@@ -75,17 +75,7 @@ impl Push2Service {
         id: &str,
         n: Notification,
     ) -> Result<(), StanzaError> {
-        // mod_push2 sends from the user's server itself (its bare domain):
-        // a user of an allowed domain sending a notification of its own
-        // choosing is not that server.
-        if from.contains(['@', '/']) {
-            return Err(StanzaError::new(
-                ErrorType::Auth,
-                "forbidden",
-                "this push service does not serve your server",
-            ));
-        }
-        sender_allowed(&self.settings.allow_from, from)?;
+        server_allowed(&self.settings.allow_from, from)?;
         let target = target(&n.client).map_err(|why| {
             StanzaError::new(
                 ErrorType::Cancel,
