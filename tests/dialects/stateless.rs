@@ -349,19 +349,27 @@ fn silent_endpoint(
     (port, done, held)
 }
 
+/// A config whose Push 2.0 may reach endpoints on 127.0.0.1 within
+/// `timeout_secs`, serving example.com, with `apps`.
+fn push2_private_config(dir: &std::path::Path, xmpp: u16, timeout_secs: u64, apps: &str) -> String {
+    config(
+        dir,
+        xmpp,
+        "\"apns\"",
+        &format!(
+            "[component.push2]\nallow_private_targets = true\ntimeout_secs = {timeout_secs}\n\
+             allow_from = [\"example.com\"]\n"
+        ),
+        apps,
+    )
+}
+
 #[test]
 fn push2_web_push_endpoint_that_never_answers_times_out_with_wait() {
     let (port, done, held) = silent_endpoint(1);
     let dir = TempDir::new("stateless-push2-timeout");
     let x = FakeXmpp::new();
-    let cfg = config(
-        &dir.0,
-        x.port,
-        "\"apns\"",
-        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 1\n\
-         allow_from = [\"example.com\"]\n",
-        "[app.apns]\nprovider = \"log\"\n",
-    );
+    let cfg = push2_private_config(&dir.0, x.port, 1, "[app.apns]\nprovider = \"log\"\n");
     let _app = AppServer::start(&dir.0, &cfg, 0);
     let mut c = x.accept(T);
     let started = std::time::Instant::now();
@@ -441,14 +449,7 @@ fn push2_errors_name_no_detail_of_the_endpoint() {
     drop(closed);
     let dir = TempDir::new("stateless-push2-oracle");
     let x = FakeXmpp::new();
-    let cfg = config(
-        &dir.0,
-        x.port,
-        "\"apns\"",
-        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 5\n\
-         allow_from = [\"example.com\"]\n",
-        "[app.apns]\nprovider = \"log\"\n",
-    );
+    let cfg = push2_private_config(&dir.0, x.port, 5, "[app.apns]\nprovider = \"log\"\n");
     let _app = AppServer::start(&dir.0, &cfg, 0);
     let mut c = x.accept(T);
     let r = c.iq(&push2_message(
@@ -473,12 +474,10 @@ fn a_silent_web_push_endpoint_holds_neither_the_link_nor_other_pushes() {
     let (port, done, held) = silent_endpoint(8);
     let dir = TempDir::new("stateless-push2-hol");
     let x = FakeXmpp::new();
-    let cfg = config(
+    let cfg = push2_private_config(
         &dir.0,
         x.port,
-        "\"apns\"",
-        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 60\n\
-         allow_from = [\"example.com\"]\n",
+        60,
         &format!(
             "[app.apns]\nprovider = \"log\"\nfile = {:?}\n[limits]\nmax_in_flight = 8\n",
             dir.0.join("pushes.jsonl").display().to_string()
