@@ -8,22 +8,9 @@ use crate::support::harness::*;
 
 const T: Duration = Duration::from_secs(10);
 
-fn start(name: &str, extra_top: &str, extra_app: &str) -> (TempDir, FakeXmpp, AppServer, Conn) {
-    let dir = TempDir::new(name);
-    let xmpp = FakeXmpp::new();
-    let http_port = free_port();
-    let app = AppServer::start(
-        &dir.0,
-        &config(&dir.0, xmpp.port, http_port, extra_top, extra_app),
-        http_port,
-    );
-    let conn = xmpp.accept(T);
-    (dir, xmpp, app, conn)
-}
-
 #[test]
 fn disco_ping_and_unhandled_iqs() {
-    let (_d, _x, _app, mut c) = start("disco", "", "");
+    let (_d, _x, _app, mut c) = start_linked("disco", "", "");
     let r = c.iq("<iq type='get' from='a@example.com/r' to='push.example.org' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
     assert_eq!(outcome(&r).0, "result");
     assert_eq!(r.get_attr("from"), Some("push.example.org"));
@@ -66,7 +53,7 @@ fn disco_ping_and_unhandled_iqs() {
 
 #[test]
 fn register_push_and_every_error_row() {
-    let (_d, _x, app, mut c) = start(
+    let (_d, _x, app, mut c) = start_linked(
         "errors",
         "rate_limit = 0",
         "dead_token_prefix = \"dead-\"\nfail_token_prefix = \"fail-\"",
@@ -135,7 +122,7 @@ fn register_push_and_every_error_row() {
 
 #[test]
 fn commands_errors_and_unregister() {
-    let (_d, _x, _app, mut c) = start("commands", "", "");
+    let (_d, _x, _app, mut c) = start_linked("commands", "", "");
     let r = c.iq(&register_iq("r1", "pigeon", "n1", "t1"));
     assert_eq!(outcome(&r), ("modify".into(), "bad-request".into()));
     let r = c.iq(&register_iq("r2", "fcm", "n1", ""));
@@ -168,7 +155,7 @@ fn throttle_sends_first_holds_one_and_drops_the_rest() {
     // module's zthrottle distance; before, 1 meant one push per second, but
     // 2 meant 500 ms: now it means 2 s). Three, not one: the publishes
     // below must fall into one window even on a busy machine.
-    let (_d, _x, app, mut c) = start("throttle", "rate_limit = 3", "");
+    let (_d, _x, app, mut c) = start_linked("throttle", "rate_limit = 3", "");
     let dev = register(&mut c, "fcm", "dev", "tok");
     let other = register(&mut c, "fcm", "other", "tok2");
     let started = Instant::now();
@@ -224,7 +211,7 @@ fn throttle_sends_first_holds_one_and_drops_the_rest() {
 
 #[test]
 fn reconnects_after_the_server_drops_the_link_and_after_a_rejected_handshake() {
-    let (_d, x, _app, c) = start("reconnect", "", "");
+    let (_d, x, _app, c) = start_linked("reconnect", "", "");
     drop(c);
     let mut c = x.accept(T);
     let r = c.iq("<iq type='get' from='a@example.com' to='push.example.org' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>");
@@ -243,7 +230,7 @@ fn reconnects_after_the_server_drops_the_link_and_after_a_rejected_handshake() {
 #[test]
 fn garbage_gets_a_stream_error_then_a_new_link() {
     // Oversized and deep stanzas are skipped instead (tests/link/link.rs).
-    let (_d, x, _app, mut c) = start("garbage", "", "");
+    let (_d, x, _app, mut c) = start_linked("garbage", "", "");
     c.send("<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'></iq></ping>");
     let err = c.recv(T).expect("stream error");
     assert_eq!(err.name, "error");
@@ -278,7 +265,7 @@ fn registrations_survive_kill_9_and_restart() {
 
 #[test]
 fn whitespace_keepalive_on_a_silent_link() {
-    let (_d, _x, _app, mut c) = start("keepalive", "[limits]\nkeepalive_secs = 1", "");
+    let (_d, _x, _app, mut c) = start_linked("keepalive", "[limits]\nkeepalive_secs = 1", "");
     use std::io::Read;
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut got = Vec::new();
@@ -301,7 +288,7 @@ fn work_in_flight_is_bounded() {
     // pushes sent at once are answered in three waves, because the link
     // stops reading while both slots are busy. (The waves are long so that
     // the bounds below hold on a busy machine.)
-    let (_d, _x, app, mut c) = start(
+    let (_d, _x, app, mut c) = start_linked(
         "inflight",
         "rate_limit = 0\n[limits]\nmax_in_flight = 2",
         "delay_ms = 1500",

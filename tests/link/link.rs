@@ -12,19 +12,6 @@ use push_appserver::xml::Frame;
 
 const T: Duration = Duration::from_secs(10);
 
-fn start(name: &str, extra_top: &str, extra_app: &str) -> (TempDir, FakeXmpp, AppServer, Conn) {
-    let dir = TempDir::new(name);
-    let xmpp = FakeXmpp::new();
-    let http_port = free_port();
-    let app = AppServer::start(
-        &dir.0,
-        &config(&dir.0, xmpp.port, http_port, extra_top, extra_app),
-        http_port,
-    );
-    let conn = xmpp.accept(T);
-    (dir, xmpp, app, conn)
-}
-
 fn ping(c: &mut Conn, id: &str) {
     let r = c.iq(&format!(
         "<iq type='get' from='a@example.com/r' to='push.example.org' id='{id}'><ping xmlns='urn:xmpp:ping'/></iq>"
@@ -73,7 +60,7 @@ fn short_names(n: u32) -> impl Iterator<Item = String> {
 
 #[test]
 fn tens_of_thousands_of_attributes_are_skipped_and_the_link_stays_responsive() {
-    let (_d, x, _app, mut c) = start("attrs", "", "");
+    let (_d, x, _app, mut c) = start_linked("attrs", "", "");
     // The attack of issue 17: 37,000 short distinct attributes, just under
     // the 256 KiB stanza limit. Each was checked against all before it,
     // and the executor stalled for seconds.
@@ -108,7 +95,7 @@ fn tens_of_thousands_of_attributes_are_skipped_and_the_link_stays_responsive() {
 
 #[test]
 fn oversized_and_deep_stanzas_are_skipped_and_the_link_stays_up() {
-    let (_d, x, app, mut c) = start("skip", "", "");
+    let (_d, x, app, mut c) = start_linked("skip", "", "");
     // A 300 KB message (Prosody forwards up to 256 KiB, so over our 256 KiB default).
     c.send(&format!(
         "<message from='mallory@evil.example/x' to='push.example.org'><body>{}</body></message>",
@@ -154,7 +141,7 @@ fn oversized_and_deep_stanzas_are_skipped_and_the_link_stays_up() {
 
 #[test]
 fn iqs_in_the_client_namespace_are_answered() {
-    let (_d, _x, _app, mut c) = start("jabber-client", "", "");
+    let (_d, _x, _app, mut c) = start_linked("jabber-client", "", "");
     let r = c.iq("<iq xmlns='jabber:client' type='get' from='a@example.com/r' to='push.example.org' id='c1'><ping xmlns='urn:xmpp:ping'/></iq>");
     assert_eq!(outcome(&r).0, "result");
     assert_eq!(r.get_attr("to"), Some("a@example.com/r"));
@@ -197,7 +184,7 @@ fn burst(c: &mut Conn, n: usize) -> HashSet<String> {
 fn a_burst_of_6000_pings_gets_6000_replies() {
     let expected: HashSet<String> = (0..6000).map(|i| format!("b{i}")).collect();
     for limits in ["", "[limits]\nmax_in_flight = 16"] {
-        let (_d, x, _app, mut c) = start("burst", limits, "");
+        let (_d, x, _app, mut c) = start_linked("burst", limits, "");
         let ids = burst(&mut c, 6000);
         assert_eq!(ids.len(), 6000, "with {limits:?}");
         assert_eq!(ids, expected);
@@ -207,7 +194,7 @@ fn a_burst_of_6000_pings_gets_6000_replies() {
 
 #[test]
 fn the_reconnect_delay_does_not_grow_over_15_server_restarts() {
-    let (_d, x, _app, mut c) = start("restarts", "", "");
+    let (_d, x, _app, mut c) = start_linked("restarts", "", "");
     let mut gaps = Vec::new();
     for _ in 0..15 {
         c.send("</stream:stream>");
@@ -228,7 +215,7 @@ fn the_reconnect_delay_does_not_grow_over_15_server_restarts() {
 
 #[test]
 fn a_half_open_link_is_found_by_a_ping() {
-    let (_d, x, _app, mut c) = start(
+    let (_d, x, _app, mut c) = start_linked(
         "half-open",
         "[limits]\nping_after_secs = 1\nping_timeout_secs = 1",
         "",
@@ -294,7 +281,7 @@ fn push_then_sigterm(c: &mut Conn, app: &AppServer, after: Duration) -> Instant 
 #[test]
 fn sigterm_lets_a_push_in_flight_finish_then_closes_the_stream() {
     // The default grace is 5 s.
-    let (_d, _x, mut app, mut c) = start("sigterm-finish", "", "delay_ms = 1000");
+    let (_d, _x, mut app, mut c) = start_linked("sigterm-finish", "", "delay_ms = 1000");
     let term = push_then_sigterm(&mut c, &app, Duration::from_millis(200));
     let r = c.recv(Duration::from_secs(10)).expect("the push's answer");
     assert_eq!(r.get_attr("id"), Some("push1"));
@@ -311,7 +298,7 @@ fn sigterm_lets_a_push_in_flight_finish_then_closes_the_stream() {
 
 #[test]
 fn sigterm_answers_a_push_still_in_flight_after_the_grace() {
-    let (_d, _x, mut app, mut c) = start(
+    let (_d, _x, mut app, mut c) = start_linked(
         "sigterm-timeout",
         "[limits]\nshutdown_grace_secs = 1",
         "delay_ms = 10000",

@@ -485,3 +485,23 @@ pub fn proc_field(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// The binary on [`config`] with `extra_top` and `extra_app`, and its
+/// component link accepted: the temp dir, the fake XMPP server, the app
+/// server and the link's connection.
+pub fn start_linked(
+    name: &str,
+    extra_top: &str,
+    extra_app: &str,
+) -> (TempDir, FakeXmpp, AppServer, Conn) {
+    let dir = TempDir::new(name);
+    let xmpp = FakeXmpp::new();
+    let http_port = free_port();
+    let app = AppServer::start(
+        &dir.0,
+        &config(&dir.0, xmpp.port, http_port, extra_top, extra_app),
+        http_port,
+    );
+    let conn = xmpp.accept(Duration::from_secs(10));
+    (dir, xmpp, app, conn)
+}
