@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// Keys tracked at most by [`RateLimiter::new`]; idle ones are forgotten
 /// first.
-const MAX_CLIENTS: usize = 10_000;
+pub const MAX_CLIENTS: usize = 10_000;
 
 /// How often a full map may be swept for refilled buckets.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);

@@ -75,6 +75,9 @@ pub struct HttpSettings {
     pub threads_ignored: bool,
     /// Requests per second allowed per client address (burst of twice that).
     pub requests_per_second: u32,
+    /// New registrations (not renewals) per hour per client address
+    /// (IPv6: per /64), in bursts of up to an hour's worth.
+    pub new_registrations_per_hour_per_client: u32,
     /// Lets `unregister` work without the node's secret, as in mod_push_appserver:
     /// anyone who knows a node can then remove it.
     pub open_unregister: bool,
@@ -188,6 +191,7 @@ struct RawHttp {
     listen: Option<String>,
     threads: Option<i64>,
     requests_per_second: Option<i64>,
+    new_registrations_per_hour_per_client: Option<i64>,
     open_unregister: Option<bool>,
     open_register: Option<bool>,
     max_connections: Option<i64>,
@@ -618,6 +622,14 @@ fn http_settings(raw: Option<RawHttp>, ctx: &ConfigContext) -> Result<HttpSettin
             20,
             1,
             100_000,
+        )? as u32,
+        new_registrations_per_hour_per_client: int_in(
+            ctx,
+            "http.new_registrations_per_hour_per_client",
+            raw.new_registrations_per_hour_per_client,
+            100,
+            1,
+            1_000_000,
         )? as u32,
         max_connections: int_in(
             ctx,

@@ -27,6 +27,11 @@ impl fmt::Display for Settings {
         }
         let h = &self.http;
         writeln!(f, "requests_per_second = {}", h.requests_per_second)?;
+        writeln!(
+            f,
+            "new_registrations_per_hour_per_client = {}",
+            h.new_registrations_per_hour_per_client
+        )?;
         writeln!(f, "open_unregister = {}", h.open_unregister)?;
         writeln!(f, "open_register = {}", h.open_register)?;
         writeln!(f, "max_connections = {}", h.max_connections)?;

@@ -45,7 +45,7 @@ impl RegisterError {
             | RegisterError::NoRequester => StanzaError::bad_request(reason),
             RegisterError::NotFound => StanzaError::item_not_found(reason),
             RegisterError::RateLimited
-            | RegisterError::Refused(Refusal::Limit(LimitKind::Rate)) => {
+            | RegisterError::Refused(Refusal::Limit(LimitKind::Rate | LimitKind::Client)) => {
                 StanzaError::new(ErrorType::Wait, "resource-constraint", reason)
             }
             RegisterError::Refused(Refusal::WrongSecret) => {
@@ -65,7 +65,7 @@ impl RegisterError {
             | RegisterError::NoRequester => 400,
             RegisterError::NotFound => 404,
             RegisterError::RateLimited
-            | RegisterError::Refused(Refusal::Limit(LimitKind::Rate)) => 429,
+            | RegisterError::Refused(Refusal::Limit(LimitKind::Rate | LimitKind::Client)) => 429,
             RegisterError::Refused(Refusal::Limit(LimitKind::Total)) => 507,
             RegisterError::Refused(_) => 403,
             RegisterError::Busy => 503,

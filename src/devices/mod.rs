@@ -13,6 +13,7 @@
 mod error;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -21,10 +22,11 @@ pub use error::RegisterError;
 use crate::clock::Clock;
 use crate::config::{ComponentSettings, Settings};
 use crate::providers::TokenFormat;
+use crate::ratelimit::{RateLimiter, MAX_CLIENTS};
 use crate::registrations::owner::{derive_node, owner_of, random_node, short};
 use crate::registrations::{
-    check_field, CommandRate, CountLimits, DialectRecord, InputError, RegError, Registered,
-    Registrations, StoreError, TokenChange,
+    check_field, CommandRate, CountLimits, DialectRecord, InputError, LimitKind, Refusal, RegError,
+    Registered, Registrations, StoreError, TokenChange,
 };
 use crate::store_thread::StoreThread;
 
@@ -88,6 +90,8 @@ pub struct Devices {
     open_register: bool,
     /// Rate of registration commands per requester JID and domain.
     command_rate: Mutex<CommandRate>,
+    /// Rate of new HTTP registrations per client address (IPv6: /64).
+    new_per_client: Arc<Mutex<RateLimiter<IpAddr>>>,
     /// The token format of each app profile's provider.
     token_formats: RwLock<HashMap<String, TokenFormat>>,
 }
@@ -113,6 +117,7 @@ impl Devices {
             open_unregister: settings.http.open_unregister,
             open_register: settings.http.open_register,
             command_rate: Mutex::new(command_rate(settings)),
+            new_per_client: Arc::new(Mutex::new(new_per_client(settings))),
             token_formats: RwLock::new(token_formats(settings)),
         }
     }
@@ -142,6 +147,10 @@ impl Devices {
         self.registrations.set_limits(count_limits(settings));
         *self.command_rate.lock().unwrap_or_else(|e| e.into_inner()) = command_rate(settings);
         *self
+            .new_per_client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = new_per_client(settings);
+        *self
             .token_formats
             .write()
             .unwrap_or_else(|e| e.into_inner()) = token_formats(settings);
@@ -150,6 +159,9 @@ impl Devices {
     /// Registers (or renews) a device at `component` over HTTP, where
     /// nobody has an identity: another token for an existing node needs
     /// its `secret` (empty: none given); see [`Registrations::register`].
+    /// A new node costs `client` (an address, or the /64 of an IPv6 one)
+    /// one of its new registrations per hour; renewals cost nothing, and
+    /// neither does a registration refused for another reason.
     pub async fn register(
         &self,
         component: &ComponentSettings,
@@ -157,6 +169,7 @@ impl Devices {
         node: &str,
         token: &str,
         secret: &str,
+        client: IpAddr,
     ) -> Result<Registered, RegisterError> {
         let fields = [("type", push_type), ("node", node), ("token", token)];
         check_request(component, PushType::Offered(push_type), &fields)?;
@@ -170,7 +183,8 @@ impl Devices {
         );
         let secret = Some(secret.trim().to_owned()).filter(|s| !s.is_empty());
         let open = self.open_register;
-        let now = self.clock.now();
+        let (now, instant) = (self.clock.now(), self.clock.instant());
+        let per_client = Arc::clone(&self.new_per_client);
         let r = self
             .store_thread
             .run_within(STORE_WAIT, move || {
@@ -178,7 +192,18 @@ impl Devices {
                     secret: secret.as_deref(),
                     open,
                 };
-                regs.register(&jid, &ty, &node, &token, change, now)
+                // Jobs run one at a time on the store thread: nothing can
+                // add this node between the lookup and the write.
+                let rate = || per_client.lock().unwrap_or_else(|e| e.into_inner());
+                let new = regs.lookup(&jid, &node)?.is_none();
+                if new && !rate().allow(client, instant) {
+                    return Err(RegError::Refused(Refusal::Limit(LimitKind::Client)));
+                }
+                let r = regs.register(&jid, &ty, &node, &token, change, now);
+                if new && r.is_err() {
+                    rate().refund(&client);
+                }
+                r
             })
             .await
             .map_err(|_| RegisterError::Busy)?
@@ -373,6 +398,11 @@ fn count_limits(settings: &Settings) -> CountLimits {
         total: settings.store.max_registrations,
         new_per_minute: settings.registrations.new_per_minute,
     }
+}
+
+fn new_per_client(settings: &Settings) -> RateLimiter<IpAddr> {
+    let per_hour = f64::from(settings.http.new_registrations_per_hour_per_client);
+    RateLimiter::with(per_hour / 3600.0, per_hour, MAX_CLIENTS)
 }
 
 fn command_rate(settings: &Settings) -> CommandRate {

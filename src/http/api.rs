@@ -1,6 +1,8 @@
 //! The API's operations, independent of HTTP: a request built from a form,
 //! answered through the registration and push services, and mod_push_appserver's `OK\n`/`ERROR\n` text reply.
 
+use std::net::IpAddr;
+
 use super::Backend;
 use crate::devices::RegisterError;
 use crate::stanza::publish::PublishRequest;
@@ -108,8 +110,9 @@ fn register_error(e: RegisterError) -> ApiReply {
     ApiReply::error(e.http_status(), &e.client_reason())
 }
 
-/// Answers one API request with the backend's services.
-pub async fn answer(backend: &Backend, req: ApiRequest) -> ApiReply {
+/// Answers one API request from `client` (its address, or the /64 of an
+/// IPv6 one: what its rates are counted by) with the backend's services.
+pub async fn answer(backend: &Backend, req: ApiRequest, client: IpAddr) -> ApiReply {
     match req {
         ApiRequest::Register {
             component,
@@ -121,7 +124,7 @@ pub async fn answer(backend: &Backend, req: ApiRequest) -> ApiReply {
             let c = backend.component_or_first(Some(&component)).clone();
             match backend
                 .devices
-                .register(&c, &push_type, &node, &token, &secret)
+                .register(&c, &push_type, &node, &token, &secret, client)
                 .await
             {
                 Ok(r) => ApiReply::ok(&[&r.registration.node, &r.secret]),

@@ -118,7 +118,7 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
             };
             match ApiRequest::from_form(endpoint, component, body) {
                 Some(req) => {
-                    let reply = api::answer(backend, req).await;
+                    let reply = api::answer(backend, req, rate_key(client)).await;
                     Response::text(reply.status, reply.body)
                 }
                 None => Response::error(404, "unknown endpoint"),

@@ -29,7 +29,7 @@ use crate::metrics::{self, PushResult};
 use crate::providers::apns::siskin::{SiskinPayload, SiskinPush};
 use crate::providers::{FailureKind, Flavour, Outcome, Push};
 use crate::ratelimit::RateLimiter;
-use crate::registrations::owner::{domain_of, may_publish, owner_of, short};
+use crate::registrations::owner::{domain_of, may_publish, owner_of, registrable_domain, short};
 use crate::registrations::{DialectRecord, Registrations};
 use crate::stanza::publish::PublishRequest;
 use crate::store_thread::StoreThread;
@@ -252,8 +252,11 @@ impl PushService {
         from: Option<&str>,
     ) -> Result<(), PushError> {
         if let Some(from) = from {
-            let domain =
-                owner_of(from).map_or_else(|| from.to_owned(), |o| domain_of(&o).to_owned());
+            // Per registrable domain: subdomains made at will share one rate.
+            let domain = owner_of(from).map_or_else(
+                || from.to_owned(),
+                |o| registrable_domain(domain_of(&o)).to_owned(),
+            );
             let allowed = self
                 .senders
                 .lock()

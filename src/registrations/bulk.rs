@@ -42,6 +42,7 @@ impl Registrations {
         let mut tally = Tally::default();
         let mut out = Vec::with_capacity(devices.len());
         let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::with_capacity(devices.len());
         for d in devices {
             let node = owner::derive_node(component, d.owner, d.device);
             let key = record::reg_key(component, &node);
@@ -63,7 +64,8 @@ impl Registrations {
                 secret_hash: None,
             };
             tally.add(Some(d.owner), 1);
-            batch.insert(&st.regs, key, store::encode(&registration));
+            batch.insert(&st.regs, key.clone(), store::encode(&registration));
+            keys.push(key);
             batch.insert(
                 &st.tokens,
                 record::token_key(push_type, d.token, component, &registration.node),
@@ -76,7 +78,7 @@ impl Registrations {
             });
         }
         tally.write_into(&st.counters, &mut batch, None)?;
-        self.commit(batch)?;
+        self.commit(batch, keys.iter().map(Vec::as_slice))?;
         Ok(out)
     }
 }

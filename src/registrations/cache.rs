@@ -3,11 +3,13 @@
 //! tenth of the CPU of a push through Prosody; BENCHMARKS.md, "Real path").
 //!
 //! Correctness over hit rate: every write that changes registrations
-//! empties the whole cache and moves its generation on (see
-//! [`RecordCache::invalidate`]), and a record read from the store before
+//! drops the records it wrote from the cache and moves its generation on
+//! (see [`RecordCache::forget`]), and a record read from the store before
 //! such a write is not cached after it ([`RecordCache::insert`] checks the
-//! generation the reader saw). Registration writes are rare next to
-//! pushes, so emptying everything costs little and cannot miss a key.
+//! generation the reader saw). Only the written keys are dropped, so a
+//! flood of registrations cannot empty the cache that every other
+//! device's pushes are served from; a write that failed (it may be partly
+//! applied) and a reopen empty it whole ([`RecordCache::invalidate`]).
 //!
 //! Bounded in records and in bytes: two halves, the recent one and the
 //! one before; when the recent half is full (in records, or in bytes at
@@ -113,8 +115,22 @@ impl RecordCache {
         }
     }
 
-    /// Forgets every record; call after each write to registrations has
-    /// reached the store (also after a failed one: it may be partly applied).
+    /// Forgets the records under `keys`; call after a write of them has
+    /// reached the store. Moves the generation on, so a record of them
+    /// read before the write is not cached after it.
+    pub(super) fn forget<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        let mut h = self.halves();
+        h.generation = h.generation.wrapping_add(1);
+        for key in keys {
+            if let Some((k, r)) = h.recent.remove_entry(key) {
+                h.recent_bytes = h.recent_bytes.saturating_sub(entry_bytes(&k, &r));
+            }
+            h.older.remove(key);
+        }
+    }
+
+    /// Forgets every record: after a failed write (it may be partly
+    /// applied) and when the engine is reopened.
     pub(super) fn invalidate(&self) {
         let mut h = self.halves();
         h.generation = h.generation.wrapping_add(1);
@@ -176,6 +192,24 @@ mod tests {
         assert_eq!(c.get(b"k").unwrap().token, "new");
         c.invalidate();
         assert!(c.get(b"k").is_none());
+    }
+
+    #[test]
+    fn a_write_drops_only_its_own_keys() {
+        let c = RecordCache::new(8);
+        let g = c.generation();
+        for k in [b"a", b"b", b"c"] {
+            c.insert(k, reg("t"), g);
+        }
+        // A reader of "b" that started before the write must not cache
+        // what it read; the others stay cached.
+        let seen = c.generation();
+        c.forget([b"b".as_slice()]);
+        c.insert(b"b", reg("old"), seen);
+        assert!(c.get(b"b").is_none());
+        assert!(c.get(b"a").is_some() && c.get(b"c").is_some());
+        c.insert(b"b", reg("new"), c.generation());
+        assert_eq!(c.get(b"b").unwrap().token, "new");
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! Exact registration counts per owner JID, per owner domain and in total,
+//! Exact registration counts per owner JID, per owner's registrable domain
+//! (subdomains share one) and in total,
 //! in the `counters` keyspace. Every change is written in the same synced
 //! batch as the registrations it counts, under the store's write lock, so
 //! a count can never drift from the records, crash or not.
 
 use fjall::{Keyspace, OwnedWriteBatch};
 
-use super::owner::domain_of;
+use super::owner::{domain_of, registrable_domain};
 use super::StoreError;
 
 /// Key of the count of every registration (all components).
@@ -50,6 +51,10 @@ pub enum LimitKind {
     Rate,
     /// [`MAX_PER_TOKEN`] registrations use this device token already.
     Token,
+    /// The HTTP client's address (IPv6: its /64) made
+    /// `http.new_registrations_per_hour_per_client` new registrations
+    /// lately.
+    Client,
 }
 
 /// Registrations one device token (of one push type) may serve: a phone
@@ -66,6 +71,7 @@ impl std::fmt::Display for LimitKind {
             LimitKind::Total => "the registration store is full",
             LimitKind::Rate => "too many new registrations on this server; try again later",
             LimitKind::Token => "too many registrations for this device token",
+            LimitKind::Client => "too many new registrations from this address; try again later",
         })
     }
 }
@@ -74,8 +80,17 @@ fn jid_key(owner: &str) -> Vec<u8> {
     [b"jid\0".as_slice(), owner.as_bytes()].concat()
 }
 
-fn domain_key(owner: &str) -> Vec<u8> {
-    [b"domain\0".as_slice(), domain_of(owner).as_bytes()].concat()
+/// Prefix of the per-domain counts.
+pub(super) const DOMAIN_PREFIX: &[u8] = b"domain\0";
+
+/// Key of the count of `owner`'s registrable domain (since schema version
+/// 4; before it, of its exact domain).
+pub(super) fn domain_key(owner: &str) -> Vec<u8> {
+    [
+        DOMAIN_PREFIX,
+        registrable_domain(domain_of(owner)).as_bytes(),
+    ]
+    .concat()
 }
 
 /// The count stored under `key` (0 when absent).
@@ -136,7 +151,7 @@ impl Tally {
                     LimitKind::Domain => l.per_domain,
                     LimitKind::Total => l.total,
                     // Not a count: checked where a registration is added.
-                    LimitKind::Rate | LimitKind::Token => u64::MAX,
+                    LimitKind::Rate | LimitKind::Token | LimitKind::Client => u64::MAX,
                 };
                 if *delta > 0 && next > max {
                     return Ok(Some(*kind));

@@ -68,6 +68,7 @@ impl Registrations {
         let mut seen = HashSet::new();
         let mut outcomes = Vec::with_capacity(items.len());
         let mut added = 0i64;
+        let mut keys = Vec::new();
         for item in items {
             if !seen.insert(item.node.as_str()) {
                 // Two files naming the same node (e.g. `A.dat` and `%41.dat`).
@@ -108,11 +109,9 @@ impl Registrations {
                 dialect: None,
                 secret_hash: Some(self.key.imported_hash(component, &item.node, &item.secret)),
             };
-            batch.insert(
-                &st.regs,
-                record::reg_key(component, &item.node),
-                store::encode(&r),
-            );
+            let key = record::reg_key(component, &item.node);
+            batch.insert(&st.regs, key.clone(), store::encode(&r));
+            keys.push(key);
             batch.insert(
                 &st.tokens,
                 record::token_key(&r.push_type, &r.token, component, &r.node),
@@ -131,7 +130,7 @@ impl Registrations {
             let mut tally = Tally::default();
             tally.add(None, added);
             tally.write_into(&st.counters, &mut batch, None)?;
-            self.commit(batch)?;
+            self.commit(batch, keys.iter().map(Vec::as_slice))?;
         }
         Ok(outcomes)
     }

@@ -15,7 +15,14 @@
 //! imports write it), so no record changes: only the version is written.
 //! Its point is that a release knowing only version 2 refuses the store
 //! instead of failing every imported device's pushes.
+//!
+//! Version 3 to 4: the per-domain counts are keyed on the owner's
+//! registrable domain instead of its exact domain. No record changes; the
+//! counts are recounted from the records, and the old ones removed, in the
+//! same synced batch as the new version. A release knowing only version 3
+//! would find no count for most domains, and let `max_per_domain` pass.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use fjall::{Database, Keyspace, PersistMode};
@@ -29,7 +36,7 @@ use super::StoreError;
 const BATCH: usize = 1000;
 
 /// Brings a store at version `from` to [`SCHEMA_VERSION`]. Returns the
-/// number of registrations migrated.
+/// number of registrations whose records were rewritten.
 pub(super) fn run(
     db: &Database,
     meta: &Keyspace,
@@ -40,13 +47,23 @@ pub(super) fn run(
     if from >= SCHEMA_VERSION {
         return Ok(0);
     }
-    if from == 2 {
-        meta.insert("schema_version", SCHEMA_VERSION.to_string())?;
-        db.persist(PersistMode::SyncAll)?;
-        log::info!("registration store: schema version 2 to {SCHEMA_VERSION} (no record changes)");
-        return Ok(0);
-    }
     log::warn!("migrating the registration store from schema version {from} to {SCHEMA_VERSION}");
+    let rewritten = if from < 2 {
+        rewrite_records(db, regs)?
+    } else {
+        0
+    };
+    let (total, domains) = recount(db, meta, regs, counters)?;
+    log::warn!(
+        "registration store at schema version {SCHEMA_VERSION}: {total} registration(s), \
+         {domains} owner domain(s) counted, {rewritten} record(s) rewritten"
+    );
+    Ok(rewritten)
+}
+
+/// Version 1 to 2: every record rewritten at the current version, in
+/// synced batches of [`BATCH`].
+fn rewrite_records(db: &Database, regs: &Keyspace) -> Result<u64, StoreError> {
     let mut count = 0u64;
     let mut after: Option<Vec<u8>> = None;
     loop {
@@ -75,10 +92,42 @@ pub(super) fn run(
         batch.commit()?;
         count += chunk.len() as u64;
     }
+    Ok(count)
+}
+
+/// Counts the total and the registrations per registrable owner domain
+/// afresh from the records, and writes them, with the old per-domain
+/// counts removed and the new schema version, in one synced batch: a
+/// crash before it leaves the old version, and the next start recounts.
+/// Returns (total, owner domains).
+fn recount(
+    db: &Database,
+    meta: &Keyspace,
+    regs: &Keyspace,
+    counters: &Keyspace,
+) -> Result<(u64, usize), StoreError> {
+    let mut total = 0u64;
+    let mut per_domain: HashMap<Vec<u8>, u64> = HashMap::new();
+    for kv in regs.iter() {
+        let (_, v) = kv.into_inner()?;
+        total += 1;
+        if let Some(owner) = decode(&v)?.owner {
+            *per_domain.entry(counters::domain_key(&owner)).or_default() += 1;
+        }
+    }
     let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
-    counters::write(&mut batch, counters, TOTAL, count);
+    for kv in counters.prefix(counters::DOMAIN_PREFIX) {
+        let (k, _) = kv.into_inner()?;
+        if !per_domain.contains_key(k.as_ref()) {
+            batch.remove(counters, k.to_vec());
+        }
+    }
+    let domains = per_domain.len();
+    for (key, count) in per_domain {
+        counters::write(&mut batch, counters, &key, count);
+    }
+    counters::write(&mut batch, counters, TOTAL, total);
     batch.insert(meta, "schema_version", SCHEMA_VERSION.to_string());
     batch.commit()?;
-    log::warn!("migrated {count} registration(s) to schema version {SCHEMA_VERSION}");
-    Ok(count)
+    Ok((total, domains))
 }

@@ -335,12 +335,20 @@ impl Registrations {
         self.write_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Commits a synced batch, remembering whether writes work; a failure
-    /// wakes the retry (see [`recovery`]).
-    fn commit(&self, batch: fjall::OwnedWriteBatch) -> Result<(), StoreError> {
+    /// Commits a synced batch that writes the records under `records`
+    /// (keys of the registrations keyspace), remembering whether writes
+    /// work; a failure wakes the retry (see [`recovery`]).
+    fn commit<'k>(
+        &self,
+        batch: fjall::OwnedWriteBatch,
+        records: impl IntoIterator<Item = &'k [u8]>,
+    ) -> Result<(), StoreError> {
         let result = batch.commit().map_err(StoreError::from);
-        // Also after a failure: the batch may be partly applied.
-        self.cache.invalidate();
+        match result {
+            Ok(()) => self.cache.forget(records),
+            // The batch may be partly applied: nothing cached is trusted.
+            Err(_) => self.cache.invalidate(),
+        }
         *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) =
             result.as_ref().err().map(ToString::to_string);
         if result.is_err() {
@@ -431,7 +439,8 @@ impl Registrations {
         let mut removed = Vec::new();
         for r in st.lookup_token(push_type, token)? {
             if r.renewed_ms <= since_ms {
-                self.commit(st.remove_batch(&r)?)?;
+                let key = record::reg_key(&r.component, &r.node);
+                self.commit(st.remove_batch(&r)?, [key.as_slice()])?;
                 removed.push(r);
             }
         }

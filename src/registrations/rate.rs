@@ -1,9 +1,9 @@
 //! Rate of registration commands per requester JID and per requester
-//! domain: token buckets in memory, bounded in the number of keys.
+//! registrable domain (subdomains share one): token buckets in memory, bounded in the number of keys.
 
 use std::time::Instant;
 
-use super::owner::domain_of;
+use super::owner::{domain_of, registrable_domain};
 use crate::ratelimit::RateLimiter;
 
 /// Requester JIDs and domains tracked at most (each); when every tracked
@@ -33,7 +33,10 @@ impl CommandRate {
         if !self.per_jid.allow(owner.to_owned(), now) {
             return false;
         }
-        if !self.per_domain.allow(domain_of(owner).to_owned(), now) {
+        if !self
+            .per_domain
+            .allow(registrable_domain(domain_of(owner)).to_owned(), now)
+        {
             self.per_jid.refund(&owner.to_owned());
             return false;
         }
@@ -55,6 +58,7 @@ mod tests {
         assert!(!r.allow("a@x.example", t0), "JID rate");
         assert!(r.allow("b@x.example", t0));
         assert!(!r.allow("c@x.example", t0), "domain rate");
+        assert!(!r.allow("c@sub.x.example", t0), "subdomains share it");
         assert!(r.allow("c@y.example", t0), "other domains unaffected");
         assert!(r.allow("a@x.example", t0 + Duration::from_secs(31)));
     }

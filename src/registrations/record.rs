@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 /// `secret_hash` of imported registrations (see `migrate.rs`): a release
 /// that knows only version 2 would ignore that field and answer every
 /// push to an imported device `auth/forbidden`, so it must refuse the
-/// store instead.
-pub const SCHEMA_VERSION: u32 = 3;
+/// store instead. Version 4 keys the per-domain counts on the registrable
+/// domain.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One registered device, as stored (JSON). The secret itself is never
 /// stored: it is derived from `salt` under the server key.

@@ -146,7 +146,7 @@ impl Registrations {
             "write_probe",
             unix_millis(SystemTime::now()).to_string(),
         );
-        self.commit(batch)
+        self.commit(batch, [])
     }
 }
 

@@ -241,6 +241,70 @@ fn count_limits_refuse_and_store_nothing() {
 }
 
 #[test]
+fn subdomains_share_their_registrable_domains_count() {
+    let d = temp("subdomains");
+    let limits = CountLimits {
+        per_jid: 20,
+        per_domain: 2,
+        total: 100,
+        new_per_minute: 600,
+    };
+    let s = Registrations::open(&d.0, 1 << 20)
+        .unwrap()
+        .with_limits(limits);
+    let reg = |s: &Registrations, owner: &str| s.register_owned("c", "fcm", owner, "1", "t", at(1));
+    reg(&s, "a@a.evil.example").unwrap();
+    reg(&s, "b@b.evil.example").unwrap();
+    assert!(matches!(
+        reg(&s, "c@c.evil.example"),
+        Err(RegError::Refused(Refusal::Limit(LimitKind::Domain)))
+    ));
+    reg(&s, "c@other.example").unwrap();
+    assert_eq!(s.count_of_owner("z@evil.example").unwrap(), (0, 2));
+
+    // The same store as schema version 3 kept it: counts per exact domain.
+    let st = s.store().unwrap();
+    let opts = fjall::KeyspaceCreateOptions::default;
+    let meta = st.db.keyspace("meta", opts).unwrap();
+    let counters = st.db.keyspace("counters", opts).unwrap();
+    counters.remove("domain\0evil.example").unwrap();
+    counters
+        .insert("domain\0a.evil.example", 1u64.to_be_bytes())
+        .unwrap();
+    counters
+        .insert("domain\0b.evil.example", 1u64.to_be_bytes())
+        .unwrap();
+    counters
+        .insert("domain\0gone.example", 7u64.to_be_bytes())
+        .unwrap();
+    meta.insert("schema_version", "3").unwrap();
+    st.db.persist(fjall::PersistMode::SyncAll).unwrap();
+    drop((meta, counters));
+    drop(st);
+    drop(s);
+
+    // Opening it counts afresh: the subdomains' counts become one, the
+    // stale ones go, and the limit holds across subdomains again.
+    let s = Registrations::open(&d.0, 1 << 20)
+        .unwrap()
+        .with_limits(limits);
+    assert_eq!(s.count_of_owner("z@evil.example").unwrap(), (0, 2));
+    assert_eq!(s.count_of_owner("z@gone.example").unwrap(), (0, 0));
+    assert_eq!(s.count_of_owner("z@a.evil.example").unwrap(), (0, 2));
+    let st = s.store().unwrap();
+    let counters = st.db.keyspace("counters", opts).unwrap();
+    assert!(counters.get("domain\0a.evil.example").unwrap().is_none());
+    drop(counters);
+    drop(st);
+    assert_eq!(s.count().unwrap(), 3);
+    assert!(matches!(
+        reg(&s, "d@d.evil.example"),
+        Err(RegError::Refused(Refusal::Limit(LimitKind::Domain)))
+    ));
+    reg(&s, "d@other.example").unwrap();
+}
+
+#[test]
 fn secret_is_not_in_the_store_files() {
     let d = temp("nosecret");
     let secret = {
@@ -518,4 +582,28 @@ fn one_token_serves_a_bounded_number_of_registrations() {
     // Another push type is another token.
     s.register("c", "apns", "other", "shared", OPEN, at(3))
         .unwrap();
+}
+
+#[test]
+fn a_registration_write_keeps_other_devices_cached() {
+    let d = temp("cache-per-key");
+    let s = Registrations::open(&d.0, 1 << 20).unwrap();
+    s.register("c", "fcm", "a", "ta", OPEN, at(1)).unwrap();
+    s.register("c", "fcm", "b", "tb", OPEN, at(1)).unwrap();
+    let a = s.lookup_for_push("c", "a").unwrap().unwrap();
+    let b = s.lookup_for_push("c", "b").unwrap().unwrap();
+    // A flood of new registrations, and a change to b: a stays cached (the
+    // very same record), b is read afresh with its new token.
+    for i in 0..50 {
+        s.register("c", "fcm", &format!("n{i}"), &format!("t{i}"), OPEN, at(2))
+            .unwrap();
+    }
+    s.register("c", "fcm", "b", "tb", OPEN, at(3)).unwrap();
+    assert!(Arc::ptr_eq(
+        &a,
+        &s.lookup_for_push("c", "a").unwrap().unwrap()
+    ));
+    let b2 = s.lookup_for_push("c", "b").unwrap().unwrap();
+    assert!(!Arc::ptr_eq(&b, &b2));
+    assert_eq!(b2.renewed_ms, 3000);
 }

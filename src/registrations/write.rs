@@ -211,13 +211,13 @@ impl Registrations {
         if let Some(limit) = tally.write_into(&st.counters, &mut batch, Some(&self.limits()))? {
             return Err(RegError::Refused(Refusal::Limit(limit)));
         }
-        batch.insert(&st.regs, key, store::encode(&registration));
+        batch.insert(&st.regs, key.clone(), store::encode(&registration));
         batch.insert(
             &st.tokens,
             record::token_key(push_type, token, component, node),
             "",
         );
-        self.commit(batch)?;
+        self.commit(batch, [key.as_slice()])?;
         let secret = self.secret_of(&registration);
         Ok(Registered {
             registration,
@@ -252,7 +252,8 @@ impl Registrations {
                 return Err(RegError::Refused(Refusal::WrongSecret));
             }
         }
-        self.commit(st.remove_batch(&r)?)?;
+        let key = record::reg_key(&r.component, &r.node);
+        self.commit(st.remove_batch(&r)?, [key.as_slice()])?;
         // An imported registration's secret is known only when given.
         let secret = match (secret, &r.secret_hash) {
             (Some(given), Some(_)) => given.to_owned(),
@@ -288,7 +289,8 @@ impl Registrations {
         let Some(r) = found else {
             return Ok(None);
         };
-        self.commit(st.remove_batch(&r)?)?;
+        let key = record::reg_key(&r.component, &r.node);
+        self.commit(st.remove_batch(&r)?, [key.as_slice()])?;
         let secret = self.secret_of(&r);
         Ok(Some(Registered {
             registration: r,

@@ -391,6 +391,57 @@ fn a_registration_costs_what_a_real_one_does() {
 }
 
 #[test]
+fn new_registrations_are_counted_per_client_address_and_per_64() {
+    // One address (or one IPv6 /64) gets its own share of new
+    // registrations an hour; renewals and other addresses are unaffected.
+    let dir = TempDir::new("http-per-client");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let text = cfg(&dir.0, x.port, port, true, 1000).replace(
+        "[http]",
+        "[http]\nnew_registrations_per_hour_per_client = 3\ntrusted_proxies = [\"127.0.0.1/32\"]",
+    );
+    let app = AppServer::start(&dir.0, &text, port);
+    let reg = |client: &str, node: &str| {
+        http(
+            port,
+            "POST",
+            "/push_appserver/v1/register",
+            &format!("type=fcm&node={node}&token=t{node}"),
+            &[("X-Forwarded-For", client)],
+        )
+    };
+    for (client, node) in [
+        ("192.0.2.1", "a1"),
+        ("192.0.2.1", "a2"),
+        ("192.0.2.1", "a3"),
+    ] {
+        assert_eq!(reg(client, node).0, 200, "{node}");
+    }
+    let (s, b) = reg("192.0.2.1", "a4");
+    assert_eq!(s, 429, "{b}");
+    assert!(
+        b.contains("too many new registrations from this address"),
+        "{b}"
+    );
+    assert_eq!(reg("192.0.2.1", "a1").0, 200, "a renewal costs nothing");
+    assert_eq!(reg("192.0.2.2", "b1").0, 200, "another address has its own");
+    // Addresses of one IPv6 /64 share one count; the next /64 is apart.
+    for node in ["c1", "c2", "c3"] {
+        let client = format!("2001:db8:0:0::{}", &node[1..]);
+        assert_eq!(reg(&client, node).0, 200, "{node}");
+    }
+    assert_eq!(reg("2001:db8::ffff:1", "c4").0, 429);
+    assert_eq!(reg("2001:db8:0:1::1", "d1").0, 200);
+    // The refused nodes were never stored.
+    let (s, b) = app.http("POST", "/push_appserver/v1/push", "node=a4&secret=x");
+    assert_eq!(s, 404, "{b}");
+    println!(
+        "one address: 3 of 4 new registrations with new_registrations_per_hour_per_client = 3"
+    );
+}
+
+#[test]
 fn a_flood_of_new_registrations_is_refused_past_the_servers_rate() {
     // The attack of issue 17: 51,000 registrations from 250 addresses grew
     // the process to 472 MB. New registrations now share one server-wide

@@ -197,3 +197,32 @@ fn command_rate_per_jid_answers_resource_constraint() {
     // Another domain is not affected.
     register_as(&mut c, "a@example.net", "fcm", "d1", "t").unwrap();
 }
+
+#[test]
+fn subdomains_share_their_registrable_domains_limits() {
+    let (_d, _x, _app, mut c) = start(
+        "own-subdomains",
+        "rate_limit = 0\n[registrations]\nmax_per_domain = 3\n\
+         commands_per_minute_per_domain = 5",
+    );
+    // Subdomains made at will (a wildcard DNS entry is enough to federate
+    // each) share evil.example's count of registrations ...
+    for i in 0..3 {
+        register_as(&mut c, &format!("u@s{i}.evil.example"), "fcm", "d", "t").unwrap();
+    }
+    let refused = ("cancel".to_owned(), "not-allowed".to_owned());
+    assert_eq!(
+        register_as(&mut c, "u@s3.evil.example", "fcm", "d", "t"),
+        Err(refused)
+    );
+    println!("registrations from 4 subdomains of evil.example with max_per_domain = 3: 3 stored");
+    // ... and its rate of commands (five a minute, four spent above).
+    register_as(&mut c, "u@evil.example", "fcm", "d", "t").unwrap_err();
+    assert_eq!(
+        register_as(&mut c, "u@s5.evil.example", "fcm", "d", "t"),
+        Err(("wait".to_owned(), "resource-constraint".to_owned()))
+    );
+    // Under a public suffix each name is its own: the registrable domain.
+    register_as(&mut c, "u@example.co.uk", "fcm", "d", "t").unwrap();
+    register_as(&mut c, "u@other.co.uk", "fcm", "d", "t").unwrap();
+}
