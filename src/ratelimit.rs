@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 /// first.
 pub const MAX_CLIENTS: usize = 10_000;
 
+/// Tracked keys looked at to choose one to evict from a full map.
+const EVICTION_SAMPLE: usize = 8;
+
 /// How often a full map may be swept for refilled buckets.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -56,23 +59,26 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         }
     }
 
-    /// Whether a request for `key` at `now` is allowed. When every tracked
-    /// key is busy and the map is full, new keys are refused: memory stays
-    /// bounded whatever the number of keys.
+    /// Whether a request for `key` at `now` is allowed. Memory stays
+    /// bounded whatever the number of keys: when the map is full, refilled
+    /// buckets are forgotten (a sweep, at most once a second), and if none
+    /// is, one of a few tracked keys is evicted, the one with the most
+    /// tokens left, to make room. A new key is never refused for want of
+    /// room: keys made at will cannot lock out everyone else, and a key
+    /// near its limit (a flooder's) is the last to be forgotten.
     pub fn allow(&mut self, key: K, now: Instant) -> bool {
         if self.clients.len() >= self.capacity && !self.clients.contains_key(&key) {
-            if matches!(self.last_sweep, Some(t) if now.saturating_duration_since(t) < SWEEP_EVERY)
-            {
-                return false;
+            let due = !matches!(self.last_sweep, Some(t) if now.saturating_duration_since(t) < SWEEP_EVERY);
+            if due {
+                self.last_sweep = Some(now);
+                let (rate, burst) = (self.rate, self.burst);
+                // A bucket that has refilled is the same as a forgotten one.
+                self.clients.retain(|_, b| {
+                    b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * rate < burst
+                });
             }
-            self.last_sweep = Some(now);
-            let (rate, burst) = (self.rate, self.burst);
-            // A bucket that has refilled is the same as a forgotten one.
-            self.clients.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * rate < burst
-            });
             if self.clients.len() >= self.capacity {
-                return false;
+                self.evict_one(now);
             }
         }
         let b = self.clients.entry(key).or_insert(Bucket {
@@ -87,6 +93,26 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             true
         } else {
             false
+        }
+    }
+
+    /// Forgets the key with the most tokens among the first few the map
+    /// yields (cheap, and no key is safe from it for long).
+    fn evict_one(&mut self, now: Instant) {
+        let rate = self.rate;
+        let victim = self
+            .clients
+            .iter()
+            .take(EVICTION_SAMPLE)
+            .map(|(k, b)| {
+                let tokens =
+                    b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * rate;
+                (k, tokens)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(k, _)| k.clone());
+        if let Some(k) = victim {
+            self.clients.remove(&k);
         }
     }
 
@@ -140,12 +166,30 @@ mod tests {
         for k in 0..3 {
             assert!(r.allow(k, t0));
         }
-        // Full of busy keys: a new key is refused, memory stays bounded.
-        assert!(!r.allow(99, t0));
+        // Full of busy keys: a new key is still served, by evicting one;
+        // memory stays bounded.
+        assert!(r.allow(99, t0));
         assert_eq!(r.tracked(), 3);
         // After a minute every bucket has refilled: they are forgotten.
-        assert!(r.allow(99, t0 + Duration::from_secs(61)));
+        assert!(r.allow(98, t0 + Duration::from_secs(61)));
         assert_eq!(r.tracked(), 1);
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_locks_nobody_out_and_keeps_the_flooders_debt() {
+        // Found by the attacker review of issue 17: a full map refused
+        // every new key, so 10,000 keys made at will locked out every
+        // other requester.
+        let t0 = Instant::now();
+        let mut r = RateLimiter::<u32>::per_minute(2, 100);
+        assert!(r.allow(7, t0) && r.allow(7, t0));
+        assert!(!r.allow(7, t0), "7 spent its budget");
+        for k in 1_000..101_000 {
+            assert!(r.allow(k, t0), "new key {k} served");
+            assert!(r.tracked() <= 100);
+        }
+        assert!(r.allow(5, t0), "a newcomer is served");
+        assert!(!r.allow(7, t0), "the spent key was never evicted");
     }
 
     #[test]
@@ -155,14 +199,15 @@ mod tests {
         for k in 0..3 {
             assert!(r.allow(k, t0));
         }
-        assert!(!r.allow(99, t0), "swept: nothing to forget");
+        assert!(r.allow(99, t0), "swept, then one evicted");
         assert_eq!(r.last_sweep, Some(t0));
-        // More new keys within the second are refused without a sweep.
+        // More new keys within the second evict without a sweep.
         for k in 100..1000 {
-            assert!(!r.allow(k, t0 + Duration::from_millis(500)));
+            assert!(r.allow(k, t0 + Duration::from_millis(500)));
         }
         assert_eq!(r.last_sweep, Some(t0), "no sweep per key");
-        assert!(!r.allow(5, t0 + Duration::from_secs(2)));
+        assert_eq!(r.tracked(), 3);
+        assert!(r.allow(5, t0 + Duration::from_secs(2)));
         assert_eq!(r.last_sweep, Some(t0 + Duration::from_secs(2)));
     }
 }

@@ -2,7 +2,7 @@
 //! stream ends or shutdown starts, then close. The socket shell around the
 //! pure parts (framer, handshake strings, liveness, skipped stanzas).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use super::{
 };
 use crate::backoff::Reconnect;
 use crate::shutdown::Shutdown;
-use crate::stanza::{IqHeader, StanzaError};
+use crate::stanza::{quoted, IqHeader, StanzaError};
 use crate::xml::{parse_element, Frame, Framer, SkipReason, NS_STREAM};
 
 /// Longest wait for the writer to flush when a session ends.
@@ -376,17 +376,39 @@ impl Conn {
     }
 }
 
+/// A short name of plain characters as it is, anything else cut and quoted.
+fn plain_or_quoted(name: &str) -> String {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b":_.-".contains(&b);
+    if name.len() <= 48 && name.bytes().all(plain) {
+        name.to_owned()
+    } else {
+        quoted(name)
+    }
+}
+
+/// The second (since the epoch) of the latest skip warning.
+static LAST_SKIP_WARNING: AtomicU64 = AtomicU64::new(0);
+
 /// A stanza the framer skipped: logged, and an iq request answered.
 async fn skip(ctx: &Ctx<'_>, head: Option<&[u8]>, why: SkipReason, size: usize) {
     let cfg = ctx.cfg;
     let d = skipped::decide(head, why, size, cfg.max_stanza, &cfg.jid);
     ctx.status.stanzas.fetch_add(1, Ordering::Relaxed);
-    log::warn!(
-        "component {}: skipped a {size}-byte <{}> from {:?}: {}{}",
+    // A flood of skipped stanzas must not become a flood of warnings: one
+    // a second at warn level, the rest at debug (the metrics count all).
+    let now = crate::clock::unix_millis(std::time::SystemTime::now()) / 1000;
+    let level = if LAST_SKIP_WARNING.swap(now, Ordering::Relaxed) == now {
+        log::Level::Debug
+    } else {
+        log::Level::Warn
+    };
+    log::log!(
+        level,
+        "component {}: skipped a {size}-byte <{}> from {}: {}{}",
         cfg.jid,
-        d.name.as_deref().unwrap_or("?"),
-        // Debug-quoted: the sender is whatever the stanza claims.
-        d.from.as_deref().unwrap_or("unknown"),
+        plain_or_quoted(d.name.as_deref().unwrap_or("?")),
+        // Cut and quoted: the sender is whatever the stanza claims.
+        quoted(d.from.as_deref().unwrap_or("unknown")),
         why.text(),
         if d.reply.is_some() {
             "; answered policy-violation"

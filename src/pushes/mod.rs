@@ -25,11 +25,12 @@ pub use error::PushError;
 use throttle::{Decision, Throttle};
 
 use crate::clock::Clock;
+use crate::domains::registrable_domain;
 use crate::metrics::{self, PushResult};
 use crate::providers::apns::siskin::{SiskinPayload, SiskinPush};
 use crate::providers::{FailureKind, Flavour, Outcome, Push};
 use crate::ratelimit::RateLimiter;
-use crate::registrations::owner::{domain_of, may_publish, owner_of, registrable_domain, short};
+use crate::registrations::owner::{domain_of, may_publish, owner_of, short};
 use crate::registrations::{DialectRecord, Registrations};
 use crate::stanza::publish::PublishRequest;
 use crate::store_thread::StoreThread;

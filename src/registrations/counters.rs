@@ -6,8 +6,9 @@
 
 use fjall::{Keyspace, OwnedWriteBatch};
 
-use super::owner::{domain_of, registrable_domain};
+use super::owner::domain_of;
 use super::StoreError;
+use crate::domains::registrable_domain;
 
 /// Key of the count of every registration (all components).
 pub(super) const TOTAL: &[u8] = b"total";

@@ -49,29 +49,6 @@ pub fn domain_of(bare: &str) -> &str {
     bare.rsplit_once('@').map_or(bare, |(_, d)| d)
 }
 
-/// The registrable domain of `domain` (one label above its public suffix,
-/// by the public suffix list): `a.evil.example` and `b.evil.example` are
-/// both `evil.example`, `x.example.co.uk` is `example.co.uk`. Limits per
-/// domain count here, so subdomains made at will share one budget. A
-/// domain that is itself a public suffix, an IP literal or a single label
-/// is its own group.
-pub fn registrable_domain(domain: &str) -> &str {
-    // The list is matched on lowercase ASCII labels; a trailing dot names
-    // the same domain.
-    let domain = domain.strip_suffix('.').unwrap_or(domain);
-    if domain.starts_with('[') || domain.parse::<std::net::Ipv4Addr>().is_ok() {
-        return domain;
-    }
-    match psl::Psl::domain(&psl::List, domain.as_bytes()) {
-        // `domain` is a suffix of the input, so it is valid UTF-8 at a
-        // char boundary; the fallback never runs.
-        Some(d) => domain
-            .get(domain.len() - d.as_bytes().len()..)
-            .unwrap_or(domain),
-        None => domain,
-    }
-}
-
 /// Whether a publish from `from` may push to a registration of `owner`:
 /// the user's server sends it, from the user's bare JID or its own domain.
 pub fn may_publish(owner: &str, from: Option<&str>) -> bool {
@@ -145,30 +122,6 @@ mod tests {
         }
         assert_eq!(domain_of("alice@example.com"), "example.com");
         assert_eq!(domain_of("example.com"), "example.com");
-    }
-
-    #[test]
-    fn subdomains_share_their_registrable_domain() {
-        for (domain, group) in [
-            ("a.evil.example", "evil.example"),
-            ("b.c.evil.example", "evil.example"),
-            ("evil.example", "evil.example"),
-            ("xmpp.example.co.uk", "example.co.uk"),
-            ("example.co.uk", "example.co.uk"),
-            // A public suffix (here a private one) is its own group, and
-            // names under it are apart: github.io's users are not one.
-            ("github.io", "github.io"),
-            ("alice.github.io", "alice.github.io"),
-            ("chat.alice.github.io", "alice.github.io"),
-            ("localhost", "localhost"),
-            ("example.org.", "example.org"),
-            ("192.0.2.7", "192.0.2.7"),
-            ("[2001:db8::1]", "[2001:db8::1]"),
-            ("xn--80ak6aa92e.com", "xn--80ak6aa92e.com"),
-            ("ä.xn--80ak6aa92e.com", "xn--80ak6aa92e.com"),
-        ] {
-            assert_eq!(registrable_domain(domain), group, "{domain}");
-        }
     }
 
     /// Caught by the `owner` fuzz target's length invariant on a hand-made

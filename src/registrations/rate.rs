@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use super::owner::{domain_of, registrable_domain};
+use super::owner::domain_of;
+use crate::domains::registrable_domain;
 use crate::ratelimit::RateLimiter;
 
 /// Requester JIDs and domains tracked at most (each); when every tracked

@@ -537,3 +537,61 @@ fn push2_is_taken_only_from_the_servers_themselves() {
     }
     assert!(mock.seen().is_empty(), "nothing was sent");
 }
+
+#[test]
+fn one_hosts_silent_endpoints_hold_at_most_half_the_web_push_slots() {
+    // Found by the attacker review of issue 17: endpoints that accept TCP
+    // and never answer held every shared Web Push slot until their
+    // timeout, and other users' pushes to other hosts timed out behind
+    // them. Now a host has at most half the slots (`max_concurrent` = 4:
+    // two), the rest of its requests are refused at once.
+    let (port, done, held) = silent_endpoint(2);
+    let dir = TempDir::new("stateless-push2-per-host");
+    let x = FakeXmpp::new();
+    let cfg = config(
+        &dir.0,
+        x.port,
+        "\"apns\"",
+        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 30\n\
+         max_concurrent = 4\nallow_from = [\"example.com\"]\n",
+        "[app.apns]\nprovider = \"log\"\n",
+    );
+    let _app = AppServer::start(&dir.0, &cfg, 0);
+    let mut c = x.accept(T);
+    for i in 0..6 {
+        let endpoint = format!("https://127.0.0.1:{port}/wpush/t{i}");
+        c.send(&push2_message(&format!("t{i}"), &endpoint, ""));
+    }
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    c.send(&push2_message(
+        "victim",
+        &format!("https://localhost:{closed}/wpush/v"),
+        "",
+    ));
+    let (mut busy, mut victim) = (0, None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    while victim.is_none() && std::time::Instant::now() < deadline {
+        if let Some(m) = c.recv(Duration::from_millis(200)) {
+            match m.get_attr("id") {
+                Some("victim") => victim = Some(outcome(&m)),
+                Some(id) if id.starts_with('t') => {
+                    assert_eq!(outcome(&m), ("wait".into(), "internal-server-error".into()));
+                    busy += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    // The victim's endpoint refuses the connection: that error, not a
+    // timeout behind the silent host.
+    assert_eq!(
+        victim,
+        Some(("wait".into(), "internal-server-error".into()))
+    );
+    assert_eq!(busy, 4, "the silent host's requests past its two");
+    drop(done);
+    held.join().unwrap();
+}

@@ -11,3 +11,4 @@ mod flood;
 mod outage;
 mod restarts;
 mod secrets;
+mod stall;

@@ -337,6 +337,14 @@ pub fn config(
     )
 }
 
+/// The binary under test: this build's, or `PUSH_APPSERVER_BIN` (e.g. the
+/// release build, for the figures the stall probe prints).
+pub fn server_binary() -> std::path::PathBuf {
+    std::env::var_os("PUSH_APPSERVER_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_push-appserver").into())
+}
+
 impl AppServer {
     pub fn start(dir: &Path, config_text: &str, http_port: u16) -> AppServer {
         Self::start_with(dir, config_text, http_port, &[])
@@ -347,7 +355,7 @@ impl AppServer {
         let cfg = dir.join("config.toml");
         std::fs::write(&cfg, config_text).unwrap();
         let stderr_path = dir.join(format!("stderr-{}.log", fastrand::u32(..)));
-        let child = Command::new(env!("CARGO_BIN_EXE_push-appserver"))
+        let child = Command::new(server_binary())
             .args(["run", "--config"])
             .arg(&cfg)
             .args(extra)

@@ -6,9 +6,17 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_lite::FutureExt;
+
+/// Name lookups running at most (each on a blocking thread, which keeps
+/// running until the system resolver gives up, past any timeout).
+const MAX_LOOKUPS: usize = 32;
+
+/// Name lookups running now.
+static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
 
 /// Why a target is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,10 +171,21 @@ impl GuardPolicy {
             return Ok(SocketAddr::new(ip, port));
         }
         let name = format!("{host}:{port}");
+        // A lookup runs on a blocking thread that outlives a timeout: names
+        // whose DNS never answers would pile up threads without this cap.
+        if LOOKUPS.fetch_add(1, Ordering::AcqRel) >= MAX_LOOKUPS {
+            LOOKUPS.fetch_sub(1, Ordering::AcqRel);
+            return Err(GuardError::Resolve(
+                "too many name lookups in flight".into(),
+            ));
+        }
         let addrs: Vec<SocketAddr> = smol::unblock(move || {
-            name.to_socket_addrs()
+            let found = name
+                .to_socket_addrs()
                 .map(|a| a.take(16).collect())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string());
+            LOOKUPS.fetch_sub(1, Ordering::AcqRel);
+            found
         })
         .or(async {
             async_io::Timer::after(timeout).await;

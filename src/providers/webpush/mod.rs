@@ -7,11 +7,12 @@
 
 pub mod endpoint;
 pub mod guard;
+pub mod hosts;
 
 use std::fmt;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_io::Async;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
@@ -35,7 +36,8 @@ pub struct WebPushSettings {
     pub policy: GuardPolicy,
     /// Time for DNS, connect, TLS, request and response together.
     pub timeout: Duration,
-    /// Requests in flight at most; more wait for a place.
+    /// Requests in flight at most; more wait for a place. One host may
+    /// have half of them (see [`hosts`]).
     pub max_concurrent: usize,
     /// Largest body sent (UnifiedPush allows 4096 bytes).
     pub max_body: usize,
@@ -88,6 +90,10 @@ pub fn outcome_of(result: Result<u16, WebPushError>) -> Outcome {
         Err(WebPushError::Timeout) => {
             Outcome::failed(FailureKind::Timeout, "the endpoint did not answer in time")
         }
+        Err(WebPushError::HostBusy) => Outcome::failed(
+            FailureKind::Unavailable,
+            "too many pushes to that endpoint's host at once; try again later",
+        ),
         Err(_) => Outcome::failed(
             FailureKind::Unavailable,
             "the endpoint could not be reached",
@@ -110,6 +116,8 @@ pub enum WebPushError {
     Protocol(&'static str),
     /// The TLS settings could not be built.
     Tls(String),
+    /// The endpoint's host has all the requests in flight it may have.
+    HostBusy,
 }
 
 impl fmt::Display for WebPushError {
@@ -121,6 +129,7 @@ impl fmt::Display for WebPushError {
             WebPushError::Io(e) => write!(f, "endpoint: {e}"),
             WebPushError::Protocol(e) => write!(f, "endpoint answered badly: {e}"),
             WebPushError::Tls(e) => write!(f, "TLS settings: {e}"),
+            WebPushError::HostBusy => f.write_str("too many requests to this host at once"),
         }
     }
 }
@@ -132,6 +141,7 @@ pub struct WebPushSender {
     settings: WebPushSettings,
     tls: TlsConnector,
     slots: Semaphore,
+    hosts: hosts::Hosts,
 }
 
 impl fmt::Debug for WebPushSender {
@@ -151,6 +161,7 @@ impl WebPushSender {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(WebPushSender {
             slots: Semaphore::new(settings.max_concurrent.max(1)),
+            hosts: hosts::Hosts::new(settings.max_concurrent.max(1)),
             tls: TlsConnector::from(Arc::new(config)),
             settings,
         })
@@ -175,8 +186,12 @@ impl WebPushSender {
             return Err(WebPushError::Body(req.body.len()));
         }
         let timeout = self.settings.timeout;
+        let host = &req.endpoint.host;
+        let Some(_at_host) = self.hosts.enter(host, Instant::now()) else {
+            return Err(WebPushError::HostBusy);
+        };
         // The wait for a slot counts towards the timeout too.
-        async {
+        let result = async {
             let _slot = self.slots.acquire().await;
             let addr = self
                 .settings
@@ -190,7 +205,11 @@ impl WebPushSender {
             async_io::Timer::after(timeout).await;
             Err(WebPushError::Timeout)
         })
-        .await
+        .await;
+        if matches!(result, Err(WebPushError::Timeout)) {
+            self.hosts.timed_out(host, Instant::now());
+        }
+        result
     }
 
     async fn post(&self, addr: SocketAddr, req: &WebPushRequest) -> Result<u16, WebPushError> {
