@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::support::harness::*;
-use crate::support::reliability::{full, percentile};
+use crate::support::reliability::{full, mib, percentile, proc_kib};
 
 /// Longest a probe may wait: a hang, not a slow machine.
 const HANG: Duration = Duration::from_secs(5);
@@ -73,7 +73,7 @@ fn ping(c: &mut Conn, id: usize) -> Duration {
 /// `on_link` before every ping on the link; returns the latencies.
 fn phase(
     name: &str,
-    port: u16,
+    (port, pid): (u16, u32),
     c: &mut Conn,
     attack: impl FnOnce(Arc<AtomicBool>) -> String + Send + 'static,
     mut on_link: impl FnMut(&mut Conn),
@@ -107,8 +107,9 @@ fn phase(
         )
     };
     let mut health = health;
+    let rss = proc_kib(pid, "VmRSS").map_or_else(|| "?".into(), mib);
     let line = format!(
-        "stall probe | {name} ({what}) | /health: {} | ping: {}",
+        "stall probe | {name} ({what}) | /health: {} | ping: {} | server RSS after: {rss}",
         row(&mut health),
         row(&mut pings)
     );
@@ -175,34 +176,42 @@ fn registration_flood(port: u16, clients: usize, stop: Arc<AtomicBool>) -> usize
         .map(|i| {
             let (stop, made) = (Arc::clone(&stop), Arc::clone(&made));
             std::thread::spawn(move || {
-                let Some(mut s) = connect(port) else { return };
-                s.set_read_timeout(Some(HANG)).unwrap();
                 let mut n = 0;
+                // A connection serves a bounded number of requests: open
+                // the next when one is closed.
                 while !stop.load(Ordering::Relaxed) && n < 100_000 {
-                    let body = format!("type=fcm&node=flood-{i}-{n}&token=tok-{i}-{n}");
-                    let req = format!(
-                        "POST /push_appserver/v1/register HTTP/1.1\r\nHost: x\r\n\
-                         X-Forwarded-For: 192.0.2.{i}\r\n\
-                         Content-Type: application/x-www-form-urlencoded\r\n\
-                         Content-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if s.write_all(req.as_bytes()).is_err() {
-                        return;
-                    }
-                    // The answer is small; read until its body's end.
-                    let mut got = Vec::new();
-                    let mut b = [0u8; 1024];
-                    while !got.ends_with(b"\n") || !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut b) {
-                            Ok(0) | Err(_) => return,
-                            Ok(k) => got.extend_from_slice(&b[..k]),
+                    let Some(mut s) = connect(port) else { return };
+                    s.set_read_timeout(Some(HANG)).unwrap();
+                    while !stop.load(Ordering::Relaxed) && n < 100_000 {
+                        let body = format!("type=fcm&node=flood-{i}-{n}&token=tok-{i}-{n}");
+                        n += 1;
+                        let req = format!(
+                            "POST /push_appserver/v1/register HTTP/1.1\r\nHost: x\r\n\
+                             X-Forwarded-For: 192.0.2.{i}\r\n\
+                             Content-Type: application/x-www-form-urlencoded\r\n\
+                             Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if s.write_all(req.as_bytes()).is_err() {
+                            break;
+                        }
+                        // The answer is small; read until its body's end.
+                        let mut got = Vec::new();
+                        let mut b = [0u8; 1024];
+                        let complete =
+                            |g: &[u8]| g.ends_with(b"\n") && g.windows(4).any(|w| w == b"\r\n\r\n");
+                        while !complete(&got) {
+                            match s.read(&mut b) {
+                                Ok(0) | Err(_) => break,
+                                Ok(k) => got.extend_from_slice(&b[..k]),
+                            }
+                        }
+                        if got.starts_with(b"HTTP/1.1 200") && complete(&got) {
+                            made.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            break;
                         }
                     }
-                    if got.starts_with(b"HTTP/1.1 200") {
-                        made.fetch_add(1, Ordering::Relaxed);
-                    }
-                    n += 1;
                 }
             })
         })
@@ -233,8 +242,9 @@ fn no_attack_stalls_health_or_the_link() {
     let port = free_port();
     let app = AppServer::start(&dir.0, &open_config(&dir.0, xmpp.port, port), port);
     let mut c = xmpp.accept(Duration::from_secs(10));
+    let at = (port, app.child.id());
 
-    let mut rows = vec![phase("quiet", port, &mut c, |_| "no attack".into(), |_| {})];
+    let mut rows = vec![phase("quiet", at, &mut c, |_| "no attack".into(), |_| {})];
 
     // 37,000 short distinct attributes, just under the 256 KiB stanza
     // limit, as a message any user could send through its server.
@@ -254,7 +264,7 @@ fn no_attack_stalls_health_or_the_link() {
     let counted = Arc::clone(&sent);
     rows.push(phase(
         "stanzas of 37,000 attributes, one before each ping",
-        port,
+        at,
         &mut c,
         move |stop| {
             while !stop.load(Ordering::Relaxed) {
@@ -270,21 +280,21 @@ fn no_attack_stalls_health_or_the_link() {
 
     rows.push(phase(
         "512 withheld bodies",
-        port,
+        at,
         &mut c,
         move |stop| stuck_bodies(port, 512, stop),
         |_| {},
     ));
     rows.push(phase(
         "registration flood, 16 addresses",
-        port,
+        at,
         &mut c,
         move |stop| format!("{} registered", registration_flood(port, 16, stop)),
         |_| {},
     ));
     rows.push(phase(
         "500 idle connections",
-        port,
+        at,
         &mut c,
         move |stop| idle(port, 500, stop),
         |_| {},
