@@ -75,6 +75,10 @@ pub struct OwnedRegistration<'a> {
     pub token: &'a str,
     /// What its dialect needs at push time; `None` for v1.
     pub record: Option<DialectRecord>,
+    /// A device id under which an earlier release derived this device's
+    /// node: that registration of the owner, if any, is removed once this
+    /// one is stored (same store job, no second command charged).
+    pub replaces: Option<String>,
 }
 
 /// The registration service; cheap to share behind an `Arc`.
@@ -243,7 +247,7 @@ impl Devices {
             req.token.to_owned(),
             owner.clone(),
         );
-        let (choice, record) = (req.node, req.record);
+        let (choice, record, replaces) = (req.node, req.record, req.replaces);
         let now = self.clock.now();
         let r = self
             .store_thread
@@ -252,7 +256,14 @@ impl Devices {
                     NodeChoice::Derived(device) => derive_node(&jid, &who, &device),
                     NodeChoice::ByToken => node_by_token(&regs, &jid, &ty_owned, &who, &token)?,
                 };
-                regs.register_at(&jid, &ty_owned, &who, &node, &token, record, now)
+                let r = regs.register_at(&jid, &ty_owned, &who, &node, &token, record, now)?;
+                if let Some(old) = replaces.filter(|old| derive_node(&jid, &who, old) != node) {
+                    // The new registration stands either way.
+                    if let Err(e) = regs.unregister_owned(&jid, &ty_owned, &who, &old) {
+                        log::warn!("could not remove a registration it replaces: {e}");
+                    }
+                }
+                Ok(r)
             })
             .await
             .map_err(|_| RegisterError::Busy)?

@@ -1,10 +1,12 @@
 //! The dialect of Conversations and Snikket Android, as p2 serves it:
 //! `register-push-fcm` / `register-push-apns` with `token`, `android-id`
 //! (p2 reads `device-id` first) and optional `muc`; `unregister-push-*`
-//! with the device id. The device is (requester's bare JID, android-id),
-//! so registering again returns the same node and secret and updates the
-//! token. The FCM message carries `data.account`, which tells the app
-//! which account to wake.
+//! with the device id, and for a channel its `muc` (p2) or its `channel`
+//! hash (Conversations). The device is (requester's bare JID, android-id),
+//! or the channel's hash for a channel, so registering again returns the
+//! same node and secret and updates the token. The FCM message carries
+//! `data.account`, which tells the app which account to wake, and for a
+//! channel `data.channel`, which channel.
 
 use ring::digest;
 
@@ -113,6 +115,9 @@ pub struct Request {
     pub token: Option<String>,
     /// `muc`: a channel's registration.
     pub muc: Option<String>,
+    /// `channel` (unregister only): the channel's hash, as the app got it
+    /// in `data.channel`; names the channel as `muc` does.
+    pub channel: Option<String>,
 }
 
 /// Parses the command's form.
@@ -134,6 +139,7 @@ pub fn parse(command: Command, cmd: &Element) -> Result<Request, StanzaError> {
             android_id: String::new(),
             token: None,
             muc: None,
+            channel: None,
         });
     }
     let android_id = checked(
@@ -155,6 +161,16 @@ pub fn parse(command: Command, cmd: &Element) -> Result<Request, StanzaError> {
         ),
         None => None,
     };
+    let channel = match (command, value("channel").filter(|c| !c.is_empty())) {
+        (Command::Unregister(_), Some(c)) => {
+            let hash = c.to_ascii_lowercase();
+            if hash.len() != 40 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(StanzaError::bad_request("channel is not a channel's hash"));
+            }
+            Some(hash)
+        }
+        _ => None,
+    };
     Ok(Request {
         command,
         session_id,
@@ -162,6 +178,7 @@ pub fn parse(command: Command, cmd: &Element) -> Result<Request, StanzaError> {
         android_id,
         token,
         muc,
+        channel,
     })
 }
 
@@ -176,12 +193,26 @@ pub fn account(jid: &str, android_id: &str) -> String {
 }
 
 /// The device id under which the node is derived: the channel and the
-/// account are separate devices, as in p2.
+/// account are separate devices, as in p2. A channel's is named by its
+/// hash, which both `muc` (at registration) and `channel` (at
+/// unregistration, where only the hash is known) give.
 fn device(req: &Request) -> String {
-    match &req.muc {
-        Some(m) => format!("p2\0muc\0{m}\0{}", req.android_id),
+    let channel = req
+        .channel
+        .clone()
+        .or_else(|| req.muc.as_deref().map(|m| account(m, &req.android_id)));
+    match channel {
+        Some(hash) => format!("p2\0channel\0{hash}"),
         None => format!("p2\0{}", req.android_id),
     }
+}
+
+/// The device id a channel's registration had before it was named by its
+/// hash (so that it can be unregistered by `channel`).
+fn legacy_channel_device(req: &Request) -> Option<String> {
+    req.muc
+        .as_deref()
+        .map(|m| format!("p2\0muc\0{m}\0{}", req.android_id))
 }
 
 /// Runs a command for `from`.
@@ -207,9 +238,11 @@ pub async fn run(
             // The bare JID as the account knows it, not lowercased: the
             // app hashes its own JID string.
             let bare = from.split('/').next().unwrap_or_default();
+            // As p2: `account` names the account, `channel` the channel.
             let record = DialectRecord::Conversations {
-                account: account(req.muc.as_deref().unwrap_or(bare), &req.android_id),
+                account: account(bare, &req.android_id),
                 muc: req.muc.clone(),
+                channel: req.muc.as_deref().map(|m| account(m, &req.android_id)),
             };
             let token = req.token.as_deref().unwrap_or_default();
             let req = OwnedRegistration {
@@ -217,6 +250,7 @@ pub async fn run(
                 node: NodeChoice::Derived(device),
                 token,
                 record: Some(record),
+                replaces: legacy_channel_device(&req),
             };
             let r = devices
                 .register_owned(component, from, req)
@@ -231,10 +265,15 @@ pub async fn run(
             ))
         }
         Command::Unregister(_) => {
-            devices
-                .unregister_owned(component, from, PushType::Dialect(profile), &device)
-                .await
-                .map_err(|e| e.to_stanza_error())?;
+            let ty = PushType::Dialect(profile);
+            let mut gone = devices.unregister_owned(component, from, ty, &device).await;
+            // A channel registered before channels were named by their hash.
+            if let (Err(RegisterError::NotFound), Some(legacy)) =
+                (&gone, legacy_channel_device(&req))
+            {
+                gone = devices.unregister_owned(component, from, ty, &legacy).await;
+            }
+            gone.map_err(|e| e.to_stanza_error())?;
             Ok(super::command_el(node_name, &session, "completed"))
         }
     }

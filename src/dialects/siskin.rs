@@ -155,6 +155,7 @@ pub async fn run(
                 node: NodeChoice::ByToken,
                 token: &req.device_token,
                 record: Some(record),
+                replaces: None,
             };
             let r = devices
                 .register_owned(component, from, reg)

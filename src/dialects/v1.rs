@@ -154,6 +154,7 @@ pub async fn run(
                 node: NodeChoice::Derived(node),
                 token: token.as_deref().unwrap_or_default(),
                 record: None,
+                replaces: None,
             };
             devices.register_owned(component, from, req).await
         }

@@ -140,6 +140,9 @@ pub enum Flavour {
     P2 {
         /// Lowercase hex SHA-1 of `bareJid \0 androidId`.
         account: String,
+        /// For a channel's registration, the channel's hash (the same over
+        /// `channelJid \0 androidId`), sent beside `account` as p2 does.
+        channel: Option<String>,
     },
     /// Siskin's custom top-level keys beside `aps` (APNS only).
     Siskin(super::apns::siskin::SiskinPush),

@@ -163,7 +163,9 @@ impl PushService {
     fn flavour(&self, component: &str, record: Option<DialectRecord>) -> Flavour {
         match record {
             None => Flavour::Standard,
-            Some(DialectRecord::Conversations { account, .. }) => Flavour::P2 { account },
+            Some(DialectRecord::Conversations {
+                account, channel, ..
+            }) => Flavour::P2 { account, channel },
             Some(DialectRecord::Siskin {
                 account,
                 voip_token,

@@ -48,8 +48,14 @@ struct Halves {
 /// the fixed parts.
 fn entry_bytes(key: &[u8], r: &Registration) -> usize {
     let dialect = match &r.dialect {
-        Some(crate::registrations::DialectRecord::Conversations { account, muc }) => {
-            account.len() + muc.as_ref().map_or(0, String::len)
+        Some(crate::registrations::DialectRecord::Conversations {
+            account,
+            muc,
+            channel,
+        }) => {
+            account.len()
+                + muc.as_ref().map_or(0, String::len)
+                + channel.as_ref().map_or(0, String::len)
         }
         Some(crate::registrations::DialectRecord::Siskin {
             account,

@@ -65,6 +65,13 @@ pub enum DialectRecord {
         /// The channel of a `muc` registration: its service publishes.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         muc: Option<String>,
+        /// `data.channel` of a `muc` registration: the channel's hash (as
+        /// `account`, over the channel's JID), which tells the app which
+        /// channel to wake while `account` names the account. Records of
+        /// earlier releases lack it and carried the channel's hash in
+        /// `account`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
     },
     /// Siskin / Snikket iOS: the node is the credential, no secret.
     Siskin {
@@ -168,6 +175,7 @@ mod tests {
         let c = DialectRecord::Conversations {
             account: "ab".into(),
             muc: None,
+            channel: None,
         };
         assert!(!c.secretless());
         assert_eq!(c.publisher(), None);
@@ -178,6 +186,7 @@ mod tests {
         let channel = DialectRecord::Conversations {
             account: "ab".into(),
             muc: Some("room@conference.example.org".into()),
+            channel: Some("cd".into()),
         };
         assert_eq!(channel.publisher(), Some("room@conference.example.org"));
     }

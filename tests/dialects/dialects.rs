@@ -163,8 +163,17 @@ fn conversations_registers_by_android_id_and_wakes_the_right_account() {
     assert_eq!(outcome(&r), gone());
     assert_eq!(google.fcm.seen().len(), 2, "nothing sent after the death");
 
-    // A channel's registration: the channel's service publishes, and the
-    // account to wake is the channel's.
+    // The account registers again, with `action='complete'` as current
+    // Conversations sends it (older ones send `execute`).
+    let own = c.iq(
+        &conversations_register("r6", from, "a1b2c3d4", "fcm-token-6")
+            .replace("action='execute'", "action='complete'"),
+    );
+    assert_eq!(outcome(&own), ok(), "{own:?}");
+    let (own_node, own_secret) = (one(&own, "node"), one(&own, "secret"));
+
+    // A channel's registration: the channel's service publishes; as p2
+    // sends it, `account` names the account and `channel` the channel.
     let muc = "room@conference.example.com";
     let r = c.iq(
         &conversations_register("r4", from, "a1b2c3d4", "fcm-token-4").replace(
@@ -174,14 +183,14 @@ fn conversations_registers_by_android_id_and_wakes_the_right_account() {
     );
     assert_eq!(outcome(&r), ok(), "{r:?}");
     let (room_node, room_secret) = (one(&r, "node"), one(&r, "secret"));
-    assert_ne!(room_node, node);
+    assert_ne!(room_node, own_node);
     let from_room = publish_iq("p5", &room_node, &room_secret, Some("hi"))
         .replace("from='user@example.com'", "from='conference.example.com'");
     assert_eq!(outcome(&c.iq(&from_room)), ok());
     let from_elsewhere = from_room.replace("conference.example.com", "evil.example");
     assert_eq!(outcome(&c.iq(&from_elsewhere)), gone());
     let seen = google.fcm.seen();
-    let room_account = {
+    let room_hash = {
         let d = ring::digest::digest(
             &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
             format!("{muc}\0a1b2c3d4").as_bytes(),
@@ -192,9 +201,22 @@ fn conversations_registers_by_android_id_and_wakes_the_right_account() {
             .collect::<String>()
     };
     assert_eq!(
-        seen.last().unwrap().body["message"]["data"]["account"],
-        room_account
+        seen.last().unwrap().body["message"]["data"],
+        serde_json::json!({ "account": account, "channel": room_hash })
     );
+
+    // Older Conversations unregisters a channel with its hash as `channel`
+    // and the android-id: only the channel's registration goes.
+    let u = c.iq(&format!(
+        "<iq type='set' from='{from}' to='push.example.org' id='uc'>\
+         <command xmlns='{NS_COMMANDS}' node='unregister-push-fcm' action='execute'>\
+         <x xmlns='{NS_DATA}' type='submit'><field var='channel'><value>{room_hash}</value></field>\
+         <field var='android-id'><value>a1b2c3d4</value></field></x></command></iq>"
+    ));
+    assert_eq!(outcome(&u), ok(), "{u:?}");
+    assert_eq!(outcome(&c.iq(&from_room.replace("p5", "p6"))), gone());
+    let r = c.iq(&publish_iq("p7", &own_node, &own_secret, None));
+    assert_eq!(outcome(&r), ok(), "the account's own registration stays");
 
     // Unregister by android-id removes only that device.
     let other = one(&r3, "node");

@@ -16,12 +16,30 @@ pub const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
 pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
+/// A port for the app server to listen on, free when this returns. Taken
+/// below the kernel's ephemeral range (from 32768 on Linux), from a
+/// counter this process steps through: a port the kernel handed out (port
+/// 0) could be given to another test's outgoing connection before the app
+/// server binds it, and two tests of one binary never get the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Each test binary starts at its own place in the span.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id() * 61 % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// The XMPP server side of XEP-0114.

@@ -115,3 +115,37 @@ fn reply_carries_jid_node_and_secret_in_a_form() {
     assert!(s.contains("<field type='text-single' var='node'><value>n1</value></field>"));
     assert!(s.contains("<field type='text-single' var='secret'><value>sec</value></field>"));
 }
+
+#[test]
+fn a_channel_is_the_same_device_by_muc_and_by_its_hash() {
+    let unregister = |field: &str| {
+        cmd(&format!(
+            "<command xmlns='http://jabber.org/protocol/commands' node='unregister-push-fcm' action='execute'>\
+             <x xmlns='jabber:x:data' type='submit'>{field}\
+             <field var='android-id'><value>a1b2c3</value></field></x></command>"
+        ))
+    };
+    let muc = "room@conference.example.org";
+    let by_muc = unregister(&format!("<field var='muc'><value>{muc}</value></field>")).unwrap();
+    let hash = account(muc, "a1b2c3");
+    let by_hash = unregister(&format!(
+        "<field var='channel'><value>{}</value></field>",
+        hash.to_uppercase()
+    ))
+    .unwrap();
+    assert_eq!(by_hash.channel.as_deref(), Some(hash.as_str()));
+    assert_eq!(device(&by_muc), device(&by_hash));
+    let own = unregister("").unwrap();
+    assert_ne!(
+        device(&own),
+        device(&by_hash),
+        "the account is another device"
+    );
+    for bad in ["xyz", "room@conference.example.org", &"a".repeat(41)] {
+        let e = unregister(&format!(
+            "<field var='channel'><value>{bad}</value></field>"
+        ))
+        .unwrap_err();
+        assert_eq!(e.condition, "bad-request", "{bad}");
+    }
+}

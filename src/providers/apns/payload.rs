@@ -132,11 +132,14 @@ pub fn build(push: &Push, s: &ApnsSettings, now: SystemTime) -> Result<ApnsReque
             }
             bytes
         }
-        // p2 on iOS: the default payload, plus the account.
-        (None, Flavour::P2 { account }) => {
+        // p2 on iOS: the default payload, plus the account (and channel).
+        (None, Flavour::P2 { account, channel }) => {
             let mut v: Value =
                 serde_json::from_slice(&fit_payload(push, s, limit)?).unwrap_or_else(|_| json!({}));
             v["account"] = json!(account);
+            if let Some(c) = channel {
+                v["channel"] = json!(c);
+            }
             v.to_string().into_bytes()
         }
         _ => fit_payload(push, s, limit)?,
@@ -561,10 +564,12 @@ mod tests {
         let mut p = push(Priority::High);
         p.flavour = Flavour::P2 {
             account: "abc".into(),
+            channel: Some("def".into()),
         };
         let r = build(&p, &settings(), now()).unwrap();
         let v: Value = serde_json::from_slice(&r.payload).unwrap();
         assert_eq!(v["account"], "abc");
+        assert_eq!(v["channel"], "def");
         assert_eq!(v["aps"]["alert"]["body"], "New message");
     }
 

@@ -34,8 +34,11 @@ pub fn android_priority(p: Priority) -> &'static str {
 
 /// The JSON request body for `messages:send`.
 pub fn body(push: &Push, t: &MessageTemplate) -> Vec<u8> {
-    if let Flavour::P2 { account } = &push.flavour {
-        let data = BTreeMap::from([("account", account.clone())]);
+    if let Flavour::P2 { account, channel } = &push.flavour {
+        let mut data = BTreeMap::from([("account", account.clone())]);
+        if let Some(c) = channel {
+            data.insert("channel", c.clone());
+        }
         return message(push, t, &data, p2_priority(push));
     }
     let mut data: BTreeMap<&str, String> = BTreeMap::new();
@@ -201,6 +204,7 @@ mod tests {
             encrypted: None,
             flavour: Flavour::P2 {
                 account: "acc".into(),
+                channel: None,
             },
         }
     }
