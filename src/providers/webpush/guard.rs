@@ -4,9 +4,10 @@
 //! connection then goes to the checked address, so a second, different
 //! DNS answer cannot slip past (DNS rebinding).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
@@ -15,8 +16,47 @@ use futures_lite::FutureExt;
 /// running until the system resolver gives up, past any timeout).
 const MAX_LOOKUPS: usize = 32;
 
-/// Name lookups running now.
-static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+/// Name lookups of one registrable domain running at most: one party's
+/// names that never resolve cannot take every lookup.
+const MAX_LOOKUPS_PER_DOMAIN: usize = 4;
+
+/// Name lookups running now: in all, and per registrable domain.
+type Running = (usize, HashMap<String, usize>);
+static LOOKUPS: Mutex<Option<Running>> = Mutex::new(None);
+
+/// A running lookup's place; given back when dropped, also when the
+/// lookup's task is dropped before it ran.
+struct Lookup(String);
+
+impl Lookup {
+    fn start(host: &str) -> Option<Lookup> {
+        let domain = crate::domains::registrable_domain(&host.to_ascii_lowercase()).to_owned();
+        let mut guard = LOOKUPS.lock().unwrap_or_else(|e| e.into_inner());
+        let (all, per) = guard.get_or_insert_with(Default::default);
+        let mine = per.get(&domain).copied().unwrap_or(0);
+        if *all >= MAX_LOOKUPS || mine >= MAX_LOOKUPS_PER_DOMAIN {
+            return None;
+        }
+        *all += 1;
+        per.insert(domain.clone(), mine + 1);
+        Some(Lookup(domain))
+    }
+}
+
+impl Drop for Lookup {
+    fn drop(&mut self) {
+        let mut guard = LOOKUPS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((all, per)) = guard.as_mut() {
+            *all = all.saturating_sub(1);
+            if let Some(n) = per.get_mut(&self.0) {
+                *n -= 1;
+                if *n == 0 {
+                    per.remove(&self.0);
+                }
+            }
+        }
+    }
+}
 
 /// Why a target is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,19 +213,13 @@ impl GuardPolicy {
         let name = format!("{host}:{port}");
         // A lookup runs on a blocking thread that outlives a timeout: names
         // whose DNS never answers would pile up threads without this cap.
-        if LOOKUPS.fetch_add(1, Ordering::AcqRel) >= MAX_LOOKUPS {
-            LOOKUPS.fetch_sub(1, Ordering::AcqRel);
-            return Err(GuardError::Resolve(
-                "too many name lookups in flight".into(),
-            ));
-        }
+        let lookup = Lookup::start(host)
+            .ok_or_else(|| GuardError::Resolve("too many name lookups in flight".into()))?;
         let addrs: Vec<SocketAddr> = smol::unblock(move || {
-            let found = name
-                .to_socket_addrs()
+            let _lookup = lookup;
+            name.to_socket_addrs()
                 .map(|a| a.take(16).collect())
-                .map_err(|e| e.to_string());
-            LOOKUPS.fetch_sub(1, Ordering::AcqRel);
-            found
+                .map_err(|e| e.to_string())
         })
         .or(async {
             async_io::Timer::after(timeout).await;
@@ -208,6 +242,24 @@ impl GuardPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookups_are_capped_per_registrable_domain_and_given_back() {
+        let held: Vec<_> = (0..MAX_LOOKUPS_PER_DOMAIN)
+            .map(|i| Lookup::start(&format!("n{i}.lookup-cap.example")).unwrap())
+            .collect();
+        assert!(
+            Lookup::start("x.LOOKUP-cap.example").is_none(),
+            "its domain is full"
+        );
+        let other = Lookup::start("a.other-lookup.example");
+        assert!(other.is_some(), "another domain is not");
+        drop(held);
+        assert!(
+            Lookup::start("x.lookup-cap.example").is_some(),
+            "given back"
+        );
+    }
 
     fn class(s: &str) -> AddrClass {
         classify(s.parse().unwrap())

@@ -1,45 +1,81 @@
 //! Concurrency per endpoint host. Web Push endpoints are chosen by whoever
 //! registers them, so one party's slow hosts must not hold the sender's
-//! shared slots that every other user's pushes need: a host (counted by
-//! its registrable domain, so subdomains made at will share one) may have
-//! at most half the sender's requests in flight, and after one of its
-//! requests timed out, one at a time for a while. Requests over that are
-//! refused at once rather than queued.
+//! shared slots that every other user's pushes need. A host may have at
+//! most half the sender's requests in flight; more wait for a place
+//! (within their own timeout) without holding a shared slot. A host that
+//! let a request time out while it was being served (not while it waited)
+//! gets one request at a time for a while; its first answer in time lifts
+//! that.
+//!
+//! Hosts are told apart by what an attacker cannot multiply for free: a
+//! name by its registrable domain (subdomains share one), an IPv4 address
+//! as itself, an IPv6 address by its /64 (an IPv4-mapped one as IPv4),
+//! however it is spelt.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use smol::lock::{Semaphore, SemaphoreGuardArc};
 
 use crate::domains::registrable_domain;
 
-/// How long a host that let a request time out keeps one slot only.
+/// How long a host that let a request time out keeps one place only.
 pub const SLOW_FOR: Duration = Duration::from_secs(60);
 
-/// Hosts tracked at most: those with requests in flight or marked slow.
+/// Hosts tracked at most: those with requests in flight or waiting, or
+/// marked slow. Past it, requests to new hosts are refused at once.
 const MAX_HOSTS: usize = 4096;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Host {
-    in_flight: usize,
-    slow_until: Option<Instant>,
+    /// Half the sender's slots.
+    places: Arc<Semaphore>,
+    /// The one place of a host marked slow.
+    slow_gate: Arc<Semaphore>,
+    slow_until: Mutex<Option<Instant>>,
 }
 
-/// The requests in flight per host, and the hosts marked slow.
+impl Host {
+    fn slow(&self, now: Instant) -> bool {
+        self.slow_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t > now)
+    }
+}
+
+/// The hosts of one sender.
 #[derive(Debug)]
 pub struct Hosts {
     per_host: usize,
-    hosts: Mutex<HashMap<String, Host>>,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
 }
 
 /// A request's place at its host; given back when dropped.
 #[derive(Debug)]
-pub struct HostSlot<'a> {
-    hosts: &'a Hosts,
+pub struct HostPlace {
     key: String,
+    host: Arc<Host>,
+    _place: SemaphoreGuardArc,
+    _gate: Option<SemaphoreGuardArc>,
 }
 
-fn key_of(host: &str) -> String {
-    registrable_domain(&host.to_ascii_lowercase()).to_owned()
+/// The key a host is counted under.
+pub fn key_of(host: &str) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Err(_) => registrable_domain(&host.to_ascii_lowercase()).to_owned(),
+    }
 }
 
 impl Hosts {
@@ -51,56 +87,84 @@ impl Hosts {
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Host>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Host>>> {
         self.hosts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A place for one request to `host` at `now`, or `None` when the
-    /// host has all it may have in flight.
-    pub fn enter(&self, host: &str, now: Instant) -> Option<HostSlot<'_>> {
-        let key = key_of(host);
+    /// The state of `host`, tracked from now on; `None` when too many
+    /// hosts are tracked.
+    fn host(&self, key: &str, now: Instant) -> Option<Arc<Host>> {
         let mut map = self.map();
-        if map.len() >= MAX_HOSTS && !map.contains_key(&key) {
-            map.retain(|_, h| h.in_flight > 0 || h.slow_until.is_some_and(|t| t > now));
+        if !map.contains_key(key) && map.len() >= MAX_HOSTS {
+            // Only the map holds an idle host's state.
+            map.retain(|_, h| Arc::strong_count(h) > 1 || h.slow(now));
             if map.len() >= MAX_HOSTS {
-                // Only marks are lost: hosts in flight stay counted.
-                map.retain(|_, h| h.in_flight > 0);
+                return None;
             }
         }
-        let h = map.entry(key.clone()).or_default();
-        let cap = match h.slow_until {
-            Some(t) if t > now => 1,
-            _ => self.per_host,
+        let per_host = self.per_host;
+        let h = map.entry(key.to_owned()).or_insert_with(|| {
+            Arc::new(Host {
+                places: Arc::new(Semaphore::new(per_host)),
+                slow_gate: Arc::new(Semaphore::new(1)),
+                slow_until: Mutex::new(None),
+            })
+        });
+        Some(Arc::clone(h))
+    }
+
+    /// Waits for a place at `host` (the caller bounds the wait); `None` at
+    /// once when too many hosts are tracked.
+    pub async fn enter(&self, host: &str) -> Option<HostPlace> {
+        let key = key_of(host);
+        let h = self.host(&key, Instant::now())?;
+        let place = h.places.acquire_arc().await;
+        let gate = if h.slow(Instant::now()) {
+            Some(h.slow_gate.acquire_arc().await)
+        } else {
+            None
         };
-        if h.in_flight >= cap {
-            return None;
-        }
-        h.in_flight += 1;
-        Some(HostSlot { hosts: self, key })
-    }
-
-    /// A request to `host` timed out at `now`: one at a time for a while.
-    pub fn timed_out(&self, host: &str, now: Instant) {
-        if let Some(h) = self.map().get_mut(&key_of(host)) {
-            h.slow_until = Some(now + SLOW_FOR);
-        }
-    }
-
-    /// Hosts tracked now.
-    #[cfg(test)]
-    fn tracked(&self) -> usize {
-        self.map().len()
+        Some(HostPlace {
+            key,
+            host: h,
+            _place: place,
+            _gate: gate,
+        })
     }
 }
 
-impl Drop for HostSlot<'_> {
-    fn drop(&mut self) {
-        let mut map = self.hosts.map();
-        if let Some(h) = map.get_mut(&self.key) {
-            h.in_flight = h.in_flight.saturating_sub(1);
-            if h.in_flight == 0 && h.slow_until.is_none() {
-                map.remove(&self.key);
-            }
+impl HostPlace {
+    /// The request timed out while being served: one at a time for a while.
+    pub fn timed_out(&self, now: Instant) {
+        *self
+            .host
+            .slow_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(now + SLOW_FOR);
+    }
+
+    /// The host answered in time: it is not slow.
+    pub fn answered(&self) {
+        *self
+            .host
+            .slow_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+impl Hosts {
+    /// Gives a place back, and forgets its host if nobody else uses it
+    /// and it is not marked slow.
+    pub fn leave(&self, place: HostPlace) {
+        let key = place.key.clone();
+        drop(place);
+        let mut map = self.map();
+        let idle = map
+            .get(&key)
+            .is_some_and(|h| Arc::strong_count(h) == 1 && !h.slow(Instant::now()));
+        if idle {
+            map.remove(&key);
         }
     }
 }
@@ -108,48 +172,95 @@ impl Drop for HostSlot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_lite::FutureExt;
 
-    #[test]
-    fn a_host_gets_half_the_slots_and_one_after_a_timeout() {
-        let hosts = Hosts::new(8);
-        let now = Instant::now();
-        let held: Vec<_> = (0..4)
-            .map(|i| hosts.enter(&format!("h{i}.evil.example"), now))
-            .collect();
-        assert!(held.iter().all(Option::is_some));
-        assert!(
-            hosts.enter("EVIL.example", now).is_none(),
-            "subdomains share"
-        );
-        assert!(
-            hosts.enter("push.example.net", now).is_some(),
-            "others go on"
-        );
-        hosts.timed_out("evil.example", now);
-        drop(held);
-        let one = hosts.enter("evil.example", now).unwrap();
-        assert!(
-            hosts.enter("evil.example", now).is_none(),
-            "slow: one at a time"
-        );
-        drop(one);
-        let later = now + SLOW_FOR + Duration::from_secs(1);
-        let again: Vec<_> = (0..4).map(|_| hosts.enter("evil.example", later)).collect();
-        assert!(again.iter().all(Option::is_some), "the mark expires");
+    /// `f`'s output if it is ready within 50 ms (a wait means blocked).
+    fn soon<T>(f: impl std::future::Future<Output = T>) -> Option<T> {
+        smol::block_on(async {
+            async { Some(f.await) }
+                .or(async {
+                    async_io::Timer::after(Duration::from_millis(50)).await;
+                    None
+                })
+                .await
+        })
     }
 
     #[test]
-    fn hosts_are_forgotten_when_idle_and_bounded() {
-        let hosts = Hosts::new(16);
-        let now = Instant::now();
-        drop(hosts.enter("a.example", now));
-        assert_eq!(hosts.tracked(), 0);
-        for i in 0..(MAX_HOSTS + 100) {
-            let host = format!("h{i}.example");
-            drop(hosts.enter(&host, now));
-            hosts.timed_out(&host, now);
-            let _ = hosts.enter(&host, now);
-            assert!(hosts.tracked() <= MAX_HOSTS);
+    fn a_host_has_half_the_places_and_more_wait() {
+        let hosts = Hosts::new(8);
+        let held: Vec<_> = (0..4)
+            .map(|i| {
+                soon(hosts.enter(&format!("h{i}.evil.example")))
+                    .flatten()
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            soon(hosts.enter("EVIL.example")).is_none(),
+            "subdomains share; it waits"
+        );
+        assert!(
+            soon(hosts.enter("push.example.net")).flatten().is_some(),
+            "others go on"
+        );
+        drop(held);
+        assert!(
+            soon(hosts.enter("evil.example")).flatten().is_some(),
+            "a place came free"
+        );
+    }
+
+    #[test]
+    fn a_slow_host_gets_one_place_until_it_answers() {
+        let hosts = Hosts::new(8);
+        let first = soon(hosts.enter("slow.example")).flatten().unwrap();
+        first.timed_out(Instant::now());
+        let one = soon(hosts.enter("slow.example")).flatten().unwrap();
+        assert!(
+            soon(hosts.enter("slow.example")).is_none(),
+            "slow: one at a time"
+        );
+        one.answered();
+        drop((first, one));
+        let again: Vec<_> = (0..4)
+            .map(|_| soon(hosts.enter("slow.example")).flatten())
+            .collect();
+        assert!(again.iter().all(Option::is_some), "lifted by an answer");
+    }
+
+    #[test]
+    fn one_address_is_one_host_however_it_is_spelt() {
+        for (a, b) in [
+            ("::ffff:7f00:2", "::ffff:127.0.0.2"),
+            ("[::ffff:7f00:0002]", "127.0.0.2"),
+            ("2001:db8::1", "2001:0db8:0:0::ffff"),
+            ("[2001:db8::1]", "2001:db8:0:0:1::"),
+        ] {
+            assert_eq!(key_of(a), key_of(b), "{a} {b}");
         }
+        assert_ne!(key_of("::ffff:10.0.0.1"), key_of("::ffff:11.0.0.1"));
+        assert_ne!(key_of("2001:db8::1"), key_of("2001:db8:0:1::1"));
+        assert_eq!(key_of("a.Push.Example"), "push.example");
+    }
+
+    #[test]
+    fn idle_hosts_are_forgotten_and_the_map_is_bounded() {
+        let hosts = Hosts::new(16);
+        let p = soon(hosts.enter("a.example")).flatten().unwrap();
+        hosts.leave(p);
+        assert_eq!(hosts.map().len(), 0);
+        for i in 0..(MAX_HOSTS + 10) {
+            let p = soon(hosts.enter(&format!("h{i}.example"))).flatten();
+            if let Some(p) = p {
+                p.timed_out(Instant::now());
+                hosts.leave(p);
+            }
+            assert!(hosts.map().len() <= MAX_HOSTS);
+        }
+        assert!(
+            soon(hosts.enter("new.example")).flatten().is_none(),
+            "full of slow hosts"
+        );
     }
 }

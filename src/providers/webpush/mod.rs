@@ -11,7 +11,8 @@ pub mod hosts;
 
 use std::fmt;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_io::Async;
@@ -78,7 +79,13 @@ pub fn outcome_of(result: Result<u16, WebPushError>) -> Outcome {
         // Generic texts: what is answered goes back to whoever chose the
         // endpoint, and the details (a refused connection, an address the
         // name resolved to) would make the server a scanner's oracle. The
-        // details are logged at debug.
+        // details are logged at debug. A name that does not resolve (now)
+        // is a transient failure, not a refusal: a refusal can make the
+        // XMPP server disable push for the device.
+        Err(WebPushError::Refused(GuardError::Resolve(_))) => Outcome::failed(
+            FailureKind::Unavailable,
+            "the endpoint could not be reached",
+        ),
         Err(WebPushError::Refused(_)) => Outcome::failed(
             FailureKind::Refused,
             "this service does not push to that endpoint",
@@ -186,13 +193,19 @@ impl WebPushSender {
             return Err(WebPushError::Body(req.body.len()));
         }
         let timeout = self.settings.timeout;
-        let host = &req.endpoint.host;
-        let Some(_at_host) = self.hosts.enter(host, Instant::now()) else {
-            return Err(WebPushError::HostBusy);
-        };
-        // The wait for a slot counts towards the timeout too.
+        let place: Mutex<Option<hosts::HostPlace>> = Mutex::new(None);
+        let serving = AtomicBool::new(false);
+        // The waits for a place at the host and for a shared slot count
+        // towards the timeout too.
         let result = async {
+            let at_host = self
+                .hosts
+                .enter(&req.endpoint.host)
+                .await
+                .ok_or(WebPushError::HostBusy)?;
+            *place.lock().unwrap_or_else(|e| e.into_inner()) = Some(at_host);
             let _slot = self.slots.acquire().await;
+            serving.store(true, Ordering::Relaxed);
             let addr = self
                 .settings
                 .policy
@@ -206,8 +219,17 @@ impl WebPushSender {
             Err(WebPushError::Timeout)
         })
         .await;
-        if matches!(result, Err(WebPushError::Timeout)) {
-            self.hosts.timed_out(host, Instant::now());
+        if let Some(at_host) = place.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            match &result {
+                // Slow only if it was being served: a request that waited
+                // behind others says nothing about its host.
+                Err(WebPushError::Timeout) if serving.load(Ordering::Relaxed) => {
+                    at_host.timed_out(Instant::now())
+                }
+                Ok(_) => at_host.answered(),
+                _ => {}
+            }
+            self.hosts.leave(at_host);
         }
         result
     }
