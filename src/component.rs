@@ -12,6 +12,7 @@ use crate::link::{Replier, StanzaHandler};
 use crate::pushes::PushService;
 use crate::router::{route, Route};
 use crate::stanza::{disco, publish, quoted, ErrorType, IqHeader, StanzaError};
+use crate::unifiedpush::{UnifiedPush, NS_UP};
 use crate::xml::Element;
 
 /// Serves one component's stanzas.
@@ -21,6 +22,7 @@ pub struct ComponentHandler {
     pushes: Arc<PushService>,
     component: ComponentSettings,
     push2: Option<Arc<Push2Service>>,
+    unifiedpush: Arc<UnifiedPush>,
 }
 
 impl ComponentHandler {
@@ -28,6 +30,7 @@ impl ComponentHandler {
     pub fn new(
         devices: Arc<Devices>,
         pushes: Arc<PushService>,
+        unifiedpush: Arc<UnifiedPush>,
         component: ComponentSettings,
     ) -> Self {
         let push2 = component
@@ -39,6 +42,7 @@ impl ComponentHandler {
             pushes,
             component,
             push2,
+            unifiedpush,
         }
     }
 }
@@ -58,7 +62,10 @@ impl StanzaHandler for ComponentHandler {
             Route::Ping => reply.send(&answer(Ok(None))),
             Route::DiscoInfo(node) => {
                 let commands = dialects::commands(&self.component);
-                let features = dialects::features(&self.component.dialects);
+                let mut features = dialects::features(&self.component.dialects);
+                if self.unifiedpush.offered(jid) {
+                    features.push(NS_UP.to_owned());
+                }
                 reply.send(&answer(disco::info(node, &commands, &features).map(Some)))
             }
             Route::DiscoItems(node) => {
@@ -68,6 +75,10 @@ impl StanzaHandler for ComponentHandler {
             Route::Unsupported => reply.send(&answer(Err(StanzaError::service_unavailable()))),
             Route::Malformed(why) => reply.send(&answer(Err(StanzaError::bad_request(why)))),
             Route::Push2(n) => self.push2(&header, n, reply),
+            Route::UnifiedPushRegister(register) => reply.send(&answer(
+                dialects::unifiedpush::run(&self.unifiedpush, jid, &header.from, register)
+                    .map(Some),
+            )),
             Route::Publish(pubsub)
                 if self.component.monal.is_some() && monal::push_module(pubsub).is_some() =>
             {

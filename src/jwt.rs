@@ -24,6 +24,22 @@ pub fn base64url(data: &[u8]) -> String {
     out
 }
 
+/// Standard padded base64 (RFC 4648 section 4), as XMPP payloads carry.
+pub fn base64(data: &[u8]) -> String {
+    let mut out: String = base64url(data)
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while out.len() % 4 != 0 {
+        out.push('=');
+    }
+    out
+}
+
 /// Decodes unpadded base64url; `None` for a character outside the
 /// alphabet. Trailing bits that do not make a whole byte are dropped.
 pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
@@ -71,6 +87,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_is_padded_with_the_standard_alphabet() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+    }
 
     #[test]
     fn base64url_matches_rfc4648_vectors() {

@@ -34,4 +34,5 @@ pub mod shutdown;
 pub mod stanza;
 pub mod store_thread;
 pub mod tcp;
+pub mod unifiedpush;
 pub mod xml;

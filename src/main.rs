@@ -264,6 +264,10 @@ fn warn_about(settings: &Settings) {
                 "[component.push2]",
                 c.push2.as_ref().is_some_and(|p| p.open_relay),
             ),
+            (
+                "[component.unifiedpush]",
+                c.unifiedpush.as_ref().is_some_and(|u| u.open_relay),
+            ),
         ];
         for (table, _) in open.iter().filter(|(_, on)| *on) {
             log::warn!(

@@ -3,6 +3,7 @@
 use crate::stanza::disco::{NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING};
 use crate::stanza::publish::NS_PUBSUB;
 use crate::stanza::NS_COMMANDS;
+use crate::unifiedpush::NS_UP;
 use crate::xml::Element;
 
 /// Where a stanza goes.
@@ -24,6 +25,8 @@ pub enum Route<'a> {
     Malformed(&'static str),
     /// A Push 2.0 `<notification/>` in a message (answered only on failure).
     Push2(&'a Element),
+    /// A UnifiedPush `<register/>` (the iq's payload).
+    UnifiedPushRegister(&'a Element),
     /// Results, errors, messages and presence: nothing to answer.
     Ignore,
 }
@@ -53,6 +56,7 @@ pub fn route(stanza: &Element) -> Route<'_> {
         ("get", "query", NS_DISCO_ITEMS) => Route::DiscoItems(node),
         ("set", "command", NS_COMMANDS) => Route::Command(payload),
         ("set", "pubsub", NS_PUBSUB) => Route::Publish(payload),
+        ("set", "register", NS_UP) => Route::UnifiedPushRegister(payload),
         _ => Route::Unsupported,
     }
 }
@@ -94,6 +98,10 @@ mod tests {
         );
         assert!(r("<iq type='set'/>").starts_with("Malformed"));
         assert_eq!(r("<iq type='result' id='1'/>"), "Ignore");
+        assert!(r(
+            "<iq type='set'><register xmlns='http://gultsch.de/xmpp/drafts/unified-push'/></iq>"
+        )
+        .starts_with("UnifiedPushRegister"));
         assert_eq!(
             r("<iq xmlns='jabber:client' type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>"),
             "Ping"

@@ -16,12 +16,13 @@ use crate::config::Settings;
 use crate::devices::Devices;
 use crate::dialects::push2::WEBPUSH_APP;
 use crate::http::{self, Backend, HttpApi};
-use crate::link::{self, LinkConfig, LinkStatus};
+use crate::link::{self, LinkConfig, LinkStatus, Outbox};
 use crate::pushes::{self, AppStartError, PushService};
 use crate::registrations::{Registrations, StoreError};
 use crate::reload::{self, ReloadError};
 use crate::shutdown::Shutdown;
 use crate::store_thread::StoreThread;
+use crate::unifiedpush::{self, UnifiedPush};
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -59,6 +60,10 @@ pub struct Services {
     pub pushes: Arc<PushService>,
     /// Link state by component JID.
     pub links: Vec<(String, Arc<LinkStatus>)>,
+    /// Requests each component sends on its own, by component JID.
+    pub outboxes: HashMap<String, Arc<Outbox>>,
+    /// The UnifiedPush provider of the components that offer it.
+    pub unifiedpush: Arc<UnifiedPush>,
     /// Retries store writes after a failure (e.g. a full disk).
     _store_recovery: smol::Task<()>,
     /// Writes push outcomes in batches (see `registrations::outcomes`).
@@ -101,6 +106,17 @@ impl Services {
             siskin,
             settings.limits.pushes_per_second_per_domain,
         ));
+        let outboxes: HashMap<String, Arc<Outbox>> = settings
+            .components
+            .iter()
+            .map(|c| (c.jid.clone(), Arc::new(Outbox::default())))
+            .collect();
+        let unifiedpush = Arc::new(UnifiedPush::new(
+            &settings,
+            &registrations,
+            &outboxes,
+            Arc::clone(&clock),
+        ));
         let devices = Arc::new(Devices::new(
             Arc::clone(&registrations),
             store_thread,
@@ -118,6 +134,8 @@ impl Services {
             devices,
             pushes,
             links,
+            outboxes,
+            unifiedpush,
             _store_recovery: store_recovery,
             _outcome_flush: outcome_flush,
         })
@@ -144,6 +162,7 @@ impl Services {
             devices: Arc::clone(&self.devices),
             pushes: Arc::clone(&self.pushes),
             links: self.links.clone(),
+            unifiedpush: Arc::clone(&self.unifiedpush),
         })
     }
 }
@@ -158,6 +177,10 @@ fn metric_apps(settings: &Settings) -> Vec<&str> {
         .any(|c| c.push2.as_ref().is_some_and(|p| p.webpush.is_some()));
     if webpush && !apps.contains(&WEBPUSH_APP) {
         apps.push(WEBPUSH_APP);
+    }
+    let unifiedpush = settings.components.iter().any(|c| c.unifiedpush.is_some());
+    if unifiedpush && !apps.contains(&unifiedpush::METRIC_APP) {
+        apps.push(unifiedpush::METRIC_APP);
     }
     apps
 }
@@ -236,13 +259,16 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
         let handler = Arc::new(ComponentHandler::new(
             Arc::clone(&services.devices),
             Arc::clone(&services.pushes),
+            Arc::clone(&services.unifiedpush),
             c.clone(),
         ));
         let status = Arc::clone(services.link(&c.jid).expect("a status per component"));
+        let outbox = Arc::clone(&services.outboxes[&c.jid]);
         links.push(smol::spawn(link::run(
             cfg,
             handler,
             status,
+            outbox,
             shutdown.clone(),
         )));
     }

@@ -11,6 +11,7 @@ mod operating;
 mod push2;
 mod registrations;
 mod show;
+mod unifiedpush;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ pub use monal::{valid_module, MonalSettings};
 pub use operating::MetricsSettings;
 pub use push2::Push2Settings;
 pub use registrations::RegistrationSettings;
+pub use unifiedpush::UnifiedPushSettings;
 
 use crate::providers::ProviderSettings;
 use crate::settings::TrustedProxies;
@@ -129,6 +131,8 @@ pub struct ComponentSettings {
     pub monal: Option<MonalSettings>,
     /// Push 2.0 (`[component.push2]`); off when `None`.
     pub push2: Option<Push2Settings>,
+    /// The UnifiedPush provider (`[component.unifiedpush]`); off when `None`.
+    pub unifiedpush: Option<UnifiedPushSettings>,
 }
 
 /// Store sizing for small hosts.
@@ -217,6 +221,7 @@ struct RawComponent {
     siskin: Option<toml::Table>,
     monal: Option<toml::Table>,
     push2: Option<toml::Table>,
+    unifiedpush: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -420,6 +425,10 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             .push2
             .map(|t| Push2Settings::from_table(&key("push2"), t, ctx, &apps))
             .transpose()?;
+        let unifiedpush = c
+            .unifiedpush
+            .map(|t| UnifiedPushSettings::from_table(&key("unifiedpush"), t, ctx))
+            .transpose()?;
         components.push(ComponentSettings {
             jid: c.jid,
             server: c.server,
@@ -429,6 +438,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             dialects,
             monal,
             push2,
+            unifiedpush,
         });
     }
 

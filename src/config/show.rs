@@ -109,6 +109,9 @@ impl fmt::Display for Settings {
             if let Some(m) = &c.monal {
                 writeln!(f, "monal = {}", m.describe())?;
             }
+            if let Some(u) = &c.unifiedpush {
+                writeln!(f, "unifiedpush = {}", u.describe())?;
+            }
             if let Some(p) = &c.push2 {
                 writeln!(f, "push2 = {}", p.describe())?;
             }

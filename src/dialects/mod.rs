@@ -16,6 +16,7 @@ pub mod conversations;
 pub mod monal;
 pub mod push2;
 pub mod siskin;
+pub mod unifiedpush;
 pub mod v1;
 
 use crate::config::{ComponentSettings, DialectSettings};

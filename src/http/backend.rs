@@ -22,6 +22,8 @@ pub struct Backend {
     pub pushes: Arc<PushService>,
     /// Link state by component JID.
     pub links: Vec<(String, Arc<LinkStatus>)>,
+    /// The UnifiedPush provider: its endpoints are served here.
+    pub unifiedpush: Arc<crate::unifiedpush::UnifiedPush>,
 }
 
 impl Backend {

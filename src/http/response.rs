@@ -8,8 +8,8 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub struct Response {
     /// HTTP status.
     pub status: u16,
-    /// HTML rather than plain text.
-    pub html: bool,
+    /// `Content-Type`.
+    pub content_type: &'static str,
     /// The body.
     pub body: String,
     /// Close the connection after this response.
@@ -21,7 +21,7 @@ impl Response {
     pub fn text(status: u16, body: impl Into<String>) -> Self {
         Response {
             status,
-            html: false,
+            content_type: "text/plain; charset=utf-8",
             body: body.into(),
             close: false,
         }
@@ -30,7 +30,15 @@ impl Response {
     /// An HTML page.
     pub fn html(status: u16, body: impl Into<String>) -> Self {
         Response {
-            html: true,
+            content_type: "text/html; charset=utf-8",
+            ..Response::text(status, body)
+        }
+    }
+
+    /// A JSON document.
+    pub fn json(status: u16, body: impl Into<String>) -> Self {
+        Response {
+            content_type: "application/json",
             ..Response::text(status, body)
         }
     }
@@ -50,11 +58,7 @@ impl Response {
 
     /// The response as bytes on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let ctype = if self.html {
-            "text/html; charset=utf-8"
-        } else {
-            "text/plain; charset=utf-8"
-        };
+        let ctype = self.content_type;
         let mut out = format!(
             // nosniff: a browser must not read a text answer that echoes
             // a client's input as anything but text.
@@ -78,6 +82,7 @@ impl Response {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        201 => "Created",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",

@@ -13,6 +13,7 @@ use super::request::Head;
 use super::response::Response;
 use super::{form, pages, RateLimiter, MAX_BODY, PREFIX};
 use crate::settings::TrustedProxies;
+use crate::unifiedpush;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -77,6 +78,11 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
     if head.path == "/metrics" || shared.metrics_only {
         return metrics(shared, head).await;
     }
+    if let Some(token) = head.path.strip_prefix(unifiedpush::PATH) {
+        if backend.unifiedpush.any() {
+            return unifiedpush_endpoint(backend, head, body, token).await;
+        }
+    }
     let Some(endpoint) = head.path.strip_prefix(PREFIX) else {
         return Response::error(404, "unknown endpoint");
     };
@@ -128,6 +134,25 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
             Response::error(405, "method not allowed")
         }
         _ => Response::error(404, "unknown endpoint"),
+    }
+}
+
+/// A UnifiedPush endpoint: discovery on GET, a relay on POST.
+async fn unifiedpush_endpoint(
+    backend: &Backend,
+    head: &Head,
+    body: &[u8],
+    token: &str,
+) -> Response {
+    match head.method.as_str() {
+        // UnifiedPush discovery (answered for any token, as the module does).
+        "GET" => Response::json(200, r#"{"unifiedpush":{"version":1}}"#),
+        "POST" => {
+            let token = token.split('?').next().unwrap_or_default();
+            let answer = backend.unifiedpush.relay(token, body).await;
+            Response::text(answer.status, format!("{}\n", answer.text))
+        }
+        _ => Response::error(405, "method not allowed"),
     }
 }
 

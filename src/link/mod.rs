@@ -8,6 +8,7 @@
 mod connect;
 pub mod handshake;
 pub mod liveness;
+pub mod outbox;
 mod replier;
 mod session;
 pub mod skipped;
@@ -24,6 +25,7 @@ use crate::settings::Secret;
 use crate::shutdown::Shutdown;
 use crate::xml::Element;
 
+pub use outbox::{Outbox, OutboxError};
 pub use replier::{Detached, Replier};
 
 /// Receives every stanza of a link. Implementations reply through the
@@ -170,11 +172,12 @@ pub async fn run(
     cfg: LinkConfig,
     handler: Arc<dyn StanzaHandler>,
     status: Arc<LinkStatus>,
+    outbox: Arc<Outbox>,
     shutdown: Shutdown,
 ) {
     let mut policy = Reconnect::new(cfg.backoff_base, cfg.backoff_cap);
     while !shutdown.is_triggered() {
-        let result = session::run(&cfg, &handler, &status, &shutdown, &mut policy).await;
+        let result = session::run(&cfg, &handler, &status, &outbox, &shutdown, &mut policy).await;
         status.connected.store(false, Ordering::Relaxed);
         let err = match result {
             Ok(()) => break,

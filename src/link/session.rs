@@ -12,6 +12,7 @@ use smol::lock::Semaphore;
 use smol::net::TcpStream;
 
 use super::liveness::{self, Liveness, Tick};
+use super::outbox::Outbox;
 use super::replier::{Outgoing, Pending, Replier};
 use super::{
     connect, handshake, skipped, writer, LinkConfig, LinkError, LinkStatus, StanzaHandler,
@@ -31,6 +32,7 @@ pub(super) async fn run(
     cfg: &LinkConfig,
     handler: &Arc<dyn StanzaHandler>,
     status: &LinkStatus,
+    outbox: &Outbox,
     shutdown: &Shutdown,
     policy: &mut Reconnect,
 ) -> Result<(), LinkError> {
@@ -48,7 +50,7 @@ pub(super) async fn run(
     status.connected.store(true, Ordering::Relaxed);
     status.connects.fetch_add(1, Ordering::Relaxed);
     log::info!("component {}: connected to {}", cfg.jid, cfg.server);
-    serve(cfg, handler, status, shutdown, stream, framer).await
+    serve(cfg, handler, status, outbox, shutdown, stream, framer).await
 }
 
 /// What the read side shares with the repliers and the writer.
@@ -61,6 +63,7 @@ struct Ctx<'a> {
     detached: &'a Arc<Semaphore>,
     pending: &'a Arc<Pending>,
     jid: &'a Arc<str>,
+    outbox: &'a Outbox,
 }
 
 impl Ctx<'_> {
@@ -110,6 +113,7 @@ async fn serve(
     cfg: &LinkConfig,
     handler: &Arc<dyn StanzaHandler>,
     status: &LinkStatus,
+    outbox: &Outbox,
     shutdown: &Shutdown,
     stream: TcpStream,
     framer: Framer,
@@ -143,7 +147,9 @@ async fn serve(
         detached: &detached,
         pending: &pending,
         jid: &jid,
+        outbox,
     };
+    outbox.attach(tx.clone());
     let live = Liveness::new(Instant::now(), cfg.ping_after, cfg.ping_timeout);
     let mut conn = Conn {
         stream,
@@ -160,6 +166,8 @@ async fn serve(
     .or(async { Err(writer_failed(&dead_rx).await) })
     .or(conn.read_loop(&ctx))
     .await;
+    // Requests of our own still waiting cannot be answered any more.
+    outbox.detach();
     match ended {
         Ok(()) => {
             let deadline = shutdown.deadline().unwrap_or_else(Instant::now);
@@ -300,6 +308,9 @@ impl Conn {
         }
         if liveness::is_ping_answer(&stanza) {
             log::debug!("component {}: the server answered our ping", ctx.jid);
+            return Ok(());
+        }
+        if ctx.outbox.answer(&stanza) {
             return Ok(());
         }
         ctx.status.stanzas.fetch_add(1, Ordering::Relaxed);

@@ -381,6 +381,12 @@ impl Registrations {
         self.key.secret(&r.component, &r.node, &r.salt)
     }
 
+    /// A key for another purpose derived from the server key under
+    /// `label` (see [`ServerKey::derive`]).
+    pub fn derived_key(&self, label: &str) -> [u8; 32] {
+        self.key.derive(label)
+    }
+
     /// Whether `given` is the registration's secret (constant time): the
     /// derived one, or for an imported registration the one it brought.
     pub fn verify_secret(&self, r: &Registration, given: &str) -> bool {

@@ -106,6 +106,18 @@ impl ServerKey {
         hex(hmac::sign(&self.0, b"push-appserver server key check v1").as_ref())
     }
 
+    /// A 256-bit key for another purpose, derived from this one under
+    /// `label` (HMAC-SHA-256 of a versioned label): rotating the server
+    /// key rotates every derived key with it.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut m = b"push-appserver derived key v1\0".to_vec();
+        m.extend_from_slice(label.as_bytes());
+        let tag = hmac::sign(&self.0, &m);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&tag.as_ref()[..32]);
+        out
+    }
+
     /// A key from raw bytes (tests).
     pub fn from_bytes(bytes: &[u8]) -> ServerKey {
         ServerKey(hmac::Key::new(hmac::HMAC_SHA256, bytes))

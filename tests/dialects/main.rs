@@ -7,3 +7,4 @@ mod support;
 mod dialects;
 mod pipeline;
 mod stateless;
+mod unifiedpush;
