@@ -11,6 +11,12 @@ client family's own dialect through the user's server, or sends messages.
       with the answered node and no secret, as Siskin does; offline.
   send: logs in and sends a chat message with a body to each --to, then
       pings its server so that the messages have been routed (and pushed).
+  unifiedpush: logs in (as Conversations, a UnifiedPush distributor) and
+      registers two applications at the push component, prints their
+      endpoints as one JSON line, then stays online --stay seconds and
+      answers each relayed push: application "keep" with a result,
+      application "gone" with item-not-found (the app was removed). Each
+      push received is appended to --log as a JSON line.
 
 Prints one JSON object on stdout: {"ok": true, ...} or {"ok": false,
 "step": ..., "error": ...} with exit status 1. Needs python3-slixmpp.
@@ -36,6 +42,7 @@ NS_DATA = "jabber:x:data"
 NS_PUSH = "urn:xmpp:push:0"
 NS_PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 NS_PING = "urn:xmpp:ping"
+NS_UP = "http://gultsch.de/xmpp/drafts/unified-push"
 
 
 class StepError(Exception):
@@ -161,9 +168,57 @@ async def send(args):
     return {"ok": True, "sent": len(args.to)}
 
 
+async def unifiedpush(args):
+    import base64
+    import hashlib
+    from slixmpp.xmlstream.handler import Callback
+    from slixmpp.xmlstream.matcher import MatchXPath
+
+    acc = Account(args.jid, args.password, args.host, args.port, args.timeout)
+    apps = {}
+    for name in ("keep", "gone"):
+        apps[base64.b64encode(hashlib.sha256(name.encode()).digest()).decode()] = name
+    instance = base64.b64encode(hashlib.sha256(b"instance").digest()).decode()
+    received = []
+
+    def on_push(iq):
+        push = iq.xml.find("{%s}push" % NS_UP)
+        name = apps.get(push.get("application"), "?")
+        entry = {"app": name, "instance": push.get("instance") == instance,
+                 "payload": push.text or "", "from": str(iq["from"])}
+        received.append(entry)
+        with open(args.log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        reply = iq.reply(clear=True)
+        if name != "keep":
+            reply["type"] = "error"
+            reply["error"]["type"] = "cancel"
+            reply["error"]["condition"] = "item-not-found"
+        reply.send()
+
+    acc.xmpp.register_handler(Callback(
+        "unifiedpush push", MatchXPath("{jabber:client}iq/{%s}push" % NS_UP), on_push))
+    await acc.login("login")
+    endpoints = {}
+    for application, name in apps.items():
+        iq = acc.xmpp.make_iq_set(ito=args.push_jid)
+        iq.append(ET.fromstring("<register xmlns='%s' application='%s' instance='%s'/>"
+                                % (NS_UP, esc(application), esc(instance))))
+        reply = await acc.send_iq("register " + name, iq)
+        reg = reply.xml.find("{%s}registered" % NS_UP)
+        if reg is None or not reg.get("endpoint") or not reg.get("expiration"):
+            raise StepError("register " + name, "no endpoint: %s" % reply)
+        endpoints[name] = reg.get("endpoint")
+    print(json.dumps({"ok": True, "step": "registered", "endpoints": endpoints,
+                      "jid": str(acc.xmpp.boundjid)}), flush=True)
+    await asyncio.sleep(args.stay)
+    await acc.logout()
+    return {"ok": True, "received": len(received)}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["register", "send"])
+    p.add_argument("action", choices=["register", "send", "unifiedpush"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--push-jid", default="push.localhost")
@@ -177,14 +232,17 @@ def main():
     p.add_argument("--to", action="append", default=[])
     p.add_argument("--body", default="Hello (dialect interop test)")
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--stay", type=float, default=60.0)
+    p.add_argument("--log", default="unifiedpush.jsonl")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     logging.getLogger("slixmpp").setLevel(logging.WARNING)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    work = register(args) if args.action == "register" else send(args)
+    work = {"register": register, "send": send, "unifiedpush": unifiedpush}[args.action](args)
+    limit = 4 * args.timeout + (args.stay if args.action == "unifiedpush" else 0)
     try:
-        result = loop.run_until_complete(asyncio.wait_for(work, 4 * args.timeout))
+        result = loop.run_until_complete(asyncio.wait_for(work, limit))
     except StepError as exc:
         result = {"ok": False, "step": exc.step, "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - report anything as a failure

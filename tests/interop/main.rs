@@ -12,3 +12,4 @@ mod ejabberd;
 mod monal;
 mod prosody;
 mod prosody_restart;
+mod unifiedpush;
