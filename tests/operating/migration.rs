@@ -102,7 +102,7 @@ fn v1_registrations_keep_their_secrets_after_the_upgrade() {
         );
         let stderr = app.stderr();
         assert_eq!(
-            stderr.contains("migrated 2 registration(s) to schema version 3"),
+            stderr.contains("schema version 4: 2 registration(s), 0 owner domain(s) counted, 2 record(s) rewritten"),
             round == 0,
             "{stderr}"
         );

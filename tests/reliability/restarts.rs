@@ -276,7 +276,14 @@ fn scenario(fx: &mut Fixture, server: Server, restarts: usize) -> Result<(), Str
     // listener for the flooder.
     let flood_port = match server {
         Server::Prosody => setup.component_port,
-        Server::Ejabberd => free_ports(1)?[0],
+        // Released ports can be handed out again: not one of the setup's.
+        Server::Ejabberd => {
+            let taken = [setup.c2s_port, setup.component_port, setup.http_port];
+            free_ports(8)?
+                .into_iter()
+                .find(|p| !taken.contains(p))
+                .ok_or("no free port for the flooder")?
+        }
     };
     server.configure(fx, &setup, flood_port)?;
     let (up, link) = (
