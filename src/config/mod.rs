@@ -317,6 +317,7 @@ fn key_at(text: &str, offset: usize) -> (String, usize) {
     (full, line_no)
 }
 
+/// `v` (or `default`) if within `min..=max`, else an error naming `key`.
 fn int_in(
     ctx: &ConfigContext,
     key: &str,

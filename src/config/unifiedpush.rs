@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::dialects::senders;
+use super::int_in;
 use crate::settings::{ConfigContext, ConfigError};
 
 /// Validated `[component.unifiedpush]` settings.
@@ -36,14 +37,14 @@ pub struct UnifiedPushSettings {
 #[serde(deny_unknown_fields)]
 struct RawUnifiedPush {
     endpoint_base: Option<String>,
-    registration_ttl_secs: Option<u64>,
-    relay_timeout_secs: Option<u64>,
+    registration_ttl_secs: Option<i64>,
+    relay_timeout_secs: Option<i64>,
     allow_from: Option<Vec<String>>,
     open_relay: Option<bool>,
-    posts_per_minute_per_endpoint: Option<u64>,
-    posts_per_minute_per_domain: Option<u64>,
-    max_in_flight_per_jid: Option<u64>,
-    max_in_flight: Option<u64>,
+    posts_per_minute_per_endpoint: Option<i64>,
+    posts_per_minute_per_domain: Option<i64>,
+    max_in_flight_per_jid: Option<i64>,
+    max_in_flight: Option<i64>,
 }
 
 /// The longest `endpoint_base`: endpoints must stay short URLs.
@@ -81,16 +82,8 @@ impl UnifiedPushSettings {
                  without query or fragment, e.g. \"https://push.example.org\"",
             ));
         }
-        let range = |k: &str, v: Option<u64>, default: u64, min: u64, max: u64| {
-            let v = v.unwrap_or(default);
-            if (min..=max).contains(&v) {
-                Ok(v)
-            } else {
-                Err(ctx.error(
-                    format!("{key}.{k}"),
-                    format!("{v} is out of range ({min} to {max})"),
-                ))
-            }
+        let range = |k: &str, v: Option<i64>, default: i64, min: i64, max: i64| {
+            int_in(ctx, &format!("{key}.{k}"), v, default, min, max)
         };
         let ttl = range(
             "registration_ttl_secs",
@@ -125,8 +118,8 @@ impl UnifiedPushSettings {
         let (allow_from, open_relay) = senders(ctx, key, raw.allow_from, raw.open_relay)?;
         Ok(UnifiedPushSettings {
             endpoint_base: base,
-            registration_ttl: Duration::from_secs(ttl),
-            relay_timeout: Duration::from_secs(timeout),
+            registration_ttl: Duration::from_secs(ttl as u64),
+            relay_timeout: Duration::from_secs(timeout as u64),
             allow_from,
             open_relay,
             posts_per_minute_per_endpoint: per_endpoint as u32,

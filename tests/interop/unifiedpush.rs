@@ -52,19 +52,12 @@ fn ejabberd_relays_unifiedpush_to_the_client() {
     .run(|fx| scenario(fx, Xmpp::Ejabberd));
 }
 
-fn appserver_config(setup: &Setup) -> String {
-    format!(
-        "data_dir = \"{dir}/appserver-data\"\nlog_level = \"debug\"\n\
-         [http]\nlisten = \"127.0.0.1:{http}\"\n\
-         [[component]]\njid = \"{PUSH_JID}\"\nserver = \"127.0.0.1:{port}\"\n\
-         secret = \"{secret}\"\ntypes = [\"fcm\"]\n\
-         [component.unifiedpush]\nendpoint_base = \"http://127.0.0.1:{http}\"\n\
-         allow_from = [\"{DOMAIN}\"]\nrelay_timeout_secs = 20\n\
-         [app.fcm]\nprovider = \"log\"\n",
-        dir = setup.dir,
-        http = setup.http_port,
-        port = setup.component_port,
-        secret = setup.secret,
+/// The interop config with the component as UnifiedPush provider.
+fn appserver_template() -> String {
+    APPSERVER_CFG_TEMPLATE.replace(
+        "[app.fcm]",
+        "[component.unifiedpush]\nendpoint_base = \"http://127.0.0.1:@HTTP_PORT@\"\n\
+         allow_from = [\"localhost\"]\nrelay_timeout_secs = 20\n\n[app.fcm]",
     )
 }
 
@@ -90,16 +83,7 @@ fn scenario(fx: &mut Fixture, xmpp: Xmpp) -> Result<(), String> {
             ejabberd::start(fx, &ej, &setup, &accounts)?
         }
     };
-    let cfg = fx.path("appserver.toml");
-    std::fs::write(&cfg, appserver_config(&setup)).map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(appserver_bin());
-    cmd.arg("run").arg("--config").arg(&cfg);
-    fx.spawn_split(
-        "push-appserver",
-        cmd,
-        "appserver.stdout",
-        "appserver.stderr",
-    )?;
+    start_appserver_with(fx, &setup, &appserver_template())?;
     wait_until(fx, COMPONENT_LINK, "the component to connect", |_| {
         let log = read_lossy(&log_path);
         Ok(

@@ -111,7 +111,13 @@ impl Setup {
 /// Starts the app server (`run --config appserver.toml`, written from
 /// `appserver.toml.in`); output in appserver.stdout / appserver.stderr.
 pub fn start_appserver(fx: &mut Fixture, setup: &Setup) -> Result<(), String> {
-    let cfg = setup.write_config(fx, "appserver.toml", APPSERVER_CFG_TEMPLATE)?;
+    start_appserver_with(fx, setup, APPSERVER_CFG_TEMPLATE)
+}
+
+/// [`start_appserver`] with the config written from `template` (its
+/// `@NAME@` placeholders filled in).
+pub fn start_appserver_with(fx: &mut Fixture, setup: &Setup, template: &str) -> Result<(), String> {
+    let cfg = setup.write_config(fx, "appserver.toml", template)?;
     let mut cmd = Command::new(appserver_bin());
     cmd.arg("run").arg("--config").arg(&cfg);
     fx.spawn_split(
