@@ -207,6 +207,27 @@ fn push2_apns_url_form_goes_through_the_profile_with_that_topic() {
         Some(format!("{TOPIC}.voip").as_str())
     );
 
+    // mod_push2 marks a chat message with a body `normal` (only a call is
+    // `high`): a "New Message" alert the user expects at once, so priority
+    // 10; `low` (no body) may wait for the device's convenience (5).
+    for (urgency, want) in [("normal", "10"), ("low", "5")] {
+        let n = apple.server.seen().len();
+        c.send(
+            &push2_message(&format!("u-{urgency}"), &client, "").replace(
+                "<priority>high</priority>",
+                &format!("<priority>{urgency}</priority>"),
+            ),
+        );
+        let deadline = std::time::Instant::now() + T;
+        while apple.server.seen().len() == n && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let seen = apple.server.seen();
+        assert_eq!(seen.len(), n + 1, "{urgency}");
+        assert_eq!(seen[n].header("apns-priority"), Some(want), "{urgency}");
+        assert_eq!(seen[n].header("apns-push-type"), Some("alert"), "{urgency}");
+    }
+
     // A topic or environment no profile serves is never sent anywhere.
     let other = format!("https://api.push.apple.com/3/device/{LIVE}#org.evil.app");
     let r = c.iq(&push2_message("e1", &other, ""));
@@ -220,7 +241,7 @@ fn push2_apns_url_form_goes_through_the_profile_with_that_topic() {
     let dead = format!("https://api.push.apple.com/3/device/{DEAD}#{TOPIC}");
     let r = c.iq(&push2_message("e3", &dead, ""));
     assert_eq!(outcome(&r), ("cancel".into(), "item-not-found".into()));
-    assert_eq!(apple.server.seen().len(), 3);
+    assert_eq!(apple.server.seen().len(), 5);
 }
 
 fn push2_web_config(dir: &std::path::Path, xmpp: u16, mock: &WebPushMock, allow: bool) -> String {

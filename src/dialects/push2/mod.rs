@@ -133,10 +133,14 @@ impl Push2Service {
         let custom = CustomApns {
             payload: push2_alert(n.payload.as_deref()).to_string().into_bytes(),
             voip,
-            priority: if n.priority == Urgency::High || voip {
-                10
-            } else {
+            // mod_push2 sends a chat message with a body as `normal` and
+            // only a call as `high`: the "New Message" alert is due at
+            // once (10); `low` may wait for the device's convenience (5).
+            // Snikket's own service sends `normal` at 5, which iOS may hold.
+            priority: if n.priority == Urgency::Low && !voip {
                 5
+            } else {
+                10
             },
             apns_id: Some(id.to_owned()),
         };
@@ -188,8 +192,8 @@ impl Push2Service {
             node: n.client.clone(),
             token: n.client.clone(),
             priority: match n.priority {
-                Urgency::High => Priority::High,
-                Urgency::Normal | Urgency::Low => Priority::Silent,
+                Urgency::High | Urgency::Normal => Priority::High,
+                Urgency::Low => Priority::Silent,
             },
             summary: Summary::default(),
             encrypted: None,
