@@ -121,6 +121,21 @@ pub fn health(backend: &Backend) -> String {
             escape(&app.provider.health())
         ));
     }
+    if backend.unifiedpush.any() {
+        let counts = crate::metrics::global()
+            .apps()
+            .into_iter()
+            .find(|(name, _)| name == crate::unifiedpush::METRIC_APP)
+            .map(|(_, m)| {
+                crate::metrics::PushResult::ALL
+                    .iter()
+                    .map(|r| format!("{} {}", r.label(), m.outcomes[*r as usize].get()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        body.push_str(&format!("<li>UnifiedPush relays: {counts}</li>\n"));
+    }
     body.push_str(&format!(
         "<li>registrations: about {}</li>\n",
         backend.registrations.approximate_count()

@@ -162,6 +162,21 @@ fn a_post_is_relayed_to_the_client_and_answered_with_its_answer() {
         c.recv(Duration::from_millis(300)).is_none(),
         "nothing relayed"
     );
+
+    // Counted like pushes, on the status page and in the metrics.
+    let (_, health) = app.http("GET", "/push_appserver/v1/health", "");
+    assert!(
+        health.contains(
+            "UnifiedPush relays: delivered 1, dead_token 1, throttled 0, failed 1, timed_out 1"
+        ),
+        "{health}"
+    );
+    let (_, metrics) = app.http("GET", "/metrics", "");
+    assert!(
+        metrics
+            .contains("push_appserver_pushes_total{app=\"unifiedpush\",outcome=\"delivered\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
