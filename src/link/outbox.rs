@@ -7,17 +7,23 @@
 //! waiting.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_lite::FutureExt;
 use smol::channel::Sender;
+use smol::lock::Semaphore;
 
 use super::replier::Outgoing;
 use crate::xml::{Element, NS_COMPONENT};
 
 /// Requests waiting for an answer at most, per component.
 pub const MAX_WAITING: usize = 4096;
+
+/// Requests queued for the writer and not yet written, at most. The
+/// session's writer queue has this much room of its own on top of what
+/// the replies need, so requests can never crowd out a reply.
+pub const MAX_QUEUED: usize = 64;
 
 /// Why a request got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +60,20 @@ struct Inner {
 }
 
 /// The outbox of one component.
-#[derive(Default)]
 pub struct Outbox {
     inner: Mutex<Inner>,
+    /// One permit per request in the writer's queue (see [`MAX_QUEUED`]);
+    /// the writer gives it back once the request is written.
+    queued: Arc<Semaphore>,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            inner: Mutex::default(),
+            queued: Arc::new(Semaphore::new(MAX_QUEUED)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Outbox {
@@ -89,8 +106,12 @@ impl Outbox {
             if inner.waiting.len() >= MAX_WAITING {
                 return Err(OutboxError::Full);
             }
+            let permit = self.queued.try_acquire_arc().ok_or(OutboxError::Full)?;
             writer
-                .try_send(Outgoing::bare(text))
+                .try_send(Outgoing {
+                    text,
+                    permit: Some(permit),
+                })
                 .map_err(|_| OutboxError::Full)?;
             inner.waiting.insert(id.clone(), Waiting { to, answer });
         }
@@ -184,6 +205,33 @@ mod tests {
             let answer = asking.await.unwrap();
             assert_eq!(answer.get_attr("type"), Some("error"));
             assert!(!outbox.answer(&el(&format!("<iq type='result' id='{id}' from='a@x/r'/>"))));
+        });
+    }
+
+    #[test]
+    fn requests_not_yet_written_are_bounded() {
+        smol::block_on(async {
+            let outbox = Outbox::default();
+            let (tx, rx) = smol::channel::bounded(MAX_QUEUED + 8);
+            outbox.attach(tx);
+            let quick = Duration::from_millis(1);
+            for _ in 0..MAX_QUEUED {
+                let r = outbox
+                    .request(el("<iq type='set' to='a@x/r'/>"), quick)
+                    .await;
+                assert_eq!(r, Err(OutboxError::Timeout));
+            }
+            // Nothing was written: the writer's share of the queue is full.
+            let r = outbox
+                .request(el("<iq type='set' to='a@x/r'/>"), quick)
+                .await;
+            assert_eq!(r, Err(OutboxError::Full));
+            // The writer writes one: room for one more.
+            drop(rx.recv().await.unwrap());
+            let r = outbox
+                .request(el("<iq type='set' to='a@x/r'/>"), quick)
+                .await;
+            assert_eq!(r, Err(OutboxError::Timeout));
         });
     }
 

@@ -120,8 +120,10 @@ async fn serve(
 ) -> Result<(), LinkError> {
     // Each in-flight slot, and each detached one, holds at most one queued
     // reply until it is written, so this capacity always suffices; 16 for
-    // the link's own writes.
-    let (tx, rx) = smol::channel::bounded::<Outgoing>(2 * cfg.max_in_flight + 16);
+    // the link's own writes, and the outbox's requests have room of their
+    // own (see `outbox::MAX_QUEUED`).
+    let (tx, rx) =
+        smol::channel::bounded::<Outgoing>(2 * cfg.max_in_flight + 16 + super::outbox::MAX_QUEUED);
     let (dead_tx, dead_rx) = smol::channel::bounded::<LinkError>(1);
     let writer = smol::spawn({
         let stream = stream.clone();
