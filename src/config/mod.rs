@@ -558,6 +558,22 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         )? as u64,
     };
 
+    // A waiting relay holds an HTTP connection: relays may hold at most
+    // half of them, so they can never lock the API out.
+    for (i, c) in components.iter().enumerate() {
+        if let Some(u) = &c.unifiedpush {
+            if u.max_in_flight > http.max_connections / 2 {
+                return Err(ctx.error(
+                    format!("component[{i}].unifiedpush.max_in_flight"),
+                    format!(
+                        "{} is more than half of http.max_connections ({}): waiting relays \
+                         hold HTTP connections",
+                        u.max_in_flight, http.max_connections
+                    ),
+                ));
+            }
+        }
+    }
     Ok(Settings {
         data_dir,
         debugging: raw.debugging.unwrap_or(false),

@@ -274,3 +274,27 @@ fn outcome_flush_interval_has_a_default_and_bounds() {
         assert_eq!(e.key, "store.outcome_flush_secs", "{bad}");
     }
 }
+
+#[test]
+fn unifiedpush_relays_may_hold_at_most_half_the_http_connections() {
+    let up = |n: u32| {
+        MINIMAL.replace(
+            "[app.fcm]",
+            &format!(
+                "[component.unifiedpush]\nendpoint_base = \"https://p.example.org\"\n\
+                 allow_from = [\"example.org\"]\nmax_in_flight = {n}\n[app.fcm]"
+            ),
+        )
+    };
+    assert_eq!(
+        parse(&up(256)).unwrap().components[0]
+            .unifiedpush
+            .as_ref()
+            .unwrap()
+            .max_in_flight,
+        256
+    );
+    let e = parse(&up(257)).unwrap_err();
+    assert_eq!(e.key, "component[0].unifiedpush.max_in_flight");
+    assert!(e.to_string().contains("http.max_connections (512)"), "{e}");
+}

@@ -25,11 +25,14 @@ pub struct UnifiedPushSettings {
     pub open_relay: bool,
     /// POSTs per minute to one endpoint (bursts of a minute's worth).
     pub posts_per_minute_per_endpoint: u32,
+    /// POSTs per minute to the endpoints of one user.
+    pub posts_per_minute_per_jid: u32,
     /// POSTs per minute to the endpoints of one registrable domain.
     pub posts_per_minute_per_domain: u32,
     /// Relays waiting for one JID's answer at once.
     pub max_in_flight_per_jid: usize,
-    /// Relays waiting for answers at once, in all.
+    /// Relays waiting for answers at once, in all (each holds an HTTP
+    /// connection, so at most half of `http.max_connections`).
     pub max_in_flight: usize,
 }
 
@@ -42,6 +45,7 @@ struct RawUnifiedPush {
     allow_from: Option<Vec<String>>,
     open_relay: Option<bool>,
     posts_per_minute_per_endpoint: Option<i64>,
+    posts_per_minute_per_jid: Option<i64>,
     posts_per_minute_per_domain: Option<i64>,
     max_in_flight_per_jid: Option<i64>,
     max_in_flight: Option<i64>,
@@ -92,7 +96,7 @@ impl UnifiedPushSettings {
             1,
             2_592_000,
         )?;
-        let timeout = range("relay_timeout_secs", raw.relay_timeout_secs, 30, 1, 120)?;
+        let timeout = range("relay_timeout_secs", raw.relay_timeout_secs, 10, 1, 120)?;
         let per_endpoint = range(
             "posts_per_minute_per_endpoint",
             raw.posts_per_minute_per_endpoint,
@@ -100,21 +104,28 @@ impl UnifiedPushSettings {
             1,
             100_000,
         )?;
+        let per_jid = range(
+            "posts_per_minute_per_jid",
+            raw.posts_per_minute_per_jid,
+            600,
+            1,
+            1_000_000,
+        )?;
         let per_domain = range(
             "posts_per_minute_per_domain",
             raw.posts_per_minute_per_domain,
-            6_000,
+            60_000,
             1,
             10_000_000,
         )?;
-        let per_jid = range(
+        let places_per_jid = range(
             "max_in_flight_per_jid",
             raw.max_in_flight_per_jid,
             4,
             1,
             1024,
         )?;
-        let in_flight = range("max_in_flight", raw.max_in_flight, 256, 1, 4096)?;
+        let in_flight = range("max_in_flight", raw.max_in_flight, 128, 1, 32_768)?;
         let (allow_from, open_relay) = senders(ctx, key, raw.allow_from, raw.open_relay)?;
         Ok(UnifiedPushSettings {
             endpoint_base: base,
@@ -123,8 +134,9 @@ impl UnifiedPushSettings {
             allow_from,
             open_relay,
             posts_per_minute_per_endpoint: per_endpoint as u32,
+            posts_per_minute_per_jid: per_jid as u32,
             posts_per_minute_per_domain: per_domain as u32,
-            max_in_flight_per_jid: per_jid as usize,
+            max_in_flight_per_jid: places_per_jid as usize,
             max_in_flight: in_flight as usize,
         })
     }
@@ -138,12 +150,13 @@ impl UnifiedPushSettings {
         };
         format!(
             "{{ endpoint_base = {:?}, registration_ttl_secs = {}, relay_timeout_secs = {}, {senders}, \
-             posts_per_minute_per_endpoint = {}, posts_per_minute_per_domain = {}, \
-             max_in_flight_per_jid = {}, max_in_flight = {} }}",
+             posts_per_minute_per_endpoint = {}, posts_per_minute_per_jid = {}, \
+             posts_per_minute_per_domain = {}, max_in_flight_per_jid = {}, max_in_flight = {} }}",
             self.endpoint_base,
             self.registration_ttl.as_secs(),
             self.relay_timeout.as_secs(),
             self.posts_per_minute_per_endpoint,
+            self.posts_per_minute_per_jid,
             self.posts_per_minute_per_domain,
             self.max_in_flight_per_jid,
             self.max_in_flight,
@@ -171,7 +184,8 @@ mod tests {
                 .unwrap();
         assert_eq!(ok.endpoint_base, "https://push.example.org");
         assert_eq!(ok.registration_ttl, Duration::from_secs(86_400));
-        assert_eq!(ok.relay_timeout, Duration::from_secs(30));
+        assert_eq!(ok.relay_timeout, Duration::from_secs(10));
+        assert_eq!(ok.max_in_flight, 128);
         for bad in [
             "",
             "push.example.org",

@@ -10,6 +10,7 @@
 //! endpoint and per registrable domain, a cap on relays waiting per JID and
 //! in all, and a deadline on the client's answer.
 
+pub mod admission;
 pub mod token;
 
 use std::collections::HashMap;
@@ -18,13 +19,12 @@ use std::time::{Instant, SystemTime};
 
 use crate::clock::{unix_secs, Clock};
 use crate::config::{Settings, UnifiedPushSettings};
-use crate::domains::registrable_domain;
 use crate::link::{Outbox, OutboxError};
 use crate::metrics::{self, PushResult};
-use crate::ratelimit::{RateLimiter, MAX_CLIENTS};
 use crate::registrations::owner::{domain_of, owner_of};
 use crate::registrations::{CommandRate, Registrations};
 use crate::xml::Element;
+use admission::{Admission, Refused};
 use token::{Claims, TokenKey};
 
 /// The protocol's namespace.
@@ -96,51 +96,20 @@ struct Provider {
     key: TokenKey,
     outbox: Arc<Outbox>,
     registrations: Mutex<CommandRate>,
-    per_endpoint: Mutex<RateLimiter<String>>,
-    per_domain: Mutex<RateLimiter<String>>,
-    /// Relays waiting per bare JID, and in all.
-    waiting: Mutex<(HashMap<String, usize>, usize)>,
-}
-
-/// A relay's place among those waiting; given back when dropped.
-struct Waiting<'a> {
-    provider: &'a Provider,
-    jid: String,
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        let mut w = self
-            .provider
-            .waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        w.1 = w.1.saturating_sub(1);
-        if let Some(n) = w.0.get_mut(&self.jid) {
-            *n -= 1;
-            if *n == 0 {
-                w.0.remove(&self.jid);
-            }
-        }
-    }
+    admission: Admission,
 }
 
 impl Provider {
-    fn enter(&self, bare: &str) -> Option<Waiting<'_>> {
-        let mut w = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        if w.1 >= self.settings.max_in_flight {
-            return None;
-        }
-        let n = w.0.entry(bare.to_owned()).or_default();
-        if *n >= self.settings.max_in_flight_per_jid {
-            return None;
-        }
-        *n += 1;
-        w.1 += 1;
-        Some(Waiting {
-            provider: self,
-            jid: bare.to_owned(),
-        })
+    /// Whether the component serves users of `bare`'s domain (checked at
+    /// registration and again at each relay: an operator who removes a
+    /// domain from `allow_from` stops its endpoints at once).
+    fn serves(&self, bare: &str) -> bool {
+        self.settings.open_relay
+            || self
+                .settings
+                .allow_from
+                .iter()
+                .any(|d| d == domain_of(bare))
     }
 }
 
@@ -180,16 +149,13 @@ impl UnifiedPush {
             .filter_map(|c| {
                 let s = c.unifiedpush.clone()?;
                 let outbox = Arc::clone(outboxes.get(&c.jid)?);
-                let per_minute = |n: u32| RateLimiter::per_minute(n, MAX_CLIENTS);
                 Some(Provider {
                     key: TokenKey::new(&registrations.derived_key(&key_label(&c.jid))),
                     registrations: Mutex::new(CommandRate::new(
                         r.commands_per_minute_per_jid,
                         r.commands_per_minute_per_domain,
                     )),
-                    per_endpoint: Mutex::new(per_minute(s.posts_per_minute_per_endpoint)),
-                    per_domain: Mutex::new(per_minute(s.posts_per_minute_per_domain)),
-                    waiting: Mutex::new((HashMap::new(), 0)),
+                    admission: Admission::new(&s),
                     jid: c.jid.clone(),
                     outbox,
                     settings: s,
@@ -283,27 +249,24 @@ impl UnifiedPush {
         }
         let count = |r: PushResult| metrics::global().push(METRIC_APP, r);
         let bare = claims.jid.split('/').next().unwrap_or_default().to_owned();
-        let instant = self.clock.instant();
-        let endpoint_key = format!(
+        if !p.serves(&bare) {
+            return RelayAnswer::new(404, "no such endpoint");
+        }
+        let endpoint = format!(
             "{}\0{}\0{}",
             claims.jid, claims.application, claims.instance
         );
-        let allowed = p
-            .per_endpoint
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .allow(endpoint_key, instant)
-            && p.per_domain
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .allow(registrable_domain(domain_of(&bare)).to_owned(), instant);
-        if !allowed {
-            count(PushResult::Throttled);
-            return RelayAnswer::new(429, "too many messages; try again later");
-        }
-        let Some(_waiting) = p.enter(&bare) else {
-            count(PushResult::Throttled);
-            return RelayAnswer::new(429, "too many messages in flight; try again later");
+        let place = match p.admission.admit(endpoint, &bare, self.clock.instant()) {
+            Ok(place) => place,
+            Err(why) => {
+                count(PushResult::Throttled);
+                return match why {
+                    Refused::Rate => RelayAnswer::new(429, "too many messages; try again later"),
+                    Refused::Busy => {
+                        RelayAnswer::new(429, "too many messages in flight; try again later")
+                    }
+                };
+            }
         };
         let iq = Element::new("iq", crate::xml::NS_COMPONENT)
             .attr("type", "set")
@@ -317,8 +280,14 @@ impl UnifiedPush {
             );
         let started = Instant::now();
         let answer = match p.outbox.request(iq, p.settings.relay_timeout).await {
-            Ok(a) => a,
+            Ok(a) => {
+                place.answered();
+                a
+            }
             Err(e) => {
+                if e == OutboxError::Timeout {
+                    place.timed_out(self.clock.instant());
+                }
                 let (result, answer) = match e {
                     OutboxError::Timeout => (
                         PushResult::TimedOut,

@@ -230,3 +230,55 @@ fn registrations_are_checked_and_endpoints_expire() {
         "nothing relayed"
     );
 }
+
+#[test]
+fn a_user_whose_client_never_answers_keeps_one_place() {
+    // The attacker review of UnifiedPush: users whose clients never answer
+    // held every waiting place until their timeouts, and everybody else's
+    // POSTs got 429. After a timeout a user has one place until it answers.
+    let (_d, _x, app, mut c, port) = start(
+        "up-slow",
+        "relay_timeout_secs = 1\nmax_in_flight_per_jid = 2",
+    );
+    let (_, path) = endpoint(&register(&mut c, CLIENT, &hash(1), &hash(2)));
+    let first = post(port, &path, "one");
+    relayed(&mut c);
+    assert_eq!(first.join().unwrap().0, 504, "never answered");
+    // Slow now: one relay waits at a time.
+    let waiting = post(port, &path, "two");
+    let iq = relayed(&mut c);
+    assert_eq!(app.http("POST", &path, "three").0, 429);
+    answer(&mut c, &iq, None);
+    assert_eq!(waiting.join().unwrap().0, 201);
+    // It answered: two places again.
+    let a = post(port, &path, "four");
+    let ia = relayed(&mut c);
+    let b = post(port, &path, "five");
+    let ib = relayed(&mut c);
+    answer(&mut c, &ia, None);
+    answer(&mut c, &ib, None);
+    assert_eq!((a.join().unwrap().0, b.join().unwrap().0), (201, 201));
+}
+
+#[test]
+fn endpoints_of_a_domain_no_longer_served_are_unknown() {
+    let (dir, x, mut app, mut c, port) = start("up-allow", "");
+    let (_, path) = endpoint(&register(&mut c, CLIENT, &hash(1), &hash(2)));
+    app.kill();
+    drop(c);
+    // The operator stops serving example.com; the endpoint it handed out
+    // is still sealed with the same key, but relays nothing.
+    let text = std::fs::read_to_string(dir.0.join("config.toml"))
+        .unwrap()
+        .replace(
+            "allow_from = [\"example.com\"]",
+            "allow_from = [\"example.net\"]",
+        );
+    let app = AppServer::start(&dir.0, &text, port);
+    let mut c = x.accept(T);
+    assert_eq!(app.http("POST", &path, "x").0, 404);
+    assert!(
+        c.recv(Duration::from_millis(300)).is_none(),
+        "nothing relayed"
+    );
+}
