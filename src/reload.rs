@@ -91,6 +91,9 @@ pub fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
                     c.secret.expose().to_owned(),
                     c.types.clone(),
                     c.ping_to.clone(),
+                    // The dialects and the UnifiedPush provider are built
+                    // at start: a change to them needs a restart too.
+                    format!("{:?}", (&c.dialects, &c.monal, &c.push2, &c.unifiedpush)),
                 )
             })
             .collect::<Vec<_>>()
@@ -232,6 +235,13 @@ mod tests {
         let mut new = old.clone();
         new.http.new_registrations_per_hour_per_client = 7;
         assert!(restart_needed(&old, &new).is_empty(), "applied by a reload");
+        let mut new = old.clone();
+        new.components[0].dialects.conversations.fcm = Some("a".into());
+        assert_eq!(
+            restart_needed(&old, &new),
+            ["[[component]]"],
+            "a dialect table"
+        );
     }
 
     #[test]
