@@ -569,13 +569,9 @@ fn one_hosts_silent_endpoints_hold_at_most_half_the_web_push_slots() {
     let (port, done, held) = silent_endpoint(2);
     let dir = TempDir::new("stateless-push2-per-host");
     let x = FakeXmpp::new();
-    let cfg = config(
-        &dir.0,
-        x.port,
-        "\"apns\"",
-        "[component.push2]\nallow_private_targets = true\ntimeout_secs = 30\n\
-         max_concurrent = 4\nallow_from = [\"example.com\"]\n",
-        "[app.apns]\nprovider = \"log\"\n",
+    let cfg = push2_private_config(&dir.0, x.port, 30, "[app.apns]\nprovider = \"log\"\n").replace(
+        "timeout_secs = 30\n",
+        "timeout_secs = 30\nmax_concurrent = 4\n",
     );
     let _app = AppServer::start(&dir.0, &cfg, 0);
     let mut c = x.accept(T);
