@@ -10,7 +10,7 @@ use std::collections::hash_map::RandomState;
 use std::fs;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
@@ -563,15 +563,11 @@ pub fn random_u64() -> u64 {
     h.finish()
 }
 
-/// Distinct free loopback ports (all bound at once, then released).
+/// Distinct free loopback ports, below the kernel's ephemeral range (see
+/// `harness::free_port`): servers restarted on them (Prosody, ejabberd)
+/// find them free again, never taken by an outgoing connection meanwhile.
 pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1:0: {e}")))
-        .collect::<Result<_, _>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string()))
-        .collect()
+    Ok((0..n).map(|_| crate::support::harness::free_port()).collect())
 }
 
 pub fn http_get(port: u16, path: &str) -> Result<String, String> {

@@ -40,7 +40,15 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     pub fn start(upstream: SocketAddr) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        // Not a port the kernel hands out (port 0): the proxy closes its
+        // listener to refuse connections and binds the port again, and an
+        // ephemeral port could meanwhile become some test's outgoing
+        // connection (the stall tests open thousands).
+        let listener = loop {
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", crate::support::harness::free_port())) {
+                break l;
+            }
+        };
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared::default());
         *shared.fault.lock().unwrap() = Some(Fault::None);
