@@ -64,6 +64,8 @@ pub struct Services {
     pub outboxes: HashMap<String, Arc<Outbox>>,
     /// The UnifiedPush provider of the components that offer it.
     pub unifiedpush: Arc<UnifiedPush>,
+    /// When the services started.
+    pub started: std::time::Instant,
     /// Retries store writes after a failure (e.g. a full disk).
     _store_recovery: smol::Task<()>,
     /// Writes push outcomes in batches (see `registrations::outcomes`).
@@ -136,6 +138,7 @@ impl Services {
             links,
             outboxes,
             unifiedpush,
+            started: std::time::Instant::now(),
             _store_recovery: store_recovery,
             _outcome_flush: outcome_flush,
         })
@@ -163,6 +166,7 @@ impl Services {
             pushes: Arc::clone(&self.pushes),
             links: self.links.clone(),
             unifiedpush: Arc::clone(&self.unifiedpush),
+            started: self.started,
         })
     }
 }

@@ -24,6 +24,8 @@ pub struct Backend {
     pub links: Vec<(String, Arc<LinkStatus>)>,
     /// The UnifiedPush provider: its endpoints are served here.
     pub unifiedpush: Arc<crate::unifiedpush::UnifiedPush>,
+    /// When the server started.
+    pub started: std::time::Instant,
 }
 
 impl Backend {

@@ -15,6 +15,7 @@ mod backend;
 pub mod conn;
 mod exposition;
 mod form;
+mod health;
 pub mod listener;
 mod metrics;
 mod pages;

@@ -27,6 +27,8 @@ pub struct Head {
     pub x_forwarded_for: Option<String>,
     /// All `Forwarded` values, joined by commas.
     pub forwarded: Option<String>,
+    /// An `Accept` header names `application/json`.
+    pub accepts_json: bool,
     /// Length of the head in bytes, the blank line included.
     pub len: usize,
 }
@@ -96,6 +98,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
         expect_continue: false,
         x_forwarded_for: None,
         forwarded: None,
+        accepts_json: false,
         len,
     };
     let mut length: Option<u64> = None;
@@ -129,6 +132,11 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
             append(&mut head.x_forwarded_for, value.unwrap_or_default());
         } else if name.eq_ignore_ascii_case("forwarded") {
             append(&mut head.forwarded, value.unwrap_or_default());
+        } else if name.eq_ignore_ascii_case("accept") {
+            head.accepts_json |= value.is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.split(';').next().unwrap_or_default().trim() == "application/json")
+            });
         }
     }
     head.content_length = length.unwrap_or(0);

@@ -11,7 +11,7 @@ use super::Backend;
 use super::api::{self, ApiRequest};
 use super::request::Head;
 use super::response::Response;
-use super::{form, pages, RateLimiter, MAX_BODY, PREFIX};
+use super::{form, health, pages, RateLimiter, MAX_BODY, PREFIX};
 use crate::settings::TrustedProxies;
 use crate::unifiedpush;
 
@@ -92,6 +92,10 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
         .jid
         .clone();
     match (head.method.as_str(), endpoint) {
+        ("GET", "health") if head.accepts_json => {
+            let (status, doc) = health::health(backend);
+            Response::json(status, doc)
+        }
         ("GET", "health") => Response::html(200, pages::health(backend)),
         ("GET", "register" | "unregister" | "push") if !debugging => {
             Response::error(403, "forms are only available with debugging = true")

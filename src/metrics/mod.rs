@@ -14,7 +14,8 @@ pub mod registry;
 pub mod render;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
 use registry::{Counter, Gauge, Histogram};
@@ -69,6 +70,30 @@ pub struct AppMetrics {
     pub registered: Counter,
     /// Registrations removed by their owner.
     pub unregistered: Counter,
+    /// The latest delivered push, ms since the epoch (0: none yet).
+    pub last_success_ms: AtomicU64,
+    /// The latest failed push: ms since the epoch and why (cut short).
+    pub last_error: Mutex<Option<(u64, String)>>,
+}
+
+/// Longest reason kept as an app's last error.
+const MAX_ERROR_TEXT: usize = 200;
+
+impl AppMetrics {
+    /// Notes a delivered push at `now_ms`.
+    pub fn succeeded(&self, now_ms: u64) {
+        self.last_success_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// Notes a failed push at `now_ms` and why.
+    pub fn failed(&self, now_ms: u64, why: &str) {
+        let mut end = why.len().min(MAX_ERROR_TEXT);
+        while !why.is_char_boundary(end) {
+            end -= 1;
+        }
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((now_ms, why[..end].to_owned()));
+    }
 }
 
 /// The process-wide registry.
@@ -148,6 +173,17 @@ impl Metrics {
         }
     }
 
+    /// Notes how the latest push of `app` ended at `now_ms`: `None` when
+    /// it was delivered, else why it failed.
+    pub fn last_outcome(&self, app: &str, now_ms: u64, failure: Option<&str>) {
+        if let Some(a) = self.app(app) {
+            match failure {
+                None => a.succeeded(now_ms),
+                Some(why) => a.failed(now_ms, why),
+            }
+        }
+    }
+
     /// Marks a provider call of `app` in flight until the guard drops.
     pub fn in_flight(&self, app: &str) -> InFlight {
         let a = self.app(app);
@@ -191,6 +227,20 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_apps_latest_outcomes_are_kept_and_the_error_cut_short() {
+        let m = Metrics::default();
+        m.set_apps(["a"]);
+        m.last_outcome("a", 1_000, None);
+        m.last_outcome("a", 2_000, Some(&"é".repeat(150)));
+        m.last_outcome("unknown", 3_000, None);
+        let (_, a) = m.apps().into_iter().find(|(n, _)| n == "a").unwrap();
+        assert_eq!(a.last_success_ms.load(Ordering::Relaxed), 1_000);
+        let (at, why) = a.last_error.lock().unwrap().clone().unwrap();
+        assert_eq!(at, 2_000);
+        assert_eq!(why.len(), MAX_ERROR_TEXT);
+    }
 
     #[test]
     fn counts_only_configured_apps_and_keeps_counts_over_reload() {

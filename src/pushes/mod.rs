@@ -336,6 +336,14 @@ impl PushService {
             outcome::counted(&outcome),
             started.elapsed(),
         );
+        let now_ms = crate::clock::unix_millis(self.clock.now());
+        match &outcome {
+            Outcome::Delivered => metrics::global().last_outcome(&push.push_type, now_ms, None),
+            Outcome::Failed(f) => {
+                metrics::global().last_outcome(&push.push_type, now_ms, Some(&f.reason))
+            }
+            Outcome::DeadToken { .. } => {}
+        }
         self.apply(&push, target, outcome).await
     }
 }

@@ -470,3 +470,77 @@ fn a_flood_of_new_registrations_is_refused_past_the_servers_rate() {
     let e = register_as(&mut c, "u@example.com/r", "fcm", "dev", "tok").unwrap_err();
     assert_eq!(e, ("wait".into(), "resource-constraint".into()));
 }
+
+#[test]
+fn health_answers_json_with_the_links_and_each_apps_latest_push() {
+    let dir = TempDir::new("health-json");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(
+        &dir.0,
+        &config(&dir.0, x.port, port, "rate_limit = 0", ""),
+        port,
+    );
+    let json = || {
+        let (status, body) = http(
+            port,
+            "GET",
+            "/push_appserver/v1/health",
+            "",
+            &[("Accept", "text/html;q=0.9, application/json")],
+        );
+        let doc: serde_json::Value = serde_json::from_str(&body).expect(&body);
+        (status, doc)
+    };
+    // The link is not up (the handshake waits for the fake server): 503,
+    // while the HTML page of the module's users stays as it was.
+    let (status, doc) = json();
+    assert_eq!(status, 503, "{doc}");
+    assert_eq!(doc["status"], "link down");
+    assert_eq!(doc["components"][0]["jid"], "push.example.org");
+    assert_ne!(doc["components"][0]["link"], "connected");
+    assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
+    assert!(doc["uptime_secs"].is_u64());
+    let (html_status, html) = app.http("GET", "/push_appserver/v1/health", "");
+    assert_eq!(html_status, 200);
+    assert!(html.contains("RUNNING"), "{html}");
+
+    let mut c = x.accept(T);
+    let deadline = Instant::now() + T;
+    let mut up = json();
+    while up.0 != 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        up = json();
+    }
+    let (status, doc) = up;
+    assert_eq!(
+        (status, &doc["status"]),
+        (200, &serde_json::json!("ok")),
+        "{doc}"
+    );
+    assert_eq!(doc["components"][0]["link"], "connected");
+    let fcm = |doc: &serde_json::Value| {
+        doc["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "fcm")
+            .cloned()
+            .unwrap()
+    };
+    assert!(fcm(&doc)["last_success"].is_null(), "{doc}");
+
+    // A delivered push shows as the app's latest success.
+    let reg = register(&mut c, "fcm", "dev", "tok");
+    assert_eq!(
+        outcome(&c.iq(&publish_iq("p1", &reg.node, &reg.secret, None))).0,
+        "result"
+    );
+    let (_, doc) = json();
+    let last = fcm(&doc)["last_success"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(last.ends_with('Z') && last.len() == 20, "{doc}");
+    assert!(!doc.to_string().contains(&reg.node), "no node on the page");
+}

@@ -567,7 +567,9 @@ pub fn random_u64() -> u64 {
 /// `harness::free_port`): servers restarted on them (Prosody, ejabberd)
 /// find them free again, never taken by an outgoing connection meanwhile.
 pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
-    Ok((0..n).map(|_| crate::support::harness::free_port()).collect())
+    Ok((0..n)
+        .map(|_| crate::support::harness::free_port())
+        .collect())
 }
 
 pub fn http_get(port: u16, path: &str) -> Result<String, String> {
