@@ -165,6 +165,43 @@ impl std::fmt::Display for LinkError {
     }
 }
 
+/// Whether a link down since `since`, last warned about at `last`, is
+/// warned about again at `now`: at once, then every minute for ten
+/// minutes, then every ten minutes.
+fn warn_now(since: Instant, last: Option<Instant>, now: Instant) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    let every = if now.duration_since(since) < Duration::from_secs(600) {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(600)
+    };
+    now.duration_since(last) >= every
+}
+
+/// What usually causes `err`, as a hint for the operator (empty when
+/// nothing useful can be said).
+fn likely_cause(err: &LinkError, jid: &str, server: &str) -> String {
+    match err {
+        LinkError::Connect(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("; is the XMPP server running, and is {server} its component port?")
+        }
+        LinkError::Rejected(_) => format!(
+            "; the XMPP server refused the handshake: check that it has a component {jid} \
+             with the same secret (Prosody: Component \"{jid}\" and component_secret; \
+             ejabberd: an ejabberd_service listener with hosts: {jid}: password)"
+        ),
+        LinkError::StreamError(c) if c == "host-unknown" => format!(
+            "; the XMPP server does not know the component {jid}: add it to its configuration"
+        ),
+        LinkError::Timeout(_) => format!(
+            "; is {server} the XMPP server's component port (not its client or server port)?"
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Runs the link until `shutdown`: connect, handshake, serve, and
 /// reconnect whenever the session ends (see [`Reconnect`] for when). On
 /// shutdown the open session is closed gracefully (see [`session`]).
@@ -176,6 +213,8 @@ pub async fn run(
     shutdown: Shutdown,
 ) {
     let mut policy = Reconnect::new(cfg.backoff_base, cfg.backoff_cap);
+    // When the link went down (this run of failures), and the last warning.
+    let mut down: Option<(Instant, Option<Instant>)> = None;
     while !shutdown.is_triggered() {
         let result = session::run(&cfg, &handler, &status, &outbox, &shutdown, &mut policy).await;
         status.connected.store(false, Ordering::Relaxed);
@@ -184,21 +223,32 @@ pub async fn run(
             Err(e) => e,
         };
         status.set_error(&err);
-        let delay = policy.next_delay(Instant::now(), fastrand::f64());
+        let now = Instant::now();
+        let delay = policy.next_delay(now, fastrand::f64());
         let failures = policy.failures();
-        // Loud when the link goes down and now and then while it stays
-        // down; the attempts in between only at debug level.
-        let level = if failures == 1 || failures % 20 == 0 {
-            log::Level::Warn
-        } else {
-            log::Level::Debug
-        };
+        if failures == 1 {
+            down = Some((now, None));
+        }
+        let (since, last_warning) = down.get_or_insert((now, None));
+        // Loud when the link goes down and while it stays down, every
+        // minute at first, then every ten; the attempts in between only at
+        // debug level.
+        let warn = warn_now(*since, *last_warning, now);
+        if warn {
+            *last_warning = Some(now);
+        }
         log::log!(
-            level,
-            "component {}: {err}; reconnecting to {} in {:.1}s (attempt {failures})",
+            if warn {
+                log::Level::Warn
+            } else {
+                log::Level::Debug
+            },
+            "component {}: {err}; reconnecting to {} in {:.1}s (attempt {failures}, down {}s){}",
             cfg.jid,
             cfg.server,
-            delay.as_secs_f64()
+            delay.as_secs_f64(),
+            now.duration_since(*since).as_secs(),
+            likely_cause(&err, &cfg.jid, &cfg.server)
         );
         async {
             async_io::Timer::after(delay).await;
@@ -207,4 +257,32 @@ pub async fn run(
         .await;
     }
     log::info!("component {}: link closed", cfg.jid);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_down_is_warned_about_every_minute_then_every_ten() {
+        let t0 = Instant::now();
+        let s = |secs| t0 + Duration::from_secs(secs);
+        assert!(warn_now(t0, None, t0));
+        assert!(!warn_now(t0, Some(t0), s(59)));
+        assert!(warn_now(t0, Some(t0), s(60)));
+        assert!(
+            !warn_now(t0, Some(s(600)), s(1100)),
+            "after ten minutes, every ten"
+        );
+        assert!(warn_now(t0, Some(s(600)), s(1200)));
+    }
+
+    #[test]
+    fn the_likely_cause_is_named() {
+        let refused = LinkError::Connect(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(likely_cause(&refused, "push.x", "127.0.0.1:5347").contains("127.0.0.1:5347"));
+        let rejected = LinkError::Rejected("not-authorized".into());
+        assert!(likely_cause(&rejected, "push.x", "s").contains("same secret"));
+        assert_eq!(likely_cause(&LinkError::Closed, "push.x", "s"), "");
+    }
 }

@@ -343,3 +343,29 @@ fn sigterm_answers_a_push_still_in_flight_after_the_grace() {
     let (status, _) = exit_within(&mut app, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn a_refused_handshake_is_warned_about_with_its_likely_cause() {
+    // Issue 18: a wrong component secret logged one warning and then
+    // nothing for about twelve minutes, and named no cause.
+    let dir = TempDir::new("link-refused");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let app = AppServer::start(&dir.0, &config(&dir.0, x.port, port, "", ""), port);
+    let mut c = x.accept_raw(T);
+    assert!(c.handshake("not the secret").is_err());
+    let deadline = Instant::now() + T;
+    while !app.stderr().contains("handshake rejected") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = app.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("handshake rejected"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("check that it has a component push.example.org with the same secret"),
+        "{line}"
+    );
+}
