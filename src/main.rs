@@ -36,7 +36,8 @@ enum Command {
     ImportProsody(ImportProsody),
 }
 
-/// Run the server (embedded defaults without --config).
+/// Run the server (without --config: /etc/push-appserver/push-appserver.toml
+/// if it exists, else embedded defaults).
 #[derive(FromArgs)]
 #[argh(subcommand, name = "run")]
 struct Run {
@@ -54,9 +55,9 @@ struct Run {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "check-config")]
 struct CheckConfig {
-    /// configuration file (TOML)
+    /// configuration file (TOML; default /etc/push-appserver/push-appserver.toml)
     #[argh(option)]
-    config: PathBuf,
+    config: Option<PathBuf>,
 }
 
 /// Import mod_push_appserver's registrations from Prosody's file storage
@@ -64,9 +65,10 @@ struct CheckConfig {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "import-prosody")]
 struct ImportProsody {
-    /// configuration file (TOML) of this server
+    /// configuration file (TOML) of this server (default
+    /// /etc/push-appserver/push-appserver.toml)
     #[argh(option)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// prosody's data directory (e.g. /var/lib/prosody)
     #[argh(option)]
     from: PathBuf,
@@ -78,8 +80,24 @@ struct ImportProsody {
     map_type: Vec<String>,
 }
 
+/// Where the configuration is looked for when no `--config` is given.
+const DEFAULT_CONFIG: &str = "/etc/push-appserver/push-appserver.toml";
+
+/// The short options people type, as argh spells them.
+fn long_options(args: &[String]) -> Vec<&str> {
+    args.iter()
+        .map(|a| match a.as_str() {
+            "-h" => "--help",
+            "-V" => "--version",
+            "-c" => "--config",
+            other => other,
+        })
+        .collect()
+}
+
 fn import_prosody(c: ImportProsody) -> ExitCode {
-    let settings = match Settings::load(&c.config) {
+    let config = c.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
+    let settings = match Settings::load(&config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("push-appserver: {e}");
@@ -109,30 +127,62 @@ fn import_prosody(c: ImportProsody) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = argh::from_env();
+    let args: Vec<String> = std::env::args().collect();
+    let name = ["push-appserver"];
+    let rest = long_options(args.get(1..).unwrap_or_default());
+    // Help is asked for (exit 0); a usage error exits 2, as the man page says.
+    let cli = match Cli::from_args(&name, &rest) {
+        Ok(cli) => cli,
+        Err(early) => {
+            return match early.status {
+                Ok(()) => {
+                    print!("{}", early.output);
+                    ExitCode::SUCCESS
+                }
+                Err(()) => {
+                    eprint!("{}", early.output);
+                    eprintln!("see `push-appserver --help`");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
     if cli.version {
         println!("push-appserver {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     match cli.command {
         None => {
-            eprintln!("push-appserver: a command is required; see `push-appserver --help`");
+            let usage = Cli::from_args(&name, &["--help"])
+                .err()
+                .map(|e| e.output)
+                .unwrap_or_default();
+            eprintln!("push-appserver: a command is required\n\n{usage}");
             ExitCode::from(2)
         }
         Some(Command::ImportProsody(c)) => import_prosody(c),
-        Some(Command::CheckConfig(c)) => match Settings::load(&c.config) {
-            Ok(s) => {
-                print!("{s}");
-                println!("\n# {}: configuration is valid", c.config.display());
-                ExitCode::SUCCESS
+        Some(Command::CheckConfig(c)) => {
+            let config = c.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
+            match Settings::load(&config) {
+                Ok(s) => {
+                    print!("{s}");
+                    println!("\n# {}: configuration is valid", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("push-appserver: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("push-appserver: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Some(Command::Run(r)) => {
-            let settings = match &r.config {
+            // Without --config: the packaged file if there is one, else the
+            // embedded defaults.
+            let config = r
+                .config
+                .clone()
+                .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()));
+            let settings = match &config {
                 Some(path) => match Settings::load(path) {
                     Ok(s) => s,
                     Err(e) => {
@@ -190,7 +240,7 @@ fn main() -> ExitCode {
                 // SIGHUP reloads the config file and waits on; the others stop.
                 let sig = loop {
                     match signals.next().await {
-                        Some(Ok(async_signal::Signal::Hup)) => match &r.config {
+                        Some(Ok(async_signal::Signal::Hup)) => match &config {
                             Some(path) => {
                                 let _ = services.reload(path);
                             }

@@ -31,6 +31,32 @@ fn version_and_help_explain_themselves() {
     let (code, _, err) = run(&[]);
     assert_eq!(code, 2);
     assert!(err.contains("--help"), "{err}");
+    // Issue 18: the short forms people type, usage on a bare call, and a
+    // usage error exits 2 as the man page says (argh exits 1 by itself).
+    let (code, out, _) = run(&["-V"]);
+    assert_eq!(
+        (code, out.trim()),
+        (
+            0,
+            format!("push-appserver {}", env!("CARGO_PKG_VERSION")).as_str()
+        )
+    );
+    let (code, out, _) = run(&["-h"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage: push-appserver"), "{out}");
+    assert!(
+        err.contains("Usage: push-appserver") && err.contains("check-config"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["run", "--no-such-option"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--no-such-option"), "{err}");
+    let (code, out, _) = run(&["check-config", "-h"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("/etc/push-appserver/push-appserver.toml"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -38,7 +64,7 @@ fn check_config_prints_the_effective_settings_with_secrets_masked() {
     let dir = TempDir::new("cli-ok");
     let cfg = dir.path("ok.toml");
     std::fs::write(&cfg, config(&dir.0, 5347, 5280, "", "")).unwrap();
-    let (code, out, err) = run(&["check-config", "--config", cfg.to_str().unwrap()]);
+    let (code, out, err) = run(&["check-config", "-c", cfg.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("jid = \"push.example.org\""), "{out}");
     assert!(out.contains("rate_limit = 5"), "{out}");
