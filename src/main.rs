@@ -110,13 +110,54 @@ fn import_prosody(c: ImportProsody) -> ExitCode {
         component: c.component,
         map_type: c.map_type,
     };
-    match push_appserver::import::run(&settings, &opts) {
+    use push_appserver::import::ownership::{self, Ownership};
+    let owner = ownership::check(&settings.data_dir, ownership::euid());
+    if let Ownership::Refuse { dir, uid } = &owner {
+        eprintln!(
+            "push-appserver: {} belongs to user {uid}, not to you: the server could not read \
+             what this import writes there. Run it as that user (e.g. sudo -u push-appserver \
+             push-appserver import-prosody ...) or as root",
+            dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let result = push_appserver::import::run(&settings, &opts);
+    if let Ownership::GiveTo { uid, gid } = owner {
+        match ownership::give(&settings.data_dir, uid, gid) {
+            Ok(0) => {}
+            Ok(n) => println!(
+                "gave {n} file(s) the import created in {} to its owner (user {uid}, group {gid})",
+                settings.data_dir.display()
+            ),
+            Err(e) => {
+                eprintln!(
+                    "push-appserver: could not give the files in {} to user {uid}: {e}; \
+                     run: chown -R {uid}:{gid} {}",
+                    settings.data_dir.display(),
+                    settings.data_dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match result {
         Ok(report) => {
             let dir = push_appserver::import::store_dir(&opts.from, &opts.component);
             print!(
                 "{}",
                 push_appserver::import::render(&report, &opts, &dir, settings.rate_limit)
             );
+            // Success means the store holds the registrations now: written
+            // by this run or by an earlier one. A run that found nothing to
+            // import (or could import none) is a failure a script must see.
+            if report.imported + report.already == 0 {
+                eprintln!(
+                    "push-appserver: nothing was imported from {} ({} file(s) found)",
+                    dir.display(),
+                    report.files
+                );
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -8,6 +8,7 @@
 
 pub mod entry;
 pub mod lua;
+pub mod ownership;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
