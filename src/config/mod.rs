@@ -265,7 +265,8 @@ impl Settings {
                 }
                 None => (String::new(), String::new()),
             };
-            ctx.error(key, format!("{}{at}", e.message().trim()))
+            let message = crate::settings::suggest::with_suggestion(e.message().trim());
+            ctx.error(key, format!("{message}{at}"))
         })?;
         validate(raw, ctx, false)
     }

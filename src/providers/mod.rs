@@ -40,10 +40,20 @@ impl ProviderSettings {
             Some(toml::Value::String(s)) => s,
             Some(_) => return Err(ctx.error(format!("{key}.provider"), "must be a string")),
             None => {
+                // A misspelt `provider` is the likelier mistake: name it.
+                if let Some(typo) = table
+                    .keys()
+                    .find(|k| crate::settings::suggest::nearest(k, ["provider"]).is_some())
+                {
+                    return Err(ctx.error(
+                        format!("{key}.{typo}"),
+                        "unknown key (did you mean `provider`?)",
+                    ));
+                }
                 return Err(ctx.error(
                     format!("{key}.provider"),
                     "missing (one of \"log\", \"apns\", \"fcm\")",
-                ))
+                ));
             }
         };
         match provider.as_str() {

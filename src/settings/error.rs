@@ -104,7 +104,7 @@ impl ConfigContext {
         table: toml::Table,
     ) -> Result<T, ConfigError> {
         T::deserialize(toml::Value::Table(table))
-            .map_err(|e| self.error(key, e.message().trim().to_owned()))
+            .map_err(|e| self.error(key, super::suggest::with_suggestion(e.message().trim())))
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod error;
 mod proxies;
+pub mod suggest;
 
 pub use error::{ConfigContext, ConfigError, Secret};
 pub use proxies::{Cidr, TrustedProxies};

@@ -104,6 +104,18 @@ fn bad_configs_are_refused_with_file_key_and_reason() {
             "service_account",
         ),
         ("syntax.toml", good.replace("[http]", "[http"), "line"),
+        // Issue 18: a misspelt key is named as unknown, with the key meant
+        // (`provder` was reported as `provider: missing`).
+        (
+            "provder.toml",
+            good.replace("[app.fcm]\nprovider = ", "[app.fcm]\nprovder = "),
+            "key `app.fcm.provder`: unknown key (did you mean `provider`?)",
+        ),
+        (
+            "lisen.toml",
+            good.replace("listen = ", "lisen = "),
+            "(did you mean `listen`?)",
+        ),
     ];
     for (name, text, needle) in cases {
         let path = dir.path(name);
