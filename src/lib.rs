@@ -34,5 +34,6 @@ pub mod shutdown;
 pub mod stanza;
 pub mod store_thread;
 pub mod tcp;
+pub mod text;
 pub mod unifiedpush;
 pub mod xml;

@@ -10,6 +10,23 @@ use std::time::{Duration, Instant};
 /// first.
 pub const MAX_CLIENTS: usize = 10_000;
 
+/// The key one host's traffic is counted under: its IPv4 address (also
+/// when written as an IPv4-mapped IPv6 one), or the /64 of its IPv6
+/// address (one host usually holds a whole /64, so counting single IPv6
+/// addresses would let it take billions of keys).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// Tracked keys looked at to choose one to evict from a full map.
 const EVICTION_SAMPLE: usize = 8;
 

@@ -12,6 +12,7 @@ use super::api::{self, ApiRequest};
 use super::request::Head;
 use super::response::Response;
 use super::{form, health, pages, RateLimiter, MAX_BODY, PREFIX};
+use crate::ratelimit::address_key;
 use crate::settings::TrustedProxies;
 use crate::unifiedpush;
 
@@ -48,29 +49,13 @@ fn host_of(head: &Head) -> Option<String> {
     })
 }
 
-/// The key a client's requests are counted under: its IPv4 address, or
-/// the /64 of its IPv6 address (one host usually holds a whole /64, so
-/// counting single IPv6 addresses would let it take billions of buckets).
-pub fn rate_key(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        v4 => v4,
-    }
-}
-
 /// Answers one complete request from `client`.
 pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) -> Response {
     let allowed = shared
         .limiter
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .allow(rate_key(client), Instant::now());
+        .allow(address_key(client), Instant::now());
     if !allowed {
         return Response::error(429, "too many requests");
     }
@@ -128,7 +113,7 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
             };
             match ApiRequest::from_form(endpoint, component, body) {
                 Some(req) => {
-                    let reply = api::answer(backend, req, rate_key(client)).await;
+                    let reply = api::answer(backend, req, address_key(client)).await;
                     Response::text(reply.status, reply.body)
                 }
                 None => Response::error(404, "unknown endpoint"),
@@ -152,7 +137,7 @@ async fn unifiedpush_endpoint(
         // UnifiedPush discovery (answered for any token, as the module does).
         "GET" => Response::json(200, r#"{"unifiedpush":{"version":1}}"#),
         "POST" => {
-            let token = token.split('?').next().unwrap_or_default();
+            // `head.path` carries no query.
             let answer = backend.unifiedpush.relay(token, body).await;
             Response::text(answer.status, format!("{}\n", answer.text))
         }
@@ -219,7 +204,7 @@ mod tests {
 
     #[test]
     fn ipv6_clients_are_counted_by_their_64() {
-        let k = |s: &str| rate_key(s.parse().unwrap()).to_string();
+        let k = |s: &str| address_key(s.parse().unwrap()).to_string();
         assert_eq!(k("192.0.2.7"), "192.0.2.7");
         assert_eq!(k("::ffff:192.0.2.7"), "192.0.2.7");
         assert_eq!(k("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");

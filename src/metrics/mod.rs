@@ -87,12 +87,8 @@ impl AppMetrics {
 
     /// Notes a failed push at `now_ms` and why.
     pub fn failed(&self, now_ms: u64, why: &str) {
-        let mut end = why.len().min(MAX_ERROR_TEXT);
-        while !why.is_char_boundary(end) {
-            end -= 1;
-        }
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((now_ms, why[..end].to_owned()));
+        let why = crate::text::cut(why, MAX_ERROR_TEXT).to_owned();
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some((now_ms, why));
     }
 }
 

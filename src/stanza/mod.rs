@@ -19,11 +19,7 @@ pub fn quoted(value: &str) -> String {
     if value.len() <= MAX {
         return format!("{value:?}");
     }
-    let mut end = MAX;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}...", &value[..end])
+    format!("{:?}...", crate::text::cut(value, MAX))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use super::forms::Form;
 use crate::providers::{Encrypted, Summary};
+use crate::text::cut;
 use crate::xml::{Element, NS_DATA};
 
 /// Pubsub namespace.
@@ -22,15 +23,6 @@ pub const MAX_SUMMARY_TEXT: usize = 4096;
 /// provider carries (Siskin's `max-payload-size` of 3072 bytes encodes to
 /// 4096).
 pub const MAX_ENCRYPTED: usize = 4096;
-
-/// `s` cut to at most `max` bytes, on a character boundary.
-fn cut(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
 
 /// A valid push request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +75,7 @@ pub fn parse(pubsub: &Element) -> Result<PublishRequest, String> {
         }
         summary.message_count = count(&form, "message-count")?;
         summary.pending_subscription_count = count(&form, "pending-subscription-count")?;
-        let text = |var| form.value(var).map(|v| cut(v, MAX_SUMMARY_TEXT));
+        let text = |var| form.value(var).map(|v| cut(v, MAX_SUMMARY_TEXT).to_owned());
         summary.last_message_sender = text("last-message-sender");
         summary.last_message_body = text("last-message-body");
     }

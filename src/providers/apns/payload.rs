@@ -273,11 +273,7 @@ fn fit_payload(push: &Push, s: &ApnsSettings, limit: usize) -> Result<Vec<u8>, P
         body = if keep == 0 {
             String::new()
         } else {
-            let mut cut = keep;
-            while !body.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            format!("{}…", &body[..cut])
+            format!("{}…", crate::text::cut(&body, keep))
         };
     }
 }

@@ -116,14 +116,7 @@ pub fn apns_payload(push: &Push, account: &str, allow: SiskinPayload, alert: &Al
 }
 
 fn cut(s: &str) -> &str {
-    if s.len() <= MAX_TEXT {
-        return s;
-    }
-    let mut end = MAX_TEXT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    crate::text::cut(s, MAX_TEXT)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use smol::lock::{Semaphore, SemaphoreGuardArc};
 
 use crate::domains::registrable_domain;
+use crate::ratelimit::address_key;
 
 /// How long a host that let a request time out keeps one place only.
 pub const SLOW_FOR: Duration = Duration::from_secs(60);
@@ -66,14 +67,7 @@ pub struct HostPlace {
 pub fn key_of(host: &str) -> String {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     match bare.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => v4.to_string(),
-        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
+        Ok(ip) => address_key(ip).to_string(),
         Err(_) => registrable_domain(&host.to_ascii_lowercase()).to_owned(),
     }
 }
