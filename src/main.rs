@@ -231,7 +231,13 @@ fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 },
-                None => Settings::defaults(),
+                None => match Settings::defaults() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("push-appserver: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
             };
             push_appserver::logging::init_with(settings.log_level, settings.log_format);
             warn_about(&settings);
@@ -292,8 +298,12 @@ fn main() -> ExitCode {
                     }
                 };
                 if let Some(sig) = sig {
+                    let name = match sig {
+                        async_signal::Signal::Int => "SIGINT",
+                        _ => "SIGTERM",
+                    };
                     log::info!(
-                        "{sig:?}: shutting down (up to {}s for pushes in flight)",
+                        "{name}: shutting down (up to {}s for pushes in flight)",
                         grace.as_secs()
                     );
                 }
@@ -321,6 +331,12 @@ fn main() -> ExitCode {
 }
 
 fn warn_about(settings: &Settings) {
+    if !settings.from_environment.is_empty() {
+        log::info!(
+            "settings from the environment: {}",
+            settings.from_environment.join(", ")
+        );
+    }
     if settings.from_defaults {
         log::warn!("no --config given: running on embedded defaults");
         if settings

@@ -244,6 +244,9 @@ impl Running {
 
 /// Starts everything described by `settings`.
 pub fn start(settings: Settings) -> Result<Running, ServeError> {
+    // The sockets first: a taken port must stop the start before the store
+    // and `server.key` are created.
+    let mut bound = http::Bound::bind(&settings).map_err(ServeError::Http)?;
     let services = Arc::new(Services::start(settings)?);
     let mut links = Vec::new();
     let shutdown = Shutdown::new();
@@ -277,12 +280,10 @@ pub fn start(settings: Settings) -> Result<Running, ServeError> {
         )));
     }
     let backend = services.backend();
-    let http = HttpApi::start(Arc::clone(&backend)).map_err(ServeError::Http)?;
-    let metrics = match services.settings.metrics.listen {
-        Some(a) if services.settings.metrics.enabled => {
-            Some(HttpApi::start_metrics(backend, a).map_err(ServeError::Http)?)
-        }
-        _ => None,
+    let http = HttpApi::start(Arc::clone(&backend), &mut bound).map_err(ServeError::Http)?;
+    let metrics = match bound.metrics.take() {
+        Some(l) => Some(HttpApi::start_metrics(backend, l).map_err(ServeError::Http)?),
+        None => None,
     };
     Ok(Running {
         services,

@@ -6,6 +6,7 @@
 //! `[app.<type>] push_ttl`, ...).
 
 mod dialects;
+pub mod env;
 mod monal;
 mod operating;
 mod push2;
@@ -31,6 +32,11 @@ pub use unifiedpush::UnifiedPushSettings;
 
 use crate::providers::ProviderSettings;
 use crate::settings::TrustedProxies;
+
+/// The HTTP API's port when `[http] listen` is not set: not 5280, which
+/// Prosody and ejabberd, on the very hosts this pairs with, listen on.
+/// ("PUSH" on a phone keypad.)
+pub const DEFAULT_HTTP_PORT: u16 = 7874;
 
 /// Environment variable holding the component secret for the embedded defaults.
 pub const SECRET_ENV: &str = "PUSH_APPSERVER_COMPONENT_SECRET";
@@ -65,6 +71,8 @@ pub struct Settings {
     pub registrations: RegistrationSettings,
     /// True when no config file was given.
     pub from_defaults: bool,
+    /// The `PUSH_APPSERVER_*` variables that set keys (names only).
+    pub from_environment: Vec<String>,
 }
 
 /// HTTP API settings.
@@ -247,47 +255,67 @@ struct RawLimits {
 }
 
 impl Settings {
-    /// Reads and validates a configuration file.
+    /// Reads and validates a configuration file, with the settings of
+    /// `PUSH_APPSERVER_*` variables over it (see [`env`]).
     pub fn load(file: &Path) -> Result<Settings, ConfigError> {
         let ctx = ConfigContext::for_file(file);
         let text = std::fs::read_to_string(file)
             .map_err(|e| ctx.error("", format!("cannot read the file: {e}")))?;
-        Self::parse(&text, &ctx)
+        let overrides = env::from_process(&ctx)?;
+        Self::parse_with(&text, &ctx, &overrides, false)
     }
 
     /// Parses and validates configuration text.
     pub fn parse(text: &str, ctx: &ConfigContext) -> Result<Settings, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        Self::parse_with(text, ctx, &[], false)
+    }
+
+    /// Parses configuration text, sets `overrides` over it and validates.
+    pub fn parse_with(
+        text: &str,
+        ctx: &ConfigContext,
+        overrides: &[env::Override],
+        defaults: bool,
+    ) -> Result<Settings, ConfigError> {
+        let decode_error = |text: &str, e: toml::de::Error, lines: bool| {
             let (key, at) = match e.span() {
                 Some(s) => {
                     let (key, line) = key_at(text, s.start);
-                    (key, format!(" (line {line})"))
+                    (key, if lines { format!(" (line {line})") } else { String::new() })
                 }
                 None => (String::new(), String::new()),
             };
             let message = crate::settings::suggest::with_suggestion(e.message().trim());
             ctx.error(key, format!("{message}{at}"))
-        })?;
-        validate(raw, ctx, false)
+        };
+        let raw: RawConfig = if overrides.is_empty() {
+            toml::from_str(text).map_err(|e| decode_error(text, e, true))?
+        } else {
+            // The variables are set in the parsed document; its errors then
+            // refer to the merged text, so they name the key but no line.
+            let mut doc: toml::Table = text.parse().map_err(|e| decode_error(text, e, true))?;
+            env::apply(&mut doc, overrides, ctx)?;
+            let merged = toml::to_string(&doc)
+                .map_err(|e| ctx.error("", format!("cannot merge the environment: {e}")))?;
+            toml::from_str(&merged).map_err(|e| {
+                let mut err = decode_error(&merged, e, false);
+                err.reason.push_str(" (the file with the PUSH_APPSERVER_* variables set)");
+                err
+            })?
+        };
+        let mut settings = validate(raw, ctx, defaults)?;
+        settings.from_environment = overrides.iter().map(|o| o.var.clone()).collect();
+        Ok(settings)
     }
 
-    /// The embedded defaults: HTTP on 127.0.0.1:5280, store in
+    /// The embedded defaults: HTTP on 127.0.0.1:7874, store in
     /// `./push-appserver-data`, component `push.localhost` at 127.0.0.1:5347
     /// with the secret from [`SECRET_ENV`], and the `log` provider for
-    /// `apns` and `fcm`.
-    pub fn defaults() -> Settings {
-        let secret = std::env::var(SECRET_ENV).unwrap_or_default();
-        let text = format!(
-            "data_dir = \"push-appserver-data\"\n\
-             [http]\nlisten = \"127.0.0.1:5280\"\n\
-             [[component]]\njid = \"push.localhost\"\nserver = \"127.0.0.1:5347\"\n\
-             secret = {}\ntypes = [\"apns\", \"fcm\"]\n\
-             [app.apns]\nprovider = \"log\"\n[app.fcm]\nprovider = \"log\"\n",
-            toml::Value::String(secret)
-        );
+    /// `apns` and `fcm`; `PUSH_APPSERVER_*` variables set keys over them.
+    pub fn defaults() -> Result<Settings, ConfigError> {
         let ctx = ConfigContext::defaults();
-        let raw: RawConfig = toml::from_str(&text).expect("embedded defaults parse");
-        validate(raw, &ctx, true).expect("embedded defaults are valid")
+        let overrides = env::from_process(&ctx)?;
+        Self::parse_with(DEFAULTS, &ctx, &overrides, true)
     }
 
     /// The component with this JID.
@@ -295,6 +323,13 @@ impl Settings {
         self.components.iter().find(|c| c.jid == jid)
     }
 }
+
+/// The embedded defaults' text (the secret comes from [`SECRET_ENV`]).
+const DEFAULTS: &str = "data_dir = \"push-appserver-data\"\n\
+     [http]\n\
+     [[component]]\njid = \"push.localhost\"\nserver = \"127.0.0.1:5347\"\n\
+     secret = \"\"\ntypes = [\"apns\", \"fcm\"]\n\
+     [app.apns]\nprovider = \"log\"\n[app.fcm]\nprovider = \"log\"\n";
 
 /// The dotted key and line number at byte `offset`, found from the nearest
 /// `key =` and `[table]` lines, since toml's errors carry only a span.
@@ -589,6 +624,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
         limits,
         registrations: registrations::validate(raw.registrations, ctx)?,
         from_defaults: defaults,
+        from_environment: Vec::new(),
     })
 }
 
@@ -596,10 +632,10 @@ fn http_settings(raw: Option<RawHttp>, ctx: &ConfigContext) -> Result<HttpSettin
     let raw = raw.unwrap_or_default();
     let address = |key: &str, s: &str| -> Result<SocketAddr, ConfigError> {
         s.parse()
-            .map_err(|_| ctx.error(key, format!("{s:?} is not an address like 127.0.0.1:5280")))
+            .map_err(|_| ctx.error(key, format!("{s:?} is not an address like 127.0.0.1:7874")))
     };
     let listen = match raw.listen.as_deref() {
-        None => Some(SocketAddr::from(([127, 0, 0, 1], 5280))),
+        None => Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT))),
         Some("") | Some("off") => None,
         Some(s) => Some(address("http.listen", s)?),
     };

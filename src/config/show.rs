@@ -6,6 +6,13 @@ use super::Settings;
 
 impl fmt::Display for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.from_environment.is_empty() {
+            writeln!(
+                f,
+                "# set by the environment: {}",
+                self.from_environment.join(", ")
+            )?;
+        }
         writeln!(f, "data_dir = {:?}", self.data_dir.display().to_string())?;
         writeln!(f, "debugging = {}", self.debugging)?;
         writeln!(f, "rate_limit = {}", self.rate_limit)?;

@@ -19,7 +19,7 @@ fn minimal_file_gets_the_module_defaults() {
     let s = parse(MINIMAL).unwrap();
     assert!(!s.debugging);
     assert_eq!(s.rate_limit, 5);
-    assert_eq!(s.http.listen, Some("127.0.0.1:5280".parse().unwrap()));
+    assert_eq!(s.http.listen, Some("127.0.0.1:7874".parse().unwrap()));
     assert_eq!(s.components[0].types, vec!["fcm".to_owned()]);
     assert_eq!(s.limits.max_stanza_bytes, 262_144);
     assert_eq!(
@@ -111,8 +111,9 @@ fn display_masks_secrets() {
 
 #[test]
 fn defaults_are_valid() {
-    let d = Settings::defaults();
+    let d = Settings::parse_with(DEFAULTS, &ConfigContext::defaults(), &[], true).unwrap();
     assert_eq!(d.components[0].jid, "push.localhost");
+    assert_eq!(d.http.listen, Some("127.0.0.1:7874".parse().unwrap()));
     assert!(d.apps.contains_key("apns") && d.apps.contains_key("fcm"));
 }
 

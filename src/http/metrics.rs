@@ -2,7 +2,9 @@
 //! with the API's connection bound and deadlines, so a scraper can be
 //! given a private address while the API faces the world.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+
+use smol::Async;
 use std::sync::{Arc, Mutex};
 
 use super::Backend;
@@ -17,9 +19,14 @@ use super::{BindError, HttpApi, RateLimiter};
 const MAX_CONNECTIONS: usize = 16;
 
 impl HttpApi {
-    /// Binds `addr` and serves `/metrics` there (everything else is 404).
-    pub fn start_metrics(backend: Arc<Backend>, addr: SocketAddr) -> Result<HttpApi, BindError> {
+    /// Serves `/metrics` on the bound metrics listener (everything else is 404).
+    pub fn start_metrics(
+        backend: Arc<Backend>,
+        l: Async<TcpListener>,
+    ) -> Result<HttpApi, BindError> {
         let s = backend.settings.http.clone();
+        let addr = backend.settings.metrics.listen;
+        let addr = addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
         let ctx = Context {
             shared: Arc::new(Shared {
                 limiter: Mutex::new(RateLimiter::new(s.requests_per_second)),
@@ -34,7 +41,6 @@ impl HttpApi {
                 write: s.write_timeout,
             },
         };
-        let l = listener::bind(addr).map_err(|e| BindError(addr, e.to_string()))?;
         let bound = l
             .get_ref()
             .local_addr()

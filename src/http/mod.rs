@@ -12,6 +12,7 @@
 
 pub mod api;
 mod backend;
+mod bound;
 pub mod conn;
 mod exposition;
 mod form;
@@ -19,6 +20,7 @@ mod health;
 pub mod listener;
 mod metrics;
 mod pages;
+mod port_holder;
 pub mod request;
 pub mod response;
 pub mod routes;
@@ -32,6 +34,7 @@ use std::time::{Duration, Instant};
 pub use crate::ratelimit::RateLimiter;
 pub use api::{answer, ApiReply, ApiRequest};
 pub use backend::Backend;
+pub use bound::Bound;
 
 use conn::Timeouts;
 use listener::{Context, Scheme};
@@ -66,11 +69,11 @@ impl std::fmt::Display for BindError {
 impl std::error::Error for BindError {}
 
 impl HttpApi {
-    /// Binds the configured listeners and serves them on the executor.
-    /// `None` when neither HTTP nor HTTPS is configured.
-    pub fn start(backend: Arc<Backend>) -> Result<Option<HttpApi>, BindError> {
+    /// Serves the plain and HTTPS listeners of `bound` on the executor.
+    /// `None` when neither is configured.
+    pub fn start(backend: Arc<Backend>, bound: &mut Bound) -> Result<Option<HttpApi>, BindError> {
         let s = backend.settings.http.clone();
-        if s.listen.is_none() && s.tls.is_none() {
+        if bound.plain.is_none() && bound.tls.is_none() {
             return Ok(None);
         }
         if s.threads_ignored {
@@ -109,8 +112,8 @@ impl HttpApi {
         };
         let mut tasks = Vec::new();
         let mut addr = None;
-        if let Some(a) = s.listen {
-            let l = listener::bind(a).map_err(|e| BindError(a, e.to_string()))?;
+        if let Some(l) = bound.plain.take() {
+            let a = s.listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
             let bound = l
                 .get_ref()
                 .local_addr()
@@ -124,14 +127,13 @@ impl HttpApi {
             addr = Some(bound);
         }
         let mut tls_addr = None;
-        if let Some(t) = &s.tls {
-            let config = tls::server_config(&t.cert, &t.key)
-                .map_err(|e| BindError(t.listen, e.to_string()))?;
-            let l = listener::bind(t.listen).map_err(|e| BindError(t.listen, e.to_string()))?;
+        if let Some((l, config)) = bound.tls.take() {
+            let a = s.tls.as_ref().map(|t| t.listen);
+            let a = a.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
             let bound = l
                 .get_ref()
                 .local_addr()
-                .map_err(|e| BindError(t.listen, e.to_string()))?;
+                .map_err(|e| BindError(a, e.to_string()))?;
             log::info!("HTTP API listening on https://{bound}{PREFIX}");
             let acceptor = futures_rustls::TlsAcceptor::from(config);
             tasks.push(smol::spawn(listener::accept_loop(

@@ -139,3 +139,102 @@ fn bad_configs_are_refused_with_file_key_and_reason() {
         "{err}"
     );
 }
+
+/// Issue 18: the old default port was Prosody's; a taken port now names
+/// who holds it, and the start stops before the store or `server.key`
+/// exists.
+#[test]
+fn a_taken_port_names_its_holder_and_nothing_is_written() {
+    let dir = TempDir::new("cli-port");
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let cfg = dir.path("taken.toml");
+    std::fs::write(&cfg, config(&dir.0, 5347, port, "", "")).unwrap();
+    let (code, _, err) = run(&["run", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("Address already in use"),
+        "{err}"
+    );
+    assert!(
+        err.contains("held by") && err.contains(&format!("(pid {})", std::process::id())),
+        "the holder is named: {err}"
+    );
+    assert!(
+        !dir.path("data").exists(),
+        "nothing is created before the listeners are bound"
+    );
+    drop(held);
+}
+
+/// Issue 18: the whole configuration can come from `PUSH_APPSERVER_*`
+/// variables (as a container is configured); a variable that names no
+/// setting is refused by name.
+#[test]
+fn the_environment_configures_a_server_without_a_file() {
+    let dir = TempDir::new("cli-env");
+    let xmpp = FakeXmpp::new();
+    let port = free_port();
+    let data = dir.path("envdata");
+    let vars = [
+        ("PUSH_APPSERVER_DATA_DIR", data.to_str().unwrap().to_owned()),
+        ("PUSH_APPSERVER_HTTP_LISTEN", format!("127.0.0.1:{port}")),
+        ("PUSH_APPSERVER_COMPONENT_JID", "push.example.org".to_owned()),
+        ("PUSH_APPSERVER_COMPONENT_SERVER", format!("127.0.0.1:{}", xmpp.port)),
+        ("PUSH_APPSERVER_COMPONENT_SECRET", SECRET.to_owned()),
+        ("PUSH_APPSERVER_COMPONENT_TYPES", "fcm".to_owned()),
+        ("PUSH_APPSERVER_RATE_LIMIT", "9".to_owned()),
+    ];
+    // check-config shows the effective values and where they came from.
+    let cfg = dir.path("base.toml");
+    std::fs::write(&cfg, config(&dir.0, 5347, 5280, "", "")).unwrap();
+    let out = bin()
+        .args(["check-config", "-c", cfg.to_str().unwrap()])
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("rate_limit = 9"), "{text}");
+    assert!(text.contains(&format!("listen = \"127.0.0.1:{port}\"")), "{text}");
+    assert!(
+        text.contains("# set by the environment: PUSH_APPSERVER_COMPONENT_JID"),
+        "{text}"
+    );
+    assert!(!text.contains(SECRET), "{text}");
+
+    // No file at all: the embedded defaults with the variables over them.
+    let mut child = bin()
+        .arg("run")
+        .current_dir(&dir.0)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Completes the handshake with SECRET: the secret from the environment.
+    let _link = xmpp.accept(std::time::Duration::from_secs(10));
+    let (status, body) = http(port, "GET", HEALTH, "", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(data.join("server.key").exists());
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("settings from the environment: PUSH_APPSERVER_COMPONENT_JID"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "{err}");
+
+    let out = bin()
+        .args(["check-config", "-c", cfg.to_str().unwrap()])
+        .env("PUSH_APPSERVER_HTTP_LISTN", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("http.listn") && err.contains("did you mean `listen`"),
+        "{err}"
+    );
+}
