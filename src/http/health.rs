@@ -5,9 +5,11 @@
 
 use serde_json::{json, Value};
 
-use super::Backend;
+use super::snapshot::Snapshot;
 use crate::clock::rfc3339;
+use crate::metrics::PushResult;
 
+/// An RFC 3339 time for ms since the epoch; `null` for 0 (never).
 fn at(ms: u64) -> Value {
     if ms == 0 {
         return Value::Null;
@@ -18,58 +20,47 @@ fn at(ms: u64) -> Value {
 }
 
 /// The status and the JSON document.
-pub fn health(backend: &Backend) -> (u16, String) {
-    let components: Vec<Value> = backend
+pub fn health(s: &Snapshot) -> (u16, String) {
+    let components: Vec<Value> = s
         .links
         .iter()
-        .map(|(jid, link)| {
-            let state = match (link.is_connected(), link.connects()) {
-                (true, _) => "connected",
-                (false, 0) => "connecting",
-                (false, _) => "disconnected",
-            };
+        .map(|l| {
             json!({
-                "jid": jid,
-                "link": state,
-                "connects": link.connects(),
-                "last_error": link.last_error(),
+                "jid": l.jid,
+                "link": l.state,
+                "connects": l.connects,
+                "last_error": l.last_error,
             })
         })
         .collect();
-    let all_linked = backend.links.iter().all(|(_, l)| l.is_connected());
-    let apps: Vec<Value> = crate::metrics::global()
-        .apps()
-        .into_iter()
-        .map(|(name, m)| {
-            let last_error = m
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .map(|(ms, why)| json!({ "at": at(ms), "error": why }));
+    let apps: Vec<Value> = s
+        .apps
+        .iter()
+        .map(|a| {
+            let pushes: serde_json::Map<String, Value> = PushResult::ALL
+                .iter()
+                .zip(a.outcomes)
+                .map(|(r, n)| (r.label().to_owned(), json!(n)))
+                .collect();
             json!({
-                "name": name,
-                "last_success": at(m.last_success_ms.load(std::sync::atomic::Ordering::Relaxed)),
-                "last_error": last_error,
+                "name": a.name,
+                "log_only": a.log_only,
+                "failing": a.failing(),
+                "pushes": pushes,
+                "last_success": at(a.last_success_ms),
+                "last_error": a.last_error.as_ref().map(|(ms, why)| json!({ "at": at(*ms), "error": why })),
             })
         })
         .collect();
-    let store_error = backend.registrations.write_error();
-    let status = if !all_linked {
-        "link down"
-    } else if store_error.is_some() {
-        "store writes failing"
-    } else {
-        "ok"
-    };
     let doc = json!({
-        "status": status,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": backend.started.elapsed().as_secs(),
+        "status": s.status(),
+        "version": s.version,
+        "uptime_secs": s.uptime_secs,
         "components": components,
         "apps": apps,
-        "registrations_about": backend.registrations.approximate_count(),
-        "store": { "writes": if store_error.is_some() { "failing" } else { "ok" } },
+        "registrations": s.registrations,
+        "store": { "writes": if s.store_error.is_some() { "failing" } else { "ok" } },
+        "problems": s.problems(),
     });
-    (if all_linked { 200 } else { 503 }, doc.to_string())
+    (if s.all_linked() { 200 } else { 503 }, doc.to_string())
 }

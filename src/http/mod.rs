@@ -21,6 +21,8 @@ pub mod listener;
 mod metrics;
 mod pages;
 mod port_holder;
+mod snapshot;
+mod status_page;
 pub mod request;
 pub mod response;
 pub mod routes;

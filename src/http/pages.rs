@@ -136,10 +136,14 @@ pub fn health(backend: &Backend) -> String {
             .unwrap_or_default();
         body.push_str(&format!("<li>UnifiedPush relays: {counts}</li>\n"));
     }
-    body.push_str(&format!(
-        "<li>registrations: about {}</li>\n",
-        backend.registrations.approximate_count()
-    ));
+    // Exact, from the counters (the store's own estimate said "about 4"
+    // when 3 existed).
+    let registrations = backend
+        .registrations
+        .count()
+        .map_or_else(|e| format!("unknown ({e})"), |n| n.to_string());
+    body.push_str(&format!("<li>registrations: {registrations}</li>\n"));
+    body.push_str("<li><a href='/push_appserver/v1/status'>status page</a></li>\n");
     match backend.registrations.write_error() {
         Some(e) => body.push_str(&format!(
             "<li>store: WRITES FAILING ({}); registrations are refused, pushes go on; \

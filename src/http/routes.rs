@@ -11,7 +11,8 @@ use super::Backend;
 use super::api::{self, ApiRequest};
 use super::request::Head;
 use super::response::Response;
-use super::{form, health, pages, RateLimiter, MAX_BODY, PREFIX};
+use super::snapshot::Snapshot;
+use super::{form, health, pages, status_page, RateLimiter, MAX_BODY, PREFIX};
 use crate::ratelimit::address_key;
 use crate::settings::TrustedProxies;
 use crate::unifiedpush;
@@ -77,11 +78,12 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
         .jid
         .clone();
     match (head.method.as_str(), endpoint) {
-        ("GET", "health") if head.accepts_json => {
-            let (status, doc) = health::health(backend);
+        ("GET", "health" | "status") if head.accepts_json => {
+            let (status, doc) = health::health(&Snapshot::read(backend));
             Response::json(status, doc)
         }
         ("GET", "health") => Response::html(200, pages::health(backend)),
+        ("GET", "status") => Response::html(200, status_page::page(&Snapshot::read(backend))),
         ("GET", "register" | "unregister" | "push") if !debugging => {
             Response::error(403, "forms are only available with debugging = true")
         }
@@ -119,7 +121,7 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
                 None => Response::error(404, "unknown endpoint"),
             }
         }
-        (_, "register" | "unregister" | "push" | "health" | "settings") => {
+        (_, "register" | "unregister" | "push" | "health" | "status" | "settings") => {
             Response::error(405, "method not allowed")
         }
         _ => Response::error(404, "unknown endpoint"),

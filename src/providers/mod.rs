@@ -13,6 +13,7 @@ pub mod webpush;
 
 pub use push::{
     Encrypted, Failure, FailureKind, Flavour, Outcome, Priority, PriorityPolicy, Push, Summary,
+    TestAnswer, TEST_PUSH_BODY, TEST_PUSH_TITLE,
 };
 
 use crate::settings::{ConfigContext, ConfigError};

@@ -237,3 +237,22 @@ mod tests {
         );
     }
 }
+
+/// What a provider answered to a test push (`push-appserver doctor`):
+/// sent once, without retries, so the answer is the provider's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestAnswer {
+    /// HTTP status; 0 when no answer came (connection, TLS, credentials
+    /// that could not be used).
+    pub status: u16,
+    /// The provider's error code (`BadDeviceToken`, `INVALID_ARGUMENT`,
+    /// ...); empty on success or without one.
+    pub code: String,
+    /// The whole answer in words, for the operator.
+    pub text: String,
+}
+
+/// The text of a visible test push.
+pub const TEST_PUSH_TITLE: &str = "push-appserver";
+/// The body of a visible test push.
+pub const TEST_PUSH_BODY: &str = "Test push from push-appserver doctor";

@@ -543,4 +543,14 @@ fn health_answers_json_with_the_links_and_each_apps_latest_push() {
         .to_owned();
     assert!(last.ends_with('Z') && last.len() == 20, "{doc}");
     assert!(!doc.to_string().contains(&reg.node), "no node on the page");
+    // Exact counts, not the store's estimate (it said "about 4" for 3).
+    assert_eq!(doc["registrations"], 1, "{doc}");
+    assert_eq!(fcm(&doc)["pushes"]["delivered"], 1, "{doc}");
+    assert_eq!(fcm(&doc)["log_only"], true, "{doc}");
+    assert!(
+        doc["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("log provider")),
+        "{doc}"
+    );
 }

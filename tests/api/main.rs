@@ -10,3 +10,4 @@ mod http_attack;
 mod http_hostile;
 mod ownership;
 mod record_cache;
+mod status_page;

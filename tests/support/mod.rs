@@ -2,6 +2,7 @@
 //! binary (`tests/<binary>/main.rs`) as `#[path = "../support/mod.rs"] mod
 //! support;`:
 //!
+//! - [`browser`]: headless Chromium loading a page and running its scripts;
 //! - [`pki`]: a throwaway CA, server and client certificates, temp dirs;
 //! - [`h2_mock`], [`apple`], [`fcm_mock`]: HTTP/2 + TLS mocks of APNS and of
 //!   Google's FCM and OAuth endpoints, in the test process;
@@ -16,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod apple;
+pub mod browser;
 pub mod fcm_mock;
 pub mod h2_mock;
 pub mod harness;

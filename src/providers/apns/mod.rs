@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::config_problem::ConfigProblem;
-use super::{FailureKind, Outcome, Push, StartError};
+use super::{FailureKind, Outcome, Push, StartError, TestAnswer, TEST_PUSH_BODY, TEST_PUSH_TITLE};
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::h2client::{tls, H2Client, H2Error, H2Options};
 use payload::PayloadError;
@@ -155,6 +155,56 @@ impl ApnsProvider {
             }
         };
         outcome
+    }
+
+    /// Sends one visible alert to `token`, once, and returns Apple's
+    /// answer: with a made-up token, `BadDeviceToken` proves the key (or
+    /// certificate), team, topic and environment (`push-appserver doctor`).
+    pub async fn test_push(&self, token: &str) -> TestAnswer {
+        let no_answer = |text: String| TestAnswer {
+            status: 0,
+            code: String::new(),
+            text,
+        };
+        let payload = serde_json::json!({
+            "aps": { "alert": { "title": TEST_PUSH_TITLE, "body": TEST_PUSH_BODY }, "sound": "default" }
+        });
+        let custom = payload::CustomApns {
+            payload: payload.to_string().into_bytes(),
+            voip: false,
+            priority: 10,
+            apns_id: None,
+        };
+        let request = match payload::build_custom(token, &custom, &self.settings, self.clock.now()) {
+            Ok(r) => r,
+            Err(e) => return no_answer(format!("cannot build the request: {e}")),
+        };
+        let jwt = match &self.auth {
+            Auth::Token(cache) => match cache.token() {
+                Ok(t) => Some(t),
+                Err(e) => return no_answer(format!("cannot sign the provider token: {e}")),
+            },
+            Auth::Certificate { .. } => None,
+        };
+        let http = match request.http_request(jwt.as_deref()) {
+            Ok(h) => h,
+            Err(e) => return no_answer(format!("cannot build the request: {e}")),
+        };
+        match self.client.send(http, Bytes::from(request.payload)).await {
+            Ok(r) => {
+                let code = response::reason(&r.body);
+                let text = match code.as_str() {
+                    "" => format!("APNS status {}", r.status.as_u16()),
+                    c => format!("APNS status {}: {c}", r.status.as_u16()),
+                };
+                TestAnswer {
+                    status: r.status.as_u16(),
+                    code,
+                    text,
+                }
+            }
+            Err(e) => no_answer(format!("no answer from {}: {e}", self.client.origin().authority())),
+        }
     }
 
     /// The topic (bundle id) and whether this profile talks to the sandbox.

@@ -57,6 +57,14 @@ struct ErrorBody {
     timestamp: Option<u64>,
 }
 
+/// Apple's `reason` in an error body; empty when there is none.
+pub fn reason(body: &[u8]) -> String {
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.reason)
+        .unwrap_or_default()
+}
+
 /// Decides from the HTTP status and body of an answer received at `now`;
 /// `proven`: this app profile has delivered a push since it started.
 pub fn decide(status: u16, body: &[u8], now: SystemTime, proven: bool) -> Decision {

@@ -28,7 +28,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 
 use super::config_problem::ConfigProblem;
-use super::{FailureKind, Outcome, Push, StartError};
+use super::{FailureKind, Outcome, Push, StartError, TestAnswer, TEST_PUSH_BODY, TEST_PUSH_TITLE};
 use crate::clock::{Clock, SystemClock};
 use crate::h2client::{tls, H2Client, H2Error, H2Options, Origin};
 use oauth::{AccessToken, TokenSource};
@@ -224,6 +224,59 @@ impl FcmProvider {
                 );
                 Attempt::Done(Outcome::failed(FailureKind::Unavailable, reason))
             }
+        }
+    }
+
+    /// Sends one visible notification to `token`, once, and returns FCM's
+    /// answer; with `validate_only` FCM checks it without delivering:
+    /// with a made-up token, `INVALID_ARGUMENT` about the token proves the
+    /// service account and the project (`push-appserver doctor`).
+    pub async fn test_push(&self, token: &str, validate_only: bool) -> TestAnswer {
+        let no_answer = |text: String| TestAnswer {
+            status: 0,
+            code: String::new(),
+            text,
+        };
+        let access = match self.tokens.get().await {
+            Ok(t) => t,
+            Err(reason) => return no_answer(format!("no OAuth access token: {reason}")),
+        };
+        let body = serde_json::json!({
+            "validate_only": validate_only,
+            "message": {
+                "token": token,
+                "notification": { "title": TEST_PUSH_TITLE, "body": TEST_PUSH_BODY },
+                "android": { "priority": "HIGH" },
+            },
+        });
+        let req = http::HeaderValue::try_from(format!("Bearer {}", access.expose()))
+            .map_err(http::Error::from)
+            .and_then(|mut bearer| {
+                bearer.set_sensitive(true);
+                http::Request::post(self.send_path.as_str())
+                    .header(AUTHORIZATION, bearer)
+                    .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+                    .body(())
+            });
+        let req = match req {
+            Ok(r) => r,
+            Err(e) => return no_answer(format!("cannot build the request: {e}")),
+        };
+        match self.client.send(req, Bytes::from(body.to_string())).await {
+            Ok(res) if res.status.is_success() => TestAnswer {
+                status: res.status.as_u16(),
+                code: String::new(),
+                text: format!("FCM {}", res.status.as_u16()),
+            },
+            Ok(res) => {
+                let (code, text) = response::code_and_text(res.status.as_u16(), &res.body);
+                TestAnswer {
+                    status: res.status.as_u16(),
+                    code,
+                    text,
+                }
+            }
+            Err(e) => no_answer(format!("no answer from FCM: {e}")),
         }
     }
 

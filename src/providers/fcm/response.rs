@@ -67,6 +67,20 @@ struct ErrorDetail {
     error_code: Option<String>,
 }
 
+/// FCM's error code (`errorCode`, else `status`) and the answer in words.
+pub fn code_and_text(status: u16, body: &[u8]) -> (String, String) {
+    let info = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error);
+    let code = info
+        .as_ref()
+        .and_then(|i| i.details.iter().find_map(|d| d.error_code.clone()))
+        .or_else(|| info.as_ref().map(|i| i.status.clone()))
+        .unwrap_or_default();
+    let text = describe(status, Some(code.as_str()).filter(|c| !c.is_empty()), info.as_ref());
+    (code, text)
+}
+
 /// Classifies one answer; `proven`: this app profile has delivered a push
 /// since it started.
 pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8], proven: bool) -> Verdict {
