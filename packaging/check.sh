@@ -1,12 +1,14 @@
 #!/bin/sh
 # The packaging checks that scripts/test runs after the cargo tests: lint of
-# the Alpine/OpenWrt/Debian files, the OpenWrt UCI -> TOML conversion and
-# procd init, the Alpine OpenRC script, and
+# the Alpine/OpenWrt/Debian files (and their agreement: lint.sh), the .deb's
+# postinst, the OpenWrt UCI -> TOML conversion, procd init and uci-defaults,
+# the Alpine OpenRC script and package(), and
 # (as root) the .deb built, installed, run, removed and purged.
 # SKIP_DEB=1 leaves out the .deb (it builds a release binary).
 set -eu
 cd "$(dirname "$0")"
 sh ./lint.sh
+sh ./debian/test-postinst.sh
 # The binary the OpenWrt tests run check-config with: the one cargo test
 # just built, else any other in the target dir, else a debug build.
 target_dir=${CARGO_TARGET_DIR:-../target}
@@ -23,6 +25,7 @@ fi
 export PUSH_APPSERVER_BIN
 sh ./openwrt/test/run.sh
 sh ./openwrt/test/init.sh
+sh ./openwrt/test/uci-defaults.sh
 sh ./alpine/test-initd.sh
 if [ "${SKIP_DEB:-0}" = 1 ]; then
 	echo "packaging: SKIP_DEB=1: the .deb check was skipped" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the .deb from the static x86_64 musl binary and proves it on this
 # machine (as root; CI runs it from scripts/test):
-#   dpkg -i, check-config on the shipped conffile, the installed binary run as
+#   dpkg -i (the data dir made by postinst, without systemd), check-config on
+#   the shipped conffile, the installed binary run as
 #   the system user with a test config answering /push_appserver/v1/health,
 #   a reinstall keeping an edited conffile, dpkg -r (conffile kept),
 #   dpkg -P (conffile, statoverrides, state removed), nothing left running.
@@ -105,6 +106,10 @@ wants=/etc/systemd/system/multi-user.target.wants/push-appserver.service
 uid=$(id -u "$pkg"); [ "$uid" -lt 1000 ] || fail "user $pkg is not a system user (uid $uid)"
 [ "$(stat -c '%U:%G %a' "$conf")" = "root:$pkg 640" ] || fail "conffile owner/mode: $(stat -c '%U:%G %a' "$conf")"
 [ "$(stat -c '%U:%G %a' /etc/push-appserver)" = "root:$pkg 750" ] || fail "config dir owner/mode"
+# Made by postinst itself: systemd does not run here, so StateDirectory= has
+# not made it (a container, a chroot, sysvinit).
+[ "$(stat -c '%U:%G %a' /var/lib/push-appserver 2>/dev/null)" = "$pkg:$pkg 700" ] ||
+  fail "data dir /var/lib/push-appserver owner/mode: $(stat -c '%U:%G %a' /var/lib/push-appserver 2>&1)"
 /usr/bin/push-appserver --version
 /usr/bin/push-appserver --help | grep -q check-config || fail "--help"
 man -l /usr/share/man/man8/push-appserver.8* >/dev/null 2>&1 || [ -s /usr/share/man/man8/push-appserver.8.gz ] || [ -s /usr/share/man/man8/push-appserver.8 ] || fail "man page"

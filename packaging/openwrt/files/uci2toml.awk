@@ -15,6 +15,10 @@
 #   config component              one [[component]] each; list type -> types
 #   config app 'NAME'             [app.NAME]
 #   config table 'NAME'           [NAME], for sections without a UCI mapping
+# log_format: procd hands the server's stderr to logd, which stamps each line
+# itself, and the server cannot tell (it picks "journal" by itself only under
+# systemd): unset or 'auto' becomes "journal" (no timestamp of its own, the
+# level as a <N> prefix); 'plain' stays.
 # UCI has no types: listed boolean keys become true/false, listed (or
 # integer-looking by name) numeric keys become integers, lists become arrays
 # of strings, anything else a string; check-config then refuses what is wrong.
@@ -135,6 +139,10 @@ function emit(t, line) {
 
 	if (stype[sec] == "push-appserver") {
 		if (opt == "enabled" || opt == "config_file") next
+		if (opt == "log_format") {
+			log_format_set = 1
+			if (n == 1 && vals[1] == "auto") vals[1] = "journal"
+		}
 		if (match(opt, /^(http|store|limits|registrations|metrics)_/)) {
 			t = substr(opt, 1, RLENGTH - 1)
 			opt = substr(opt, RLENGTH + 1)
@@ -148,6 +156,7 @@ function emit(t, line) {
 
 END {
 	if (failed) exit 1
+	if (!log_format_set) emit("", "log_format = \"journal\"")
 	printf "# Generated from /etc/config/push-appserver by uci2toml.awk: edit the UCI\n"
 	printf "# config (uci set/commit, or LuCI), not this file.\n"
 	if ("" in body) printf "%s", body[""]

@@ -2,7 +2,8 @@
 # Tests uci2toml.awk (the UCI -> TOML conversion of the OpenWrt init script)
 # off the router: with every awk found here (busybox awk is OpenWrt's), the
 # shipped /etc/config/push-appserver, full.show and operating.show give
-# exactly default.toml, full.toml and operating.toml, malformed input is
+# exactly default.toml, full.toml and operating.toml, log_format is
+# "journal" unless set to 'plain' (logd stamps the time), malformed input is
 # refused, and `push-appserver check-config` accepts the results. Binary: $PUSH_APPSERVER_BIN, else one in target/ (a
 # debug build is made when there is none).
 set -eu
@@ -34,6 +35,12 @@ for a in $awks; do
 	$run -f "$conv" <"$here/operating.show" >"$tmp/operating.$a.toml" || bad "$a: operating conversion failed"
 	for name in default full operating; do
 		if diff -u "$here/$name.toml" "$tmp/$name.$a.toml"; then ok; else bad "$a: $name differs from $name.toml"; fi
+	done
+	# log_format: unset (above) or 'auto' gives "journal" (logd stamps the
+	# time; the server cannot tell it runs under procd), 'plain' stays.
+	for lf in auto:journal plain:plain journal:journal; do
+		got=$(printf "push-appserver.main=push-appserver\npush-appserver.main.log_format='%s'\n" "${lf%%:*}" | $run -f "$conv" | grep '^log_format')
+		if [ "$got" = "log_format = \"${lf#*:}\"" ]; then ok; else bad "$a: log_format '${lf%%:*}' gave: $got"; fi
 	done
 	# Not `uci show` output, or a section type it does not know: refused.
 	for input in "garbage" "push-appserver.x.y='unterminated" "push-appserver.s=other" \
@@ -68,6 +75,11 @@ for name in full default; do
 		cat "$tmp/out" >&2; bad "check-config refused the $name conversion"
 	fi
 done
+# The shipped UCI config logs without the server's own timestamps (logd
+# stamps them): journal style, whatever JOURNAL_STREAM says here.
+if "$bin" check-config --config "$tmp/cc/default.toml" 2>/dev/null | grep -qx 'log_format = "journal"'; then ok; else
+	bad "check-config: the shipped UCI config's log_format does not resolve to journal"
+fi
 if "$bin" check-config --config "$tmp/cc/full.toml" 2>/dev/null | grep -q 'push.other.example'; then ok; else
 	bad "check-config output lacks the second component"
 fi
