@@ -14,6 +14,7 @@ pub mod config;
 pub mod deadline;
 pub mod devices;
 pub mod dialects;
+pub mod doctor;
 pub mod domains;
 pub mod h2client;
 pub mod http;

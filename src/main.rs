@@ -33,7 +33,26 @@ struct Cli {
 enum Command {
     Run(Run),
     CheckConfig(CheckConfig),
+    Doctor(Doctor),
     ImportProsody(ImportProsody),
+}
+
+/// Prove the configuration against the real world: the HTTP listeners,
+/// each component's handshake with the XMPP server, and each app's
+/// credentials with APNS or FCM (without reaching a device). One line per
+/// check; exit 0 only when none failed.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "doctor")]
+struct Doctor {
+    /// configuration file (TOML; default /etc/push-appserver/push-appserver.toml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+    /// also send one visible test push to this device token (with --app)
+    #[argh(option)]
+    send: Option<String>,
+    /// the app profile (push type) the --send push goes through
+    #[argh(option)]
+    app: Option<String>,
 }
 
 /// Run the server (without --config: /etc/push-appserver/push-appserver.toml
@@ -167,6 +186,38 @@ fn import_prosody(c: ImportProsody) -> ExitCode {
     }
 }
 
+fn doctor(d: Doctor) -> ExitCode {
+    use push_appserver::doctor::{self, Level, SendTo};
+    let send = match (d.send, d.app) {
+        (Some(token), Some(app)) => Some(SendTo { app, token }),
+        (None, None) => None,
+        _ => {
+            eprintln!("push-appserver: --send and --app go together");
+            return ExitCode::from(2);
+        }
+    };
+    let config = d.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
+    let settings = match Settings::load(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("push-appserver: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The providers' own log lines would repeat the report's.
+    push_appserver::logging::init(log::LevelFilter::Off);
+    println!("ok    config: {} is valid", config.display());
+    let checks = doctor::run(&settings, send.as_ref(), |c| println!("{c}"));
+    let failed = checks.iter().filter(|c| c.level == Level::Fail).count();
+    if failed == 0 {
+        println!("# all checks passed");
+        ExitCode::SUCCESS
+    } else {
+        println!("# {failed} check(s) failed");
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let name = ["push-appserver"];
@@ -202,6 +253,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Some(Command::ImportProsody(c)) => import_prosody(c),
+        Some(Command::Doctor(d)) => doctor(d),
         Some(Command::CheckConfig(c)) => {
             let config = c.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
             match Settings::load(&config) {

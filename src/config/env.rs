@@ -33,7 +33,14 @@ const LIST_KEYS: &[&str] = &["types", "allow_from", "trusted_proxies", "modules"
 
 /// Keys that are strings whatever they look like (a secret of digits).
 const STRING_KEYS: &[&str] = &[
-    "secret", "jid", "server", "listen", "topic", "team_id", "key_id", "project_id",
+    "secret",
+    "jid",
+    "server",
+    "listen",
+    "topic",
+    "team_id",
+    "key_id",
+    "project_id",
 ];
 
 /// One setting from the environment.
@@ -151,12 +158,10 @@ pub fn apply(
         let mut table = &mut *doc;
         let (key, tables) = o.path.split_last().ok_or_else(clash)?;
         for t in tables {
-            let entry = table
-                .entry(t.clone())
-                .or_insert_with(|| match t.as_str() {
-                    "component" => toml::Value::Array(vec![toml::Value::Table(Default::default())]),
-                    _ => toml::Value::Table(Default::default()),
-                });
+            let entry = table.entry(t.clone()).or_insert_with(|| match t.as_str() {
+                "component" => toml::Value::Array(vec![toml::Value::Table(Default::default())]),
+                _ => toml::Value::Table(Default::default()),
+            });
             table = match entry {
                 toml::Value::Table(t) => t,
                 toml::Value::Array(items) => {
@@ -179,7 +184,8 @@ pub fn apply(
 /// The setting variables of this process.
 pub fn from_process(ctx: &ConfigContext) -> Result<Vec<Override>, ConfigError> {
     overrides(
-        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
         ctx,
     )
 }
@@ -197,7 +203,10 @@ mod tests {
     fn names_map_to_key_paths() {
         let p = |n: &str| key_path(n).map(|p| p.join("."));
         assert_eq!(p("data_dir").as_deref(), Some("data_dir"));
-        assert_eq!(p("http_max_connections").as_deref(), Some("http.max_connections"));
+        assert_eq!(
+            p("http_max_connections").as_deref(),
+            Some("http.max_connections")
+        );
         assert_eq!(p("component_secret").as_deref(), Some("component.secret"));
         assert_eq!(
             p("component_unifiedpush_endpoint_base").as_deref(),
@@ -248,9 +257,10 @@ mod tests {
 
     #[test]
     fn overrides_replace_keys_and_create_tables_and_the_first_component() {
-        let mut doc: toml::Table = "data_dir = \"a\"\n[[component]]\njid = \"x\"\n[[component]]\njid = \"y\"\n"
-            .parse()
-            .unwrap();
+        let mut doc: toml::Table =
+            "data_dir = \"a\"\n[[component]]\njid = \"x\"\n[[component]]\njid = \"y\"\n"
+                .parse()
+                .unwrap();
         let o = vars(&[
             ("PUSH_APPSERVER_DATA_DIR", "/data"),
             ("PUSH_APPSERVER_COMPONENT_JID", "push.example.org"),
@@ -259,12 +269,18 @@ mod tests {
         apply(&mut doc, &o, &ConfigContext::defaults()).unwrap();
         assert_eq!(doc["data_dir"].as_str(), Some("/data"));
         assert_eq!(doc["http"]["listen"].as_str(), Some("0.0.0.0:7874"));
-        assert_eq!(doc["component"][0]["jid"].as_str(), Some("push.example.org"));
+        assert_eq!(
+            doc["component"][0]["jid"].as_str(),
+            Some("push.example.org")
+        );
         assert_eq!(doc["component"][1]["jid"].as_str(), Some("y"));
 
         let mut empty = toml::Table::new();
         apply(&mut empty, &o[..1], &ConfigContext::defaults()).unwrap();
-        assert_eq!(empty["component"][0]["jid"].as_str(), Some("push.example.org"));
+        assert_eq!(
+            empty["component"][0]["jid"].as_str(),
+            Some("push.example.org")
+        );
 
         let mut clash: toml::Table = "http = 1".parse().unwrap();
         let e = apply(&mut clash, &o[2..], &ConfigContext::defaults()).unwrap_err();

@@ -281,7 +281,14 @@ impl Settings {
             let (key, at) = match e.span() {
                 Some(s) => {
                     let (key, line) = key_at(text, s.start);
-                    (key, if lines { format!(" (line {line})") } else { String::new() })
+                    (
+                        key,
+                        if lines {
+                            format!(" (line {line})")
+                        } else {
+                            String::new()
+                        },
+                    )
                 }
                 None => (String::new(), String::new()),
             };
@@ -299,7 +306,8 @@ impl Settings {
                 .map_err(|e| ctx.error("", format!("cannot merge the environment: {e}")))?;
             toml::from_str(&merged).map_err(|e| {
                 let mut err = decode_error(&merged, e, false);
-                err.reason.push_str(" (the file with the PUSH_APPSERVER_* variables set)");
+                err.reason
+                    .push_str(" (the file with the PUSH_APPSERVER_* variables set)");
                 err
             })?
         };

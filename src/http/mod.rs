@@ -21,11 +21,11 @@ pub mod listener;
 mod metrics;
 mod pages;
 mod port_holder;
-mod snapshot;
-mod status_page;
 pub mod request;
 pub mod response;
 pub mod routes;
+mod snapshot;
+mod status_page;
 pub mod table;
 pub mod tls;
 

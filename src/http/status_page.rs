@@ -77,7 +77,11 @@ pub fn page(s: &Snapshot) -> String {
     }
     b.push_str("<th>last success</th><th>last error</th></tr>\n");
     for a in &s.apps {
-        let class = if a.failing() || a.log_only { "bad" } else { "ok" };
+        let class = if a.failing() || a.log_only {
+            "bad"
+        } else {
+            "ok"
+        };
         b.push_str(&format!(
             "<tr class='app'><td class='{class}'>{}</td><td>{}</td>",
             escape(&a.name),
@@ -102,8 +106,10 @@ pub fn page(s: &Snapshot) -> String {
     b.push_str("<h2>Store</h2>\n<ul>\n");
     b.push_str(&format!(
         "<li id='registrations'>registrations: {}</li>\n",
-        s.registrations
-            .map_or_else(|| "unknown (the store cannot be read)".to_owned(), |n| n.to_string())
+        s.registrations.map_or_else(
+            || "unknown (the store cannot be read)".to_owned(),
+            |n| n.to_string()
+        )
     ));
     b.push_str(&format!(
         "<li>writes: {}</li>\n</ul>\n",

@@ -41,14 +41,18 @@ fn the_status_page_shows_in_a_browser_whether_push_works() {
     let x = FakeXmpp::new();
     let port = free_port();
     // debugging off: the page is for every operator, not a debug feature.
-    let text = config(&dir.0, x.port, port, "", "").replace("debugging = true", "debugging = false");
+    let text =
+        config(&dir.0, x.port, port, "", "").replace("debugging = true", "debugging = false");
     let _app = AppServer::start(&dir.0, &text, port);
     let profile = dir.path("chromium");
 
     // The link is not up yet: the page says so, and names the cause.
     let dom = browser::dom(&status_url(port), 3000, &profile);
     assert_eq!(verdict(&dom), "Push needs attention: link down", "{dom}");
-    assert!(dom.contains("component push.example.org is not linked"), "{dom}");
+    assert!(
+        dom.contains("component push.example.org is not linked"),
+        "{dom}"
+    );
     assert!(
         dom.contains("app fcm uses the log provider"),
         "the log-only provider is named: {dom}"
@@ -81,7 +85,10 @@ fn the_status_page_shows_in_a_browser_whether_push_works() {
         "one delivered push and its time: {fcm_row}"
     );
     for r in &regs {
-        assert!(!dom.contains(&r.node) && !dom.contains(&r.secret), "no node or secret");
+        assert!(
+            !dom.contains(&r.node) && !dom.contains(&r.secret),
+            "no node or secret"
+        );
     }
 
     // The XMPP server goes away: the JSON health and the page turn.

@@ -320,7 +320,11 @@ fn sigterm_lets_a_push_in_flight_finish_then_closes_the_stream() {
     assert!(at - term < Duration::from_secs(4), "{:?}", at - term);
     assert_eq!(app.pushes().len(), 1);
     // The log names the signal as operators know it (it said `Term`).
-    assert!(app.stderr().contains("SIGTERM: shutting down"), "{}", app.stderr());
+    assert!(
+        app.stderr().contains("SIGTERM: shutting down"),
+        "{}",
+        app.stderr()
+    );
 }
 
 #[test]

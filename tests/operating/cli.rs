@@ -179,8 +179,14 @@ fn the_environment_configures_a_server_without_a_file() {
     let vars = [
         ("PUSH_APPSERVER_DATA_DIR", data.to_str().unwrap().to_owned()),
         ("PUSH_APPSERVER_HTTP_LISTEN", format!("127.0.0.1:{port}")),
-        ("PUSH_APPSERVER_COMPONENT_JID", "push.example.org".to_owned()),
-        ("PUSH_APPSERVER_COMPONENT_SERVER", format!("127.0.0.1:{}", xmpp.port)),
+        (
+            "PUSH_APPSERVER_COMPONENT_JID",
+            "push.example.org".to_owned(),
+        ),
+        (
+            "PUSH_APPSERVER_COMPONENT_SERVER",
+            format!("127.0.0.1:{}", xmpp.port),
+        ),
         ("PUSH_APPSERVER_COMPONENT_SECRET", SECRET.to_owned()),
         ("PUSH_APPSERVER_COMPONENT_TYPES", "fcm".to_owned()),
         ("PUSH_APPSERVER_RATE_LIMIT", "9".to_owned()),
@@ -196,7 +202,10 @@ fn the_environment_configures_a_server_without_a_file() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("rate_limit = 9"), "{text}");
-    assert!(text.contains(&format!("listen = \"127.0.0.1:{port}\"")), "{text}");
+    assert!(
+        text.contains(&format!("listen = \"127.0.0.1:{port}\"")),
+        "{text}"
+    );
     assert!(
         text.contains("# set by the environment: PUSH_APPSERVER_COMPONENT_JID"),
         "{text}"

@@ -5,6 +5,7 @@
 mod support;
 
 mod apns;
+mod doctor;
 mod e2e;
 mod fcm;
 mod h2client;

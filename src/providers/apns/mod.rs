@@ -175,7 +175,8 @@ impl ApnsProvider {
             priority: 10,
             apns_id: None,
         };
-        let request = match payload::build_custom(token, &custom, &self.settings, self.clock.now()) {
+        let request = match payload::build_custom(token, &custom, &self.settings, self.clock.now())
+        {
             Ok(r) => r,
             Err(e) => return no_answer(format!("cannot build the request: {e}")),
         };
@@ -203,7 +204,10 @@ impl ApnsProvider {
                     text,
                 }
             }
-            Err(e) => no_answer(format!("no answer from {}: {e}", self.client.origin().authority())),
+            Err(e) => no_answer(format!(
+                "no answer from {}: {e}",
+                self.client.origin().authority()
+            )),
         }
     }
 

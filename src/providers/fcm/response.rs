@@ -77,7 +77,11 @@ pub fn code_and_text(status: u16, body: &[u8]) -> (String, String) {
         .and_then(|i| i.details.iter().find_map(|d| d.error_code.clone()))
         .or_else(|| info.as_ref().map(|i| i.status.clone()))
         .unwrap_or_default();
-    let text = describe(status, Some(code.as_str()).filter(|c| !c.is_empty()), info.as_ref());
+    let text = describe(
+        status,
+        Some(code.as_str()).filter(|c| !c.is_empty()),
+        info.as_ref(),
+    );
     (code, text)
 }
 
