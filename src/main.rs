@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 use push_appserver::config::{Settings, SECRET_ENV};
-use push_appserver::providers::ProviderSettings;
 use push_appserver::registrations::{KeyPolicy, Registrations};
 
 /// musl's malloc costs about 45% more CPU per push than glibc's under this
@@ -70,13 +69,20 @@ struct Run {
     reset_secrets: bool,
 }
 
-/// Validate a configuration file and print the effective settings (secrets masked).
+/// Validate a configuration file, report every error and what may still be
+/// wrong (placeholder secrets, log-only apps, the APNS sandbox, credential
+/// files the service's user cannot read), and print the effective settings
+/// (secrets masked).
 #[derive(FromArgs)]
 #[argh(subcommand, name = "check-config")]
 struct CheckConfig {
     /// configuration file (TOML; default /etc/push-appserver/push-appserver.toml)
     #[argh(option)]
     config: Option<PathBuf>,
+    /// the user the service runs as, whose access to the credential files
+    /// is checked (default as root: push-appserver, if that user exists)
+    #[argh(option)]
+    user: Option<String>,
 }
 
 /// Import mod_push_appserver's registrations from Prosody's file storage
@@ -186,6 +192,46 @@ fn import_prosody(c: ImportProsody) -> ExitCode {
     }
 }
 
+fn check_config(c: CheckConfig) -> ExitCode {
+    use push_appserver::config::warnings::{self, User};
+    let config = c.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
+    let settings = match Settings::load(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("push-appserver: {} error(s):\n{e}", e.count());
+            return ExitCode::FAILURE;
+        }
+    };
+    let user = match c.user.as_deref() {
+        Some(name) => match User::lookup(name) {
+            Some(u) => Some(u),
+            None => {
+                eprintln!("push-appserver: no user {name:?} in /etc/passwd");
+                return ExitCode::FAILURE;
+            }
+        },
+        None if push_appserver::import::ownership::euid() == 0 => User::lookup("push-appserver"),
+        None => None,
+    };
+    let mut all = warnings::warnings(&settings);
+    if let Some(u) = &user {
+        all.extend(warnings::unreadable(&settings, u));
+    }
+    print!("{settings}");
+    for w in &all {
+        eprintln!("warning: {w}");
+    }
+    let checked = user
+        .map(|u| format!(", credential files readable by user {}", u.name))
+        .unwrap_or_default();
+    println!(
+        "\n# {}: configuration is valid{checked}; {} warning(s)",
+        config.display(),
+        all.len()
+    );
+    ExitCode::SUCCESS
+}
+
 fn doctor(d: Doctor) -> ExitCode {
     use push_appserver::doctor::{self, Level, SendTo};
     let send = match (d.send, d.app) {
@@ -254,20 +300,7 @@ fn main() -> ExitCode {
         }
         Some(Command::ImportProsody(c)) => import_prosody(c),
         Some(Command::Doctor(d)) => doctor(d),
-        Some(Command::CheckConfig(c)) => {
-            let config = c.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
-            match Settings::load(&config) {
-                Ok(s) => {
-                    print!("{s}");
-                    println!("\n# {}: configuration is valid", config.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("push-appserver: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Some(Command::CheckConfig(c)) => check_config(c),
         Some(Command::Run(r)) => {
             // Without --config: the packaged file if there is one, else the
             // embedded defaults.
@@ -396,56 +429,10 @@ fn warn_about(settings: &Settings) {
             .iter()
             .any(|c| c.secret.expose().is_empty())
         {
-            log::warn!(
-                "{SECRET_ENV} is not set: the component secret is empty and the XMPP server \
-                 will most likely refuse the handshake"
-            );
+            log::warn!("{SECRET_ENV} is not set");
         }
     }
-    for (name, app) in &settings.apps {
-        if matches!(app, ProviderSettings::Log(_)) {
-            log::warn!(
-                "push type {name:?} uses the log provider: pushes are ONLY LOGGED, nothing \
-                 reaches a device"
-            );
-        }
-    }
-    if settings.debugging {
-        log::warn!("debugging = true: /settings and the HTTP forms are open; not for production");
-    }
-    for c in &settings.components {
-        let open = [
-            (
-                "[component.monal]",
-                c.monal.as_ref().is_some_and(|m| m.open_relay),
-            ),
-            (
-                "[component.push2]",
-                c.push2.as_ref().is_some_and(|p| p.open_relay),
-            ),
-            (
-                "[component.unifiedpush]",
-                c.unifiedpush.as_ref().is_some_and(|u| u.open_relay),
-            ),
-        ];
-        for (table, _) in open.iter().filter(|(_, on)| *on) {
-            log::warn!(
-                "{table} of {} has open_relay = true: ANY XMPP user anywhere can push \
-                 through it with your provider credentials; set allow_from instead",
-                c.jid
-            );
-        }
-    }
-    if settings.http.open_register && settings.http.listen.is_some() {
-        log::warn!(
-            "http.open_register = true: HTTP register changes the token of an existing node \
-             without its secret; anyone who knows a node can take over its pushes"
-        );
-    }
-    if settings.http.open_unregister && settings.http.listen.is_some() {
-        log::warn!(
-            "http.open_unregister = true: HTTP unregister needs no secret; anyone who knows \
-             a node can remove its registration"
-        );
+    for w in push_appserver::config::warnings::warnings(settings) {
+        log::warn!("{w}");
     }
 }

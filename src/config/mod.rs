@@ -13,6 +13,7 @@ mod push2;
 mod registrations;
 mod show;
 mod unifiedpush;
+pub mod warnings;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -129,6 +130,8 @@ pub struct ComponentSettings {
     pub server: String,
     /// Shared handshake secret.
     pub secret: Secret,
+    /// The file the secret was read from, if it came from one.
+    pub secret_file: Option<PathBuf>,
     /// Push types this component accepts; each names an app profile.
     pub types: Vec<String>,
     /// Domain the link pings when the server is silent (the XMPP server's).
@@ -271,11 +274,26 @@ impl Settings {
     }
 
     /// Parses configuration text, sets `overrides` over it and validates.
+    /// An error carries the further errors found after it (see
+    /// [`further_errors`]).
     pub fn parse_with(
         text: &str,
         ctx: &ConfigContext,
         overrides: &[env::Override],
         defaults: bool,
+    ) -> Result<Settings, ConfigError> {
+        Self::parse_once(text, ctx, overrides, defaults, true).map_err(|first| {
+            let more = further_errors(text, ctx, overrides, defaults, &first);
+            first.with_more(more)
+        })
+    }
+
+    fn parse_once(
+        text: &str,
+        ctx: &ConfigContext,
+        overrides: &[env::Override],
+        defaults: bool,
+        lines: bool,
     ) -> Result<Settings, ConfigError> {
         let decode_error = |text: &str, e: toml::de::Error, lines: bool| {
             let (key, at) = match e.span() {
@@ -296,7 +314,7 @@ impl Settings {
             ctx.error(key, format!("{message}{at}"))
         };
         let raw: RawConfig = if overrides.is_empty() {
-            toml::from_str(text).map_err(|e| decode_error(text, e, true))?
+            toml::from_str(text).map_err(|e| decode_error(text, e, lines))?
         } else {
             // The variables are set in the parsed document; its errors then
             // refer to the merged text, so they name the key but no line.
@@ -330,6 +348,133 @@ impl Settings {
     pub fn component(&self, jid: &str) -> Option<&ComponentSettings> {
         self.components.iter().find(|c| c.jid == jid)
     }
+}
+
+/// Errors reported at most per file.
+const MAX_ERRORS: usize = 20;
+
+/// The errors after `first`: its key is set aside and the rest checked
+/// again, until the file passes, an error repeats or cannot be set aside
+/// (a missing required key, a syntax error). An `[app]` table that is
+/// wrong is replaced by a log profile, so its push type is not reported
+/// as missing as well. Later errors name their key but no line.
+fn further_errors(
+    text: &str,
+    ctx: &ConfigContext,
+    overrides: &[env::Override],
+    defaults: bool,
+    first: &ConfigError,
+) -> Vec<ConfigError> {
+    let mut more = Vec::new();
+    let Ok(mut doc) = text.parse::<toml::Table>() else {
+        return more;
+    };
+    if env::apply(&mut doc, overrides, ctx).is_err() {
+        return more;
+    }
+    let mut seen = vec![first.key.clone()];
+    if !set_aside(&mut doc, &first.key) {
+        return more;
+    }
+    while more.len() < MAX_ERRORS {
+        let Ok(merged) = toml::to_string(&doc) else {
+            break;
+        };
+        match Settings::parse_once(&merged, ctx, &[], defaults, false) {
+            Ok(_) => break,
+            Err(e) => {
+                if e.key.is_empty() || seen.contains(&e.key) {
+                    break;
+                }
+                seen.push(e.key.clone());
+                let removed = set_aside(&mut doc, &e.key);
+                more.push(e);
+                if !removed {
+                    break;
+                }
+            }
+        }
+    }
+    more
+}
+
+/// Removes the key at a dotted path (`component[0].server`, `http.listen`,
+/// `component.secret` for every component) from `doc`; an `app.<name>`
+/// table becomes `provider = "log"`. False when nothing was removed.
+fn set_aside(doc: &mut toml::Table, key: &str) -> bool {
+    let parts: Vec<&str> = key.split('.').collect();
+    // Required keys of a component get a stand-in, so their absence is
+    // not reported as a second error.
+    if let [component, field] = parts[..] {
+        if let Some(i) = component
+            .strip_prefix("component[")
+            .and_then(|i| i.strip_suffix(']'))
+            .and_then(|i| i.parse::<usize>().ok())
+        {
+            let apps: Vec<toml::Value> = match doc.get("app") {
+                Some(toml::Value::Table(t)) => {
+                    t.keys().map(|k| toml::Value::String(k.clone())).collect()
+                }
+                _ => Vec::new(),
+            };
+            let stand_in = match field {
+                "jid" => Some(toml::Value::String(format!("component{i}.invalid"))),
+                "server" => Some(toml::Value::String("localhost:5347".into())),
+                "secret" => Some(toml::Value::String("stand-in".into())),
+                "types" if !apps.is_empty() => Some(toml::Value::Array(apps)),
+                _ => None,
+            };
+            if let (Some(v), Some(toml::Value::Array(items))) = (stand_in, doc.get_mut("component"))
+            {
+                if let Some(toml::Value::Table(t)) = items.get_mut(i) {
+                    t.remove("secret_file");
+                    t.insert(field.to_owned(), v);
+                    return true;
+                }
+            }
+        }
+    }
+    if let ["app", name, ..] = parts[..] {
+        let mut log = toml::Table::new();
+        log.insert("provider".into(), toml::Value::String("log".into()));
+        let apps = doc
+            .entry("app")
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        return match apps {
+            toml::Value::Table(t) => t.insert(name.to_owned(), toml::Value::Table(log)).is_some(),
+            _ => false,
+        };
+    }
+    fn remove(t: &mut toml::Table, parts: &[&str]) -> bool {
+        let Some((first, rest)) = parts.split_first() else {
+            return false;
+        };
+        let (name, index) = match first.split_once('[') {
+            Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (*first, None),
+        };
+        if rest.is_empty() {
+            return t.remove(name).is_some();
+        }
+        match (t.get_mut(name), index) {
+            (Some(toml::Value::Table(inner)), _) => remove(inner, rest),
+            (Some(toml::Value::Array(items)), Some(i)) => match items.get_mut(i) {
+                Some(toml::Value::Table(inner)) => remove(inner, rest),
+                _ => false,
+            },
+            (Some(toml::Value::Array(items)), None) => {
+                let mut any = false;
+                for item in items.iter_mut() {
+                    if let toml::Value::Table(inner) = item {
+                        any |= remove(inner, rest);
+                    }
+                }
+                any
+            }
+            _ => false,
+        }
+    }
+    remove(doc, &parts)
 }
 
 /// The embedded defaults' text (the secret comes from [`SECRET_ENV`]).
@@ -428,6 +573,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             return Err(ctx.error(key("jid"), format!("{} is configured twice", c.jid)));
         }
         valid_host_port(&c.server).map_err(|r| ctx.error(key("server"), r))?;
+        let secret_path = c.secret_file.as_deref().map(|f| ctx.path(f));
         let secret = match (c.secret, c.secret_file) {
             (Some(s), None) => s,
             (None, Some(f)) => {
@@ -478,6 +624,7 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
             jid: c.jid,
             server: c.server,
             secret: Secret::new(secret),
+            secret_file: secret_path,
             types: c.types,
             ping_to,
             dialects,

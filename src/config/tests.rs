@@ -299,3 +299,45 @@ fn unifiedpush_relays_may_hold_at_most_half_the_http_connections() {
     assert_eq!(e.key, "component[0].unifiedpush.max_in_flight");
     assert!(e.to_string().contains("http.max_connections (512)"), "{e}");
 }
+
+#[test]
+fn every_error_of_a_file_is_reported_not_only_the_first() {
+    let text = r#"
+colour = "blue"
+rate_limit = 5000
+[http]
+listen = "nowhere"
+[[component]]
+jid = "push.example.org"
+server = "127.0.0.1:99999"
+secret = "s3cret"
+types = ["fcm", "apns"]
+[app.fcm]
+provder = "log"
+[app.apns]
+provider = "log"
+"#;
+    let e = parse(text).unwrap_err();
+    let all: Vec<&str> = std::iter::once(&e)
+        .chain(&e.more)
+        .map(|e| e.key.as_str())
+        .collect();
+    assert_eq!(
+        all,
+        [
+            "colour",
+            "rate_limit",
+            "http.listen",
+            "app.fcm.provder",
+            "component[0].server"
+        ],
+        "{e}"
+    );
+    assert_eq!(e.to_string().lines().count(), 5, "{e}");
+    // The first error keeps its line number.
+    assert!(e.reason.contains("line 2"), "{e}");
+    // A valid file after the first error is not blamed for anything else.
+    let one =
+        parse(&MINIMAL.replace("[[component]]", "rate_limit = -1\n[[component]]")).unwrap_err();
+    assert_eq!(one.count(), 1, "{one}");
+}

@@ -12,12 +12,27 @@ pub struct ConfigError {
     pub key: String,
     /// What is wrong and, where useful, what to write instead.
     pub reason: String,
+    /// The further errors found after this one, each on its own line.
+    pub more: Vec<ConfigError>,
+}
+
+impl ConfigError {
+    /// This error with `more` after it.
+    pub fn with_more(mut self, more: Vec<ConfigError>) -> ConfigError {
+        self.more = more;
+        self
+    }
+
+    /// How many errors this reports.
+    pub fn count(&self) -> usize {
+        1 + self.more.len()
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.key.is_empty() {
-            write!(f, "{}: {}", self.file.display(), self.reason)
+            write!(f, "{}: {}", self.file.display(), self.reason)?;
         } else {
             write!(
                 f,
@@ -25,8 +40,12 @@ impl fmt::Display for ConfigError {
                 self.file.display(),
                 self.key,
                 self.reason
-            )
+            )?;
         }
+        for e in &self.more {
+            write!(f, "\n{e}")?;
+        }
+        Ok(())
     }
 }
 
@@ -74,6 +93,7 @@ impl ConfigContext {
             file: self.file.clone(),
             key: key.into(),
             reason: reason.into(),
+            more: Vec::new(),
         }
     }
 

@@ -247,3 +247,72 @@ fn the_environment_configures_a_server_without_a_file() {
         "{err}"
     );
 }
+
+/// Issue 18: check-config said "configuration is valid" on the packaged
+/// example the service refuses to start with; it now warns about what a
+/// valid file may still get wrong, and reports every error.
+#[test]
+fn check_config_warns_about_placeholders_log_apps_the_sandbox_and_unreadable_files() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = TempDir::new("cli-warn");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let key_file = dir.path("AuthKey.p8");
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = config(&dir.0, 5347, 5280, "", "")
+        .replace(SECRET, "CHANGE-ME")
+        .replace(
+            "types = [\"fcm\", \"apns\"]",
+            "types = [\"fcm\", \"apns\", \"ios\"]",
+        )
+        + &format!(
+            "[app.ios]\nprovider = \"apns\"\ntopic = \"org.example.chat\"\nauth_key = {:?}\n\
+             key_id = \"ABC123DEFG\"\nteam_id = \"TEAM123456\"\n",
+            key_file.display().to_string()
+        );
+    let cfg = dir.path("warn.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let out = bin()
+        .args([
+            "check-config",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--user",
+            "nobody",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: component push.example.org: the secret is a placeholder"),
+        "{err}"
+    );
+    assert!(err.contains("\"fcm\" uses the log provider"), "{err}");
+    assert!(err.contains("[app.ios] sandbox = true"), "{err}");
+    // Unless the tests run as nobody, nobody cannot read a 0600 file.
+    if std::fs::metadata(&key_file).unwrap().uid() != 65534 {
+        assert!(
+            err.contains("app.ios.auth_key: user nobody (the service's) cannot read"),
+            "{err}"
+        );
+    }
+    assert!(
+        stdout.contains("configuration is valid, credential files readable by user nobody"),
+        "{stdout}"
+    );
+
+    // Every error, not only the first.
+    let bad = text
+        .replace("listen = \"127.0.0.1:5280\"", "listen = \"nowhere\"")
+        .replace("topic = ", "topik = ");
+    let cfg = dir.path("bad.toml");
+    std::fs::write(&cfg, format!("rate_limit = 5000\n{bad}")).unwrap();
+    let (code, _, err) = run(&["check-config", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    for needle in ["`rate_limit`", "`http.listen`", "`app.ios.topik`"] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(err.contains("3 error(s)"), "{err}");
+}
