@@ -51,8 +51,9 @@ struct Args {
     /// iqs in flight at most
     #[argh(option, default = "256")]
     window: usize,
-    /// block cache of the server in MiB (`[store] cache_mb`)
-    #[argh(option, default = "4")]
+    /// block cache of the server in MiB (`[store] cache_mb`); 0 leaves it
+    /// unset: sized by the store (the default)
+    #[argh(option, default = "0")]
     cache_mb: u64,
     /// stop with SIGKILL between the timed starts (as after a crash: the
     /// journal is replayed) instead of SIGTERM
@@ -235,10 +236,14 @@ fn main() {
              [http]\nlisten = \"127.0.0.1:{http_port}\"\n\
              [[component]]\njid = \"{JID}\"\nserver = \"127.0.0.1:{xmpp_port}\"\n\
              secret = \"{SECRET}\"\ntypes = [\"bench\"]\n\
-             [store]\ncache_mb = {}\nmax_registrations = 100000000\n\
+             [store]\n{}max_registrations = 100000000\n\
+             [limits]\npushes_per_second_per_domain = 1000000\n\
              [app.bench]\nprovider = \"log\"\n",
             dir.join("data").display(),
-            args.cache_mb
+            match args.cache_mb {
+                0 => String::new(),
+                mb => format!("cache_mb = {mb}\n"),
+            }
         ),
     )
     .expect("write config");
@@ -328,7 +333,10 @@ fn main() {
         "idle RSS                {:.1} MiB ({} registrations, cache_mb {})",
         idle_kib as f64 / 1024.0,
         args.registrations,
-        args.cache_mb
+        match args.cache_mb {
+            0 => "auto".to_owned(),
+            mb => mb.to_string(),
+        }
     );
 
     // Pushes, spread over the sample, with at most `window` unanswered.

@@ -331,7 +331,7 @@ fn main() -> ExitCode {
                 // below then opens the store as usual.
                 let opened = Registrations::open_with(
                     &settings.data_dir,
-                    settings.store.cache_bytes,
+                    settings.store.cache_for(&settings.data_dir),
                     KeyPolicy::Reset,
                 );
                 if let Err(e) = opened {

@@ -100,7 +100,8 @@ pub fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     };
     check(component_key(old) != component_key(new), "[[component]]");
     check(
-        old.store.cache_bytes != new.store.cache_bytes,
+        (old.store.cache_bytes, old.store.cache_max_bytes)
+            != (new.store.cache_bytes, new.store.cache_max_bytes),
         "store.cache_mb",
     );
     check(

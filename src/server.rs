@@ -76,8 +76,18 @@ impl Services {
     /// Opens the store, starts the providers and builds the services.
     pub fn start(settings: Settings) -> Result<Services, ServeError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let cache = settings.store.cache_for(&settings.data_dir);
+        log::info!(
+            "store: block cache {} MiB{}",
+            cache / (1024 * 1024),
+            if settings.store.cache_bytes.is_none() {
+                " (sized by the store; [store] cache_mb fixes it)"
+            } else {
+                ""
+            }
+        );
         let registrations = Arc::new(
-            Registrations::open(&settings.data_dir, settings.store.cache_bytes)
+            Registrations::open(&settings.data_dir, cache)
                 .map_err(ServeError::Store)?
                 .with_record_cache(settings.store.record_cache),
         );

@@ -149,8 +149,11 @@ pub struct ComponentSettings {
 /// Store sizing for small hosts.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
-    /// Block cache in bytes.
-    pub cache_bytes: u64,
+    /// Block cache in bytes (`cache_mb`); `None`: sized by the store at
+    /// each start (see [`StoreSettings::cache_for`]).
+    pub cache_bytes: Option<u64>,
+    /// The most an automatically sized block cache takes (`cache_max_mb`).
+    pub cache_max_bytes: u64,
     /// Registrations the store holds at most.
     pub max_registrations: u64,
     /// Push outcomes are written to the store at most this often (and at
@@ -158,6 +161,21 @@ pub struct StoreSettings {
     pub outcome_flush_secs: u64,
     /// Decoded registrations kept in memory for pushes (0: none).
     pub record_cache: usize,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl StoreSettings {
+    /// The block cache for the store in `data_dir`: `cache_mb` when set,
+    /// else half the store's disk tables, at least 4 MiB and at most
+    /// `cache_max_mb` (lookups that miss the cache cost a large store
+    /// three times the CPU per push; BENCHMARKS.md). Read at each start.
+    pub fn cache_for(&self, data_dir: &Path) -> u64 {
+        self.cache_bytes.unwrap_or_else(|| {
+            let tables = crate::registrations::table_bytes(data_dir);
+            (tables / 2).clamp(4 * MIB, self.cache_max_bytes.max(4 * MIB))
+        })
+    }
 }
 
 /// Bounds on work in flight.
@@ -239,6 +257,7 @@ struct RawComponent {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     cache_mb: Option<i64>,
+    cache_max_mb: Option<i64>,
     max_registrations: Option<i64>,
     outcome_flush_secs: Option<i64>,
     record_cache: Option<i64>,
@@ -636,14 +655,25 @@ fn validate(raw: RawConfig, ctx: &ConfigContext, defaults: bool) -> Result<Setti
 
     let raw_store = raw.store.unwrap_or(RawStore {
         cache_mb: None,
+        cache_max_mb: None,
         max_registrations: None,
         outcome_flush_secs: None,
         record_cache: None,
     });
     let store = StoreSettings {
-        cache_bytes: int_in(ctx, "store.cache_mb", raw_store.cache_mb, 4, 1, 4096)? as u64
-            * 1024
-            * 1024,
+        cache_bytes: match raw_store.cache_mb {
+            Some(mb) => Some(int_in(ctx, "store.cache_mb", Some(mb), 4, 1, 4096)? as u64 * MIB),
+            None => None,
+        },
+        cache_max_bytes: int_in(
+            ctx,
+            "store.cache_max_mb",
+            raw_store.cache_max_mb,
+            32,
+            4,
+            4096,
+        )? as u64
+            * MIB,
         max_registrations: int_in(
             ctx,
             "store.max_registrations",

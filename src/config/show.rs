@@ -67,10 +67,17 @@ impl fmt::Display for Settings {
                 "# threads is set but ignored: the API runs on the async executor"
             )?;
         }
+        let cache = match self.store.cache_bytes {
+            Some(b) => format!("{}", b / (1024 * 1024)),
+            None => format!(
+                "\"auto\"  # {} MiB for the store as it is now, at most cache_max_mb",
+                self.store.cache_for(&self.data_dir) / (1024 * 1024)
+            ),
+        };
         writeln!(
             f,
-            "\n[store]\ncache_mb = {}\nmax_registrations = {}\noutcome_flush_secs = {}\nrecord_cache = {}",
-            self.store.cache_bytes / (1024 * 1024),
+            "\n[store]\ncache_mb = {cache}\ncache_max_mb = {}\nmax_registrations = {}\noutcome_flush_secs = {}\nrecord_cache = {}",
+            self.store.cache_max_bytes / (1024 * 1024),
             self.store.max_registrations,
             self.store.outcome_flush_secs,
             self.store.record_cache

@@ -341,3 +341,27 @@ provider = "log"
         parse(&MINIMAL.replace("[[component]]", "rate_limit = -1\n[[component]]")).unwrap_err();
     assert_eq!(one.count(), 1, "{one}");
 }
+
+#[test]
+fn the_block_cache_is_sized_by_the_store_unless_cache_mb_fixes_it() {
+    let dir = std::env::temp_dir().join(format!("pa-cache-{}", std::process::id()));
+    let tables = dir.join("store/keyspaces/1/tables");
+    std::fs::create_dir_all(&tables).unwrap();
+    let s = parse(MINIMAL).unwrap();
+    assert_eq!(s.store.cache_bytes, None);
+    // An empty store: the least.
+    assert_eq!(s.store.cache_for(&dir), 4 * MIB);
+    // Half the disk tables (sparse files: their length is what counts).
+    let f = std::fs::File::create(tables.join("7")).unwrap();
+    f.set_len(40 * MIB).unwrap();
+    assert_eq!(s.store.cache_for(&dir), 20 * MIB);
+    // At most cache_max_mb.
+    f.set_len(400 * MIB).unwrap();
+    assert_eq!(s.store.cache_for(&dir), 32 * MIB);
+    let capped = parse(&format!("{MINIMAL}[store]\ncache_max_mb = 8\n")).unwrap();
+    assert_eq!(capped.store.cache_for(&dir), 8 * MIB);
+    // Fixed by cache_mb, whatever the store.
+    let fixed = parse(&format!("{MINIMAL}[store]\ncache_mb = 2\n")).unwrap();
+    assert_eq!(fixed.store.cache_for(&dir), 2 * MIB);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

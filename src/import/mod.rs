@@ -175,7 +175,7 @@ pub fn run(settings: &Settings, opts: &Options) -> Result<Report, ImportError> {
     report.files = names.len();
     let regs = Registrations::open_with(
         &settings.data_dir,
-        settings.store.cache_bytes,
+        settings.store.cache_for(&settings.data_dir),
         KeyPolicy::Check,
     )?
     .with_limits(CountLimits {

@@ -37,6 +37,7 @@ pub use keycheck::KeyPolicy;
 pub use rate::CommandRate;
 pub use record::{DialectRecord, PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
+pub use store::table_bytes;
 use store::{Store, StoreGuard};
 pub use write::TokenChange;
 

@@ -77,6 +77,23 @@ fn sync_tree(path: &Path, depth: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Bytes of the store's disk tables under `dir` (0 for none): what an
+/// automatically sized block cache is measured against. Bounded by the
+/// engine's few dozen files.
+pub fn table_bytes(dir: &Path) -> u64 {
+    let Ok(keyspaces) = std::fs::read_dir(dir.join("store").join("keyspaces")) else {
+        return 0;
+    };
+    keyspaces
+        .flatten()
+        .filter_map(|k| std::fs::read_dir(k.path().join("tables")).ok())
+        .flat_map(|tables| tables.flatten())
+        .filter_map(|t| t.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// Read access to the open engine for one operation.
 pub(super) struct StoreGuard<'a>(pub(super) std::sync::RwLockReadGuard<'a, Option<Store>>);
 
