@@ -108,6 +108,37 @@ struct ImportProsody {
 /// Where the configuration is looked for when no `--config` is given.
 const DEFAULT_CONFIG: &str = "/etc/push-appserver/push-appserver.toml";
 
+/// The file `run`, `check-config` and `doctor` read: `--config`, else the
+/// packaged file if there is one; `None`: the embedded defaults (with the
+/// `PUSH_APPSERVER_*` variables over them, as in a container).
+fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()))
+}
+
+/// The settings from `path`, or the embedded defaults; errors are printed.
+fn settings_from(path: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
+    let loaded = match path {
+        Some(p) => Settings::load(p),
+        None => Settings::defaults(),
+    };
+    loaded.map_err(|e| {
+        if e.count() > 1 {
+            eprintln!("push-appserver: {} errors:\n{e}", e.count());
+        } else {
+            eprintln!("push-appserver: {e}");
+        }
+        ExitCode::FAILURE
+    })
+}
+
+/// How a config source is named in messages.
+fn shown(path: Option<&std::path::Path>) -> String {
+    path.map_or_else(
+        || "the embedded defaults and the environment".to_owned(),
+        |p| p.display().to_string(),
+    )
+}
+
 /// The short options people type, as argh spells them.
 fn long_options(args: &[String]) -> Vec<&str> {
     args.iter()
@@ -194,13 +225,10 @@ fn import_prosody(c: ImportProsody) -> ExitCode {
 
 fn check_config(c: CheckConfig) -> ExitCode {
     use push_appserver::config::warnings::{self, User};
-    let config = c.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
-    let settings = match Settings::load(&config) {
+    let config = config_path(c.config);
+    let settings = match settings_from(config.as_deref()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("push-appserver: {} error(s):\n{e}", e.count());
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let user = match c.user.as_deref() {
         Some(name) => match User::lookup(name) {
@@ -214,19 +242,29 @@ fn check_config(c: CheckConfig) -> ExitCode {
         None => None,
     };
     let mut all = warnings::warnings(&settings);
-    if let Some(u) = &user {
-        all.extend(warnings::unreadable(&settings, u));
-    }
+    let unreadable = user
+        .as_ref()
+        .map(|u| warnings::unreadable(&settings, u))
+        .unwrap_or_default();
+    let checked = match &user {
+        Some(u) if unreadable.is_empty() => {
+            format!(", credential files readable by user {}", u.name)
+        }
+        Some(u) => format!(
+            ", but {} credential file(s) NOT readable by user {}",
+            unreadable.len(),
+            u.name
+        ),
+        None => String::new(),
+    };
+    all.extend(unreadable);
     print!("{settings}");
     for w in &all {
         eprintln!("warning: {w}");
     }
-    let checked = user
-        .map(|u| format!(", credential files readable by user {}", u.name))
-        .unwrap_or_default();
     println!(
         "\n# {}: configuration is valid{checked}; {} warning(s)",
-        config.display(),
+        shown(config.as_deref()),
         all.len()
     );
     ExitCode::SUCCESS
@@ -242,17 +280,14 @@ fn doctor(d: Doctor) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = d.config.unwrap_or_else(|| DEFAULT_CONFIG.into());
-    let settings = match Settings::load(&config) {
+    let config = config_path(d.config);
+    let settings = match settings_from(config.as_deref()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("push-appserver: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     // The providers' own log lines would repeat the report's.
     push_appserver::logging::init(log::LevelFilter::Off);
-    println!("ok    config: {} is valid", config.display());
+    println!("ok    config: {} is valid", shown(config.as_deref()));
     let checks = doctor::run(&settings, send.as_ref(), |c| println!("{c}"));
     let failed = checks.iter().filter(|c| c.level == Level::Fail).count();
     if failed == 0 {
@@ -304,25 +339,10 @@ fn main() -> ExitCode {
         Some(Command::Run(r)) => {
             // Without --config: the packaged file if there is one, else the
             // embedded defaults.
-            let config = r
-                .config
-                .clone()
-                .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()));
-            let settings = match &config {
-                Some(path) => match Settings::load(path) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("push-appserver: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                },
-                None => match Settings::defaults() {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("push-appserver: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                },
+            let config = config_path(r.config.clone());
+            let settings = match settings_from(config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
             };
             push_appserver::logging::init_with(settings.log_level, settings.log_format);
             warn_about(&settings);

@@ -19,8 +19,15 @@ use super::{ConfigContext, ConfigError};
 pub const PREFIX: &str = "PUSH_APPSERVER_";
 
 /// Variables with the prefix that are not settings: the test scripts'
-/// binary under test.
-const NOT_SETTINGS: &[&str] = &["PUSH_APPSERVER_BIN"];
+/// binary under test, and what Kubernetes (and Docker's links) set in
+/// every container for a service named `push-appserver`
+/// (`PUSH_APPSERVER_SERVICE_HOST`, `PUSH_APPSERVER_PORT_7874_TCP_ADDR`, ...).
+fn not_a_setting(var: &str) -> bool {
+    var == "PUSH_APPSERVER_BIN"
+        || var == "PUSH_APPSERVER_PORT"
+        || var.starts_with("PUSH_APPSERVER_PORT_")
+        || var.starts_with("PUSH_APPSERVER_SERVICE_")
+}
 
 /// Top-level tables; a variable starting with one of them sets a key in it.
 const TABLES: &[&str] = &["http", "store", "limits", "metrics", "registrations"];
@@ -29,7 +36,13 @@ const TABLES: &[&str] = &["http", "store", "limits", "metrics", "registrations"]
 const COMPONENT_TABLES: &[&str] = &["conversations", "siskin", "monal", "push2", "unifiedpush"];
 
 /// Keys whose value is a list; commas separate the items.
-const LIST_KEYS: &[&str] = &["types", "allow_from", "trusted_proxies", "modules"];
+const LIST_KEYS: &[&str] = &[
+    "types",
+    "allow_from",
+    "trusted_proxies",
+    "status_from",
+    "modules",
+];
 
 /// Keys that are strings whatever they look like (a secret of digits).
 const STRING_KEYS: &[&str] = &[
@@ -65,11 +78,21 @@ pub fn overrides(
         let Some(rest) = var.strip_prefix(PREFIX) else {
             continue;
         };
-        if NOT_SETTINGS.contains(&var.as_str()) {
+        if not_a_setting(&var) {
             continue;
         }
         let path = key_path(&rest.to_ascii_lowercase())
             .ok_or_else(|| ctx.error("", format!("{var} names no setting")))?;
+        if let [table] = &path[..] {
+            if TABLES.contains(&table.as_str()) || table == "component" || table == "app" {
+                return Err(ctx.error(
+                    table.clone(),
+                    format!(
+                        "{var} names a table, not a key: set its keys one by one ({var}_<KEY>)"
+                    ),
+                ));
+            }
+        }
         let key = path.last().map(String::as_str).unwrap_or_default();
         out.push(Override {
             value: value(key, &raw),
@@ -181,13 +204,49 @@ pub fn apply(
     Ok(())
 }
 
-/// The setting variables of this process.
+/// The setting variables of this process; one whose value is not UTF-8
+/// is an error naming it, not skipped.
 pub fn from_process(ctx: &ConfigContext) -> Result<Vec<Override>, ConfigError> {
-    overrides(
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-        ctx,
-    )
+    let mut vars = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let Ok(k) = k.into_string() else {
+            continue;
+        };
+        if !k.starts_with(PREFIX) {
+            continue;
+        }
+        match v.into_string() {
+            Ok(v) => vars.push((k, v)),
+            Err(_) if not_a_setting(&k) => {}
+            Err(_) => return Err(ctx.error("", format!("{k}: the value is not UTF-8"))),
+        }
+    }
+    overrides(vars, ctx)
+}
+
+/// `err` (and the errors after it) with the variable that set its key
+/// named, when one did.
+pub fn blame(mut err: ConfigError, overrides: &[Override]) -> ConfigError {
+    // `component[0].secret` is set by the path `component.secret`.
+    let mut key = String::new();
+    let mut index = false;
+    for c in err.key.chars() {
+        match c {
+            '[' => index = true,
+            ']' => index = false,
+            c if !index => key.push(c),
+            _ => {}
+        }
+    }
+    let found = overrides.iter().find(|o| {
+        let path = o.path.join(".");
+        key == path || key.starts_with(&format!("{path}."))
+    });
+    if let Some(o) = found {
+        err.reason.push_str(&format!(" (set by {})", o.var));
+    }
+    err.more = err.more.into_iter().map(|e| blame(e, overrides)).collect();
+    err
 }
 
 #[cfg(test)]
@@ -243,6 +302,43 @@ mod tests {
             ]
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
         );
+    }
+
+    #[test]
+    fn kubernetes_service_variables_are_not_settings() {
+        assert!(vars(&[
+            ("PUSH_APPSERVER_SERVICE_HOST", "10.0.0.1"),
+            ("PUSH_APPSERVER_PORT", "tcp://10.0.0.1:7874"),
+            ("PUSH_APPSERVER_PORT_7874_TCP_ADDR", "10.0.0.1"),
+        ])
+        .is_empty());
+    }
+
+    #[test]
+    fn a_variable_for_a_whole_table_is_refused() {
+        for var in [
+            "PUSH_APPSERVER_HTTP",
+            "PUSH_APPSERVER_COMPONENT",
+            "PUSH_APPSERVER_APP",
+        ] {
+            let e = overrides(
+                [(var.to_owned(), "1".to_owned())],
+                &ConfigContext::defaults(),
+            )
+            .unwrap_err();
+            assert!(e.reason.contains("names a table"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_error_names_the_variable_that_set_its_key() {
+        let o = vars(&[("PUSH_APPSERVER_COMPONENT_SERVER", "nohostport")]);
+        let e = ConfigContext::defaults().error("component[0].server", "lacks a port");
+        assert!(blame(e, &o)
+            .reason
+            .ends_with("(set by PUSH_APPSERVER_COMPONENT_SERVER)"));
+        let e = ConfigContext::defaults().error("http.listen", "bad");
+        assert_eq!(blame(e, &o).reason, "bad");
     }
 
     #[test]

@@ -106,6 +106,10 @@ pub struct HttpSettings {
     pub write_timeout: Duration,
     /// Peers whose `X-Forwarded-For`/`Forwarded` headers name the client.
     pub trusted_proxies: TrustedProxies,
+    /// Clients that see the status page and the detailed JSON health
+    /// (traffic counts, latest errors, provider lines); others get the
+    /// status word only. Loopback by default.
+    pub status_from: Vec<crate::settings::Cidr>,
     /// The HTTPS listener, if configured.
     pub tls: Option<HttpTlsSettings>,
 }
@@ -232,6 +236,7 @@ struct RawHttp {
     idle_timeout_secs: Option<i64>,
     write_timeout_secs: Option<i64>,
     trusted_proxies: Option<Vec<String>>,
+    status_from: Option<Vec<String>>,
     tls_listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -303,7 +308,7 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         Self::parse_once(text, ctx, overrides, defaults, true).map_err(|first| {
             let more = further_errors(text, ctx, overrides, defaults, &first);
-            first.with_more(more)
+            env::blame(first.with_more(more), overrides)
         })
     }
 
@@ -391,8 +396,10 @@ fn further_errors(
     if env::apply(&mut doc, overrides, ctx).is_err() {
         return more;
     }
-    let mut seen = vec![first.key.clone()];
-    if !set_aside(&mut doc, &first.key) {
+    // An error repeats when its key and reason do (a component may lack
+    // several keys, each named at `component`).
+    let mut seen = vec![(first.key.clone(), first.reason.clone())];
+    if !set_aside(&mut doc, first) {
         return more;
     }
     while more.len() < MAX_ERRORS {
@@ -402,11 +409,12 @@ fn further_errors(
         match Settings::parse_once(&merged, ctx, &[], defaults, false) {
             Ok(_) => break,
             Err(e) => {
-                if e.key.is_empty() || seen.contains(&e.key) {
+                let id = (e.key.clone(), e.reason.clone());
+                if e.key.is_empty() || seen.contains(&id) {
                     break;
                 }
-                seen.push(e.key.clone());
-                let removed = set_aside(&mut doc, &e.key);
+                seen.push(id);
+                let removed = set_aside(&mut doc, &e);
                 more.push(e);
                 if !removed {
                     break;
@@ -417,10 +425,32 @@ fn further_errors(
     more
 }
 
-/// Removes the key at a dotted path (`component[0].server`, `http.listen`,
-/// `component.secret` for every component) from `doc`; an `app.<name>`
-/// table becomes `provider = "log"`. False when nothing was removed.
-fn set_aside(doc: &mut toml::Table, key: &str) -> bool {
+/// Sets aside what `err` blames: removes the key at its dotted path
+/// (`component[0].server`, `http.listen`, `component.secret` for every
+/// component); an `app.<name>` table becomes `provider = "log"`, and a
+/// component's required key (wrong or missing) gets a stand-in. False when
+/// nothing changed.
+fn set_aside(doc: &mut toml::Table, err: &ConfigError) -> bool {
+    let key = err.key.as_str();
+    // serde names a missing field at the table: `component`.
+    if let Some(field) = err
+        .reason
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+    {
+        if key == "component" || key.starts_with("component[") {
+            let mut any = false;
+            if let Some(toml::Value::Array(items)) = doc.get("component").cloned() {
+                for (i, item) in items.iter().enumerate() {
+                    let has = matches!(item, toml::Value::Table(t) if t.contains_key(field));
+                    if !has {
+                        any |= stand_in(doc, i, field);
+                    }
+                }
+            }
+            return any;
+        }
+    }
     let parts: Vec<&str> = key.split('.').collect();
     // Required keys of a component get a stand-in, so their absence is
     // not reported as a second error.
@@ -430,26 +460,8 @@ fn set_aside(doc: &mut toml::Table, key: &str) -> bool {
             .and_then(|i| i.strip_suffix(']'))
             .and_then(|i| i.parse::<usize>().ok())
         {
-            let apps: Vec<toml::Value> = match doc.get("app") {
-                Some(toml::Value::Table(t)) => {
-                    t.keys().map(|k| toml::Value::String(k.clone())).collect()
-                }
-                _ => Vec::new(),
-            };
-            let stand_in = match field {
-                "jid" => Some(toml::Value::String(format!("component{i}.invalid"))),
-                "server" => Some(toml::Value::String("localhost:5347".into())),
-                "secret" => Some(toml::Value::String("stand-in".into())),
-                "types" if !apps.is_empty() => Some(toml::Value::Array(apps)),
-                _ => None,
-            };
-            if let (Some(v), Some(toml::Value::Array(items))) = (stand_in, doc.get_mut("component"))
-            {
-                if let Some(toml::Value::Table(t)) = items.get_mut(i) {
-                    t.remove("secret_file");
-                    t.insert(field.to_owned(), v);
-                    return true;
-                }
+            if stand_in(doc, i, field) {
+                return true;
             }
         }
     }
@@ -494,6 +506,32 @@ fn set_aside(doc: &mut toml::Table, key: &str) -> bool {
         }
     }
     remove(doc, &parts)
+}
+
+/// Gives component `i` a valid stand-in for its required key `field`.
+fn stand_in(doc: &mut toml::Table, i: usize, field: &str) -> bool {
+    let apps: Vec<toml::Value> = match doc.get("app") {
+        Some(toml::Value::Table(t)) => t.keys().map(|k| toml::Value::String(k.clone())).collect(),
+        _ => Vec::new(),
+    };
+    let value = match field {
+        "jid" => toml::Value::String(format!("component{i}.invalid")),
+        "server" => toml::Value::String("localhost:5347".into()),
+        "secret" => toml::Value::String("stand-in".into()),
+        "types" if !apps.is_empty() => toml::Value::Array(apps),
+        _ => return false,
+    };
+    match doc.get_mut("component") {
+        Some(toml::Value::Array(items)) => match items.get_mut(i) {
+            Some(toml::Value::Table(t)) => {
+                t.remove("secret_file");
+                t.insert(field.to_owned(), value);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// The embedded defaults' text (the secret comes from [`SECRET_ENV`]).
@@ -836,6 +874,19 @@ fn http_settings(raw: Option<RawHttp>, ctx: &ConfigContext) -> Result<HttpSettin
                 .map_err(|e: String| ctx.error(format!("http.trusted_proxies[{i}]"), e))?,
         );
     }
+    let mut status_from = Vec::new();
+    let default_status_from = vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()];
+    for (i, c) in raw
+        .status_from
+        .unwrap_or(default_status_from)
+        .iter()
+        .enumerate()
+    {
+        status_from.push(
+            c.parse()
+                .map_err(|e: String| ctx.error(format!("http.status_from[{i}]"), e))?,
+        );
+    }
     let tls = match (raw.tls_listen.as_deref(), raw.tls_cert, raw.tls_key) {
         (None | Some("") | Some("off"), None, None) => None,
         (Some(l), Some(cert), Some(key)) if !matches!(l, "" | "off") => {
@@ -892,6 +943,7 @@ fn http_settings(raw: Option<RawHttp>, ctx: &ConfigContext) -> Result<HttpSettin
         idle_timeout: secs("http.idle_timeout_secs", raw.idle_timeout_secs, 5)?,
         write_timeout: secs("http.write_timeout_secs", raw.write_timeout_secs, 10)?,
         trusted_proxies: TrustedProxies(proxies),
+        status_from,
         tls,
     })
 }

@@ -51,6 +51,8 @@ impl fmt::Display for Settings {
         )?;
         let proxies: Vec<String> = h.trusted_proxies.0.iter().map(|c| c.to_string()).collect();
         writeln!(f, "trusted_proxies = {proxies:?}")?;
+        let status_from: Vec<String> = h.status_from.iter().map(|c| c.to_string()).collect();
+        writeln!(f, "status_from = {status_from:?}")?;
         match &h.tls {
             Some(t) => writeln!(
                 f,

@@ -365,3 +365,35 @@ fn the_block_cache_is_sized_by_the_store_unless_cache_mb_fixes_it() {
     assert_eq!(fixed.store.cache_for(&dir), 2 * MIB);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_component_missing_a_key_hides_no_other_error() {
+    let text = r#"
+[limits]
+max_stanza_bytes = 1
+[[component]]
+jid = "bad jid@@"
+server = "nohostport"
+secret = "s"
+types = ["fcm", "nothere"]
+[[component]]
+jid = "push2.example.org"
+[app.fcm]
+provider = "log"
+"#;
+    let e = parse(text).unwrap_err();
+    let all: Vec<String> = std::iter::once(&e)
+        .chain(&e.more)
+        .map(|e| e.to_string())
+        .collect();
+    let text = all.join("\n");
+    for needle in [
+        "missing field `server`",
+        "component[0].jid",
+        "component[0].server",
+        "component[0].types",
+        "limits.max_stanza_bytes",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+}

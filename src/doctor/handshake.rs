@@ -63,7 +63,10 @@ fn attempt(jid: &str, server: &str, secret: &str) -> Result<(), String> {
                 Ok(None) => {}
                 Err(e) => return Err(format!("the server sent bad XML: {e}")),
             }
-            if Instant::now() > deadline || read > MAX_READ {
+            if read > MAX_READ {
+                return Err("the server sent 64 KiB without an answer to the handshake".into());
+            }
+            if Instant::now() > deadline {
                 return Err("no answer in 10 s".into());
             }
             match s.read(&mut buf) {

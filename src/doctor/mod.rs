@@ -15,6 +15,26 @@ pub mod handshake;
 pub mod listeners;
 pub mod verdict;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_escape_sequences_cannot_rewrite_the_report() {
+        let c = Check::new(
+            Level::Fail,
+            "app apns",
+            "x\u{1b}]0;pwned\u{7}\rok    app apns: fine",
+        );
+        let line = c.to_string();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(
+            line.starts_with("FAIL") && line.contains("\\u{1b}"),
+            "{line}"
+        );
+    }
+}
+
 use std::fmt;
 
 use crate::config::Settings;
@@ -62,8 +82,29 @@ impl fmt::Display for Check {
             Level::Warn => "warn",
             Level::Fail => "FAIL",
         };
-        write!(f, "{tag}  {}: {}", self.what, self.detail)
+        // Peers' answers reach the terminal: no escape sequence of theirs
+        // may rewrite it (or forge an `ok` line).
+        write!(
+            f,
+            "{tag}  {}: {}",
+            printable(&self.what),
+            printable(&self.detail)
+        )
     }
+}
+
+/// `s` with control characters shown escaped (`\u{1b}`).
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let shown: Vec<char> = if c.is_control() {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            shown
+        })
+        .collect()
 }
 
 /// A visible test push for one app (`--send TOKEN --app NAME`).

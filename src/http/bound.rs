@@ -25,17 +25,23 @@ impl Bound {
     /// Binds every listener `settings` asks for.
     pub fn bind(settings: &Settings) -> Result<Bound, BindError> {
         let s = &settings.http;
-        let plain = s.listen.map(open).transpose()?;
+        let plain = s
+            .listen
+            .map(|a| open(a, "the HTTP API", "[http] listen"))
+            .transpose()?;
         let tls = match &s.tls {
             Some(t) => {
                 let config = tls::server_config(&t.cert, &t.key)
                     .map_err(|e| BindError(t.listen, e.to_string()))?;
-                Some((open(t.listen)?, config))
+                Some((
+                    open(t.listen, "the HTTPS API", "[http] tls_listen")?,
+                    config,
+                ))
             }
             None => None,
         };
         let metrics = match settings.metrics.listen {
-            Some(a) if settings.metrics.enabled => Some(open(a)?),
+            Some(a) if settings.metrics.enabled => Some(open(a, "/metrics", "[metrics] listen")?),
             _ => None,
         };
         Ok(Bound {
@@ -46,12 +52,13 @@ impl Bound {
     }
 }
 
-/// Binds one address; a taken port is explained.
-fn open(addr: SocketAddr) -> Result<Async<TcpListener>, BindError> {
+/// Binds one address for `what` (set by `key`); a taken port is explained.
+fn open(addr: SocketAddr, what: &str, key: &str) -> Result<Async<TcpListener>, BindError> {
     listener::bind(addr).map_err(|e| {
-        let mut reason = e.to_string();
+        let mut reason = format!("{what}: {e}");
         if e.kind() == std::io::ErrorKind::AddrInUse {
             reason.push_str(&port_holder::explain(addr));
+            reason.push_str(&format!("; choose another address with {key}"));
         }
         BindError(addr, reason)
     })

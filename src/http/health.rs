@@ -19,6 +19,13 @@ fn at(ms: u64) -> Value {
     ))
 }
 
+/// What a client outside `[http] status_from` is told: the status word
+/// and whether every link is up, nothing about traffic or errors.
+pub fn brief(s: &Snapshot) -> (u16, String) {
+    let doc = json!({ "status": s.status() });
+    (if s.all_linked() { 200 } else { 503 }, doc.to_string())
+}
+
 /// The status and the JSON document.
 pub fn health(s: &Snapshot) -> (u16, String) {
     let components: Vec<Value> = s

@@ -64,7 +64,7 @@ pub struct BindError(pub SocketAddr, pub String);
 
 impl std::fmt::Display for BindError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HTTP API cannot listen on {}: {}", self.0, self.1)
+        write!(f, "cannot listen on {}: {}", self.0, self.1)
     }
 }
 

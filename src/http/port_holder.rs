@@ -25,7 +25,6 @@ pub fn explain(addr: SocketAddr) -> String {
     if let Some((_, what)) = KNOWN.iter().find(|(p, _)| *p == port) {
         out.push_str(&format!(", {what}"));
     }
-    out.push_str("; choose another address with [http] listen");
     out
 }
 

@@ -133,10 +133,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
         } else if name.eq_ignore_ascii_case("forwarded") {
             append(&mut head.forwarded, value.unwrap_or_default());
         } else if name.eq_ignore_ascii_case("accept") {
-            head.accepts_json |= value.is_some_and(|v| {
-                v.split(',')
-                    .any(|t| t.split(';').next().unwrap_or_default().trim() == "application/json")
-            });
+            head.accepts_json |= value.is_some_and(accepts_json);
         }
     }
     head.content_length = length.unwrap_or(0);
@@ -155,6 +152,21 @@ fn append(to: &mut Option<String>, value: &str) {
 }
 
 /// The path of an origin-form (`/a?b`) or absolute-form
+/// Whether an `Accept` value names JSON (any case) with a weight above 0.
+fn accepts_json(v: &str) -> bool {
+    v.split(',').any(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        media.eq_ignore_ascii_case("application/json") && !refused
+    })
+}
+
 /// (`http://host/a?b`) request target, without its query.
 fn target_path(target: &str) -> &str {
     let path = match target.split_once("://") {
@@ -244,5 +256,13 @@ mod tests {
         assert_eq!(parse(same).unwrap().unwrap().content_length, 3);
         let huge = "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n";
         assert_eq!(parse(huge).unwrap_err(), HeadError::BadContentLength);
+    }
+
+    #[test]
+    fn json_is_accepted_in_any_case_unless_weighted_zero() {
+        assert!(accepts_json("application/json"));
+        assert!(accepts_json("text/html;q=0.9, Application/JSON"));
+        assert!(!accepts_json("application/json;q=0, text/html"));
+        assert!(!accepts_json("text/html, */*"));
     }
 }

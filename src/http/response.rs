@@ -14,6 +14,9 @@ pub struct Response {
     pub body: String,
     /// Close the connection after this response.
     pub close: bool,
+    /// Never stored by a cache, and told apart by `Accept` (the health and
+    /// status answers: the same path answers HTML or JSON, and is live).
+    pub live: bool,
 }
 
 impl Response {
@@ -24,6 +27,7 @@ impl Response {
             content_type: "text/plain; charset=utf-8",
             body: body.into(),
             close: false,
+            live: false,
         }
     }
 
@@ -48,6 +52,11 @@ impl Response {
         Response::text(status, format!("ERROR\n{why}\n"))
     }
 
+    /// The same response, marked live (see [`Response::live`]).
+    pub fn live(self) -> Self {
+        Response { live: true, ..self }
+    }
+
     /// The same response, closing the connection afterwards.
     pub fn closing(self) -> Self {
         Response {
@@ -63,12 +72,17 @@ impl Response {
             // nosniff: a browser must not read a text answer that echoes
             // a client's input as anything but text.
             "HTTP/1.1 {} {}\r\nContent-Type: {ctype}\r\nX-Content-Type-Options: nosniff\r\n\
-             Content-Length: {}\r\n{}\r\n",
+             Content-Length: {}\r\n{}{}\r\n",
             self.status,
             reason(self.status),
             self.body.len(),
             if self.close {
                 "Connection: close\r\n"
+            } else {
+                ""
+            },
+            if self.live {
+                "Cache-Control: no-store\r\nVary: Accept\r\n"
             } else {
                 ""
             },

@@ -79,11 +79,22 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
         .clone();
     match (head.method.as_str(), endpoint) {
         ("GET", "health" | "status") if head.accepts_json => {
-            let (status, doc) = health::health(&Snapshot::read(backend));
-            Response::json(status, doc)
+            let snapshot = Snapshot::read(backend);
+            let (status, doc) = if insider(backend, client) {
+                health::health(&snapshot)
+            } else {
+                health::brief(&snapshot)
+            };
+            Response::json(status, doc).live()
         }
-        ("GET", "health") => Response::html(200, pages::health(backend)),
-        ("GET", "status") => Response::html(200, status_page::page(&Snapshot::read(backend))),
+        ("GET", "health") => Response::html(200, pages::health(backend)).live(),
+        ("GET", "status") if insider(backend, client) => {
+            Response::html(200, status_page::page(&Snapshot::read(backend))).live()
+        }
+        ("GET", "status") => Response::error(
+            403,
+            "the status page is only for [http] status_from (loopback by default)",
+        ),
         ("GET", "register" | "unregister" | "push") if !debugging => {
             Response::error(403, "forms are only available with debugging = true")
         }
@@ -126,6 +137,21 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
         }
         _ => Response::error(404, "unknown endpoint"),
     }
+}
+
+/// Whether `client` may see the server's traffic and errors (`[http]
+/// status_from`).
+fn insider(backend: &Backend, client: IpAddr) -> bool {
+    let ip = match client {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
+        v4 => v4,
+    };
+    backend
+        .settings
+        .http
+        .status_from
+        .iter()
+        .any(|c| c.contains(ip))
 }
 
 /// A UnifiedPush endpoint: discovery on GET, a relay on POST.

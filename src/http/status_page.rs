@@ -1,8 +1,8 @@
 //! `/push_appserver/v1/status`: the page an operator opens to see whether
-//! push works. A verdict first (working, or what to look at), then the
+//! push works, served to `[http] status_from` (loopback by default). A verdict first (working, or what to look at), then the
 //! links, the apps with their latest success and error, the registrations
-//! and the store. Served without `debugging`: like `/health`, it names no
-//! device, node, token or secret. A small script re-reads the JSON health
+//! and the store. Served without `debugging`; it names no device, node,
+//! token or secret, but shows traffic, so it is not for strangers. A small script re-reads the JSON health
 //! every 10 s, so an open tab keeps telling the truth.
 
 use super::snapshot::Snapshot;
@@ -142,10 +142,10 @@ fn script() -> String {
          checked.textContent='Live: checked '+new Date().toISOString().slice(11,19)+' UTC.';\
          }}\
          function poll(){{\
-         fetch('/push_appserver/v1/health',{{headers:{{'Accept':'application/json'}},cache:'no-store'}})\
-         .then(function(r){{return r.json();}}).then(show)\
-         .catch(function(){{verdict.textContent='The server does not answer';verdict.className='bad';\
-         checked.textContent='Live: no answer at '+new Date().toISOString().slice(11,19)+' UTC.';}});\
+         fetch('health',{{headers:{{'Accept':'application/json'}},cache:'no-store'}})\
+         .then(function(r){{if(r.status!==200&&r.status!==503){{throw new Error('HTTP '+r.status);}}return r.json();}}).then(show)\
+         .catch(function(e){{verdict.textContent='The server does not answer as it should ('+e.message+')';verdict.className='bad';\
+         checked.textContent='Live: no good answer at '+new Date().toISOString().slice(11,19)+' UTC.';}});\
          }}\
          poll();setInterval(poll,{REFRESH_MS});\
          }})();"

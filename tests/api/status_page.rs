@@ -101,3 +101,50 @@ fn the_status_page_shows_in_a_browser_whether_push_works() {
     let dom = browser::dom(&status_url(port), 3000, &profile);
     assert_eq!(verdict(&dom), "Push needs attention: link down", "{dom}");
 }
+
+/// The review of issue 18: traffic counts and latest errors are for the
+/// operator, not for a stranger who can reach a public `http.listen`
+/// (they would let one line up deliveries with messages sent to a
+/// victim). A client outside `[http] status_from` (here 203.0.113.5,
+/// named by a trusted proxy on loopback) gets the status word only.
+#[test]
+fn strangers_get_the_status_word_and_no_status_page() {
+    let dir = TempDir::new("status-stranger");
+    let x = FakeXmpp::new();
+    let port = free_port();
+    let text = config(&dir.0, x.port, port, "", "")
+        .replace("[http]\n", "[http]\ntrusted_proxies = [\"127.0.0.1/32\"]\n");
+    let _app = AppServer::start(&dir.0, &text, port);
+    let _c = x.accept(T);
+    let stranger = [
+        ("X-Forwarded-For", "203.0.113.5"),
+        ("Accept", "application/json"),
+    ];
+    let deadline = Instant::now() + T;
+    let mut answer = http(port, "GET", "/push_appserver/v1/health", "", &stranger);
+    while answer.0 != 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        answer = http(port, "GET", "/push_appserver/v1/health", "", &stranger);
+    }
+    let doc: serde_json::Value = serde_json::from_str(&answer.1).expect(&answer.1);
+    assert_eq!(doc, serde_json::json!({"status": "ok"}));
+    let (status, body) = http(port, "GET", "/push_appserver/v1/status", "", &stranger[..1]);
+    assert_eq!(status, 403, "{body}");
+    // The operator on loopback sees everything (Accept in any case).
+    let (_, body) = http(
+        port,
+        "GET",
+        "/push_appserver/v1/health",
+        "",
+        &[("Accept", "Application/JSON")],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&body).expect(&body);
+    assert!(
+        doc["apps"].is_array() && doc["version"].is_string(),
+        "{doc}"
+    );
+    assert_eq!(
+        http(port, "GET", "/push_appserver/v1/status", "", &[]).0,
+        200
+    );
+}
