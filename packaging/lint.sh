@@ -30,8 +30,8 @@ if command -v shellcheck >/dev/null 2>&1; then
 	sc() { if shellcheck "$@"; then ok; else bad "shellcheck $*"; fi; }
 	sc -s bash -e SC2034,SC2154 alpine/APKBUILD
 	sc -s sh -e SC2034 alpine/push-appserver.initd alpine/push-appserver.confd
-	sc -s sh alpine/push-appserver.pre-install debian/postinst debian/postrm debian/test-postinst.sh lint.sh check.sh \
-		release-hashes.sh openwrt/test/run.sh openwrt/test/init.sh openwrt/test/uci-defaults.sh alpine/test-initd.sh
+	sc -x -s sh alpine/push-appserver.pre-install debian/postinst debian/postrm debian/test-postinst.sh lint.sh check.sh \
+		release-hashes.sh testlib.sh openwrt/test/run.sh openwrt/test/init.sh openwrt/test/uci-defaults.sh alpine/test-initd.sh
 	# OpenWrt's ash has `local`; uci_validate_section sets the variables.
 	sc -s sh -e SC2034,SC2154,SC3043 openwrt/files/push-appserver.init
 	sc -s sh -e SC3043,SC1091,SC2317 openwrt/files/push-appserver.uci-defaults

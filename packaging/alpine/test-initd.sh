@@ -17,12 +17,8 @@ set -eu
 unset JOURNAL_STREAM
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${PUSH_APPSERVER_BIN:?set PUSH_APPSERVER_BIN to a push-appserver binary}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+# shellcheck source=testlib.sh
+. "$here/../testlib.sh"
 
 calls=$tmp/calls
 checkpath() { echo "checkpath $*" >>"$calls"; }
@@ -111,5 +107,4 @@ if run start_pre && ! grep -q '^ewarn' "$calls"; then ok; else bad "start_pre wi
 sed 's/^secret = "CHANGE-ME[^"]*"/secret = "configured"/' "$here/../push-appserver.toml" >"$cfgfile"
 if run start_pre && grep -q '^ewarn .*log_format' "$calls"; then ok; else bad "start_pre did not warn about log_format plain"; fi
 
-echo "openrc init: $passes passed, $fails failed"
-[ "$fails" = 0 ]
+summary "openrc init"

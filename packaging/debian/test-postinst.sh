@@ -11,12 +11,8 @@
 # shellcheck disable=SC2016 # the stubs' text is literal
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+# shellcheck source=testlib.sh
+. "$here/../testlib.sh"
 
 root=$tmp/root
 calls=$tmp/calls
@@ -52,5 +48,4 @@ if run configure 0.1.0-1; then ok; else bad "postinst configure (upgrade) failed
 if grep -q "install .*$data" "$calls"; then bad "upgrade re-made the existing data dir"; else ok; fi
 if [ "$(stat -c %a "$data")" = 750 ]; then ok; else bad "upgrade changed the mode of the data dir"; fi
 
-echo "deb postinst: $passes passed, $fails failed"
-[ "$fails" = 0 ]
+summary "deb postinst"

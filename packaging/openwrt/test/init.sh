@@ -17,12 +17,8 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${PUSH_APPSERVER_BIN:?set PUSH_APPSERVER_BIN to a push-appserver binary}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+# shellcheck source=testlib.sh
+. "$here/../../testlib.sh"
 
 # --- stubs of OpenWrt's /lib/functions.sh, procd.sh and uci ---------------
 SHOW=$tmp/show
@@ -153,5 +149,4 @@ if boot "$tmp/broken"; then bad "refused config started"; else ok; fi
 if [ -s "$tmp/procd" ]; then bad "refused config started an instance"; else ok; fi
 if grep -q 'logger .*daemon.err' "$tmp/log"; then ok; else bad "no error logged"; fi
 
-echo "procd init: $passes passed, $fails failed"
-[ "$fails" = 0 ]
+summary "procd init"

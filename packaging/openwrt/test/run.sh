@@ -10,12 +10,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 conv="$here/../files/uci2toml.awk"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+# shellcheck source=testlib.sh
+. "$here/../../testlib.sh"
 
 awks=""
 for a in awk mawk gawk original-awk; do
@@ -87,5 +83,4 @@ fi
 sed "s#@DIR@#$tmp/cc#g; s#provider='log'#provider='nonsense'#" "$here/full.show" | awk -f "$conv" >"$tmp/cc/bad.toml"
 if "$bin" check-config --config "$tmp/cc/bad.toml" >/dev/null 2>&1; then bad "check-config accepted provider nonsense"; else ok; fi
 
-echo "uci2toml: $passes passed, $fails failed"
-[ "$fails" = 0 ]
+summary "uci2toml"

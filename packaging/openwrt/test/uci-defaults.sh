@@ -13,12 +13,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 script=$here/../files/push-appserver.uci-defaults
 bin=${PUSH_APPSERVER_BIN:?set PUSH_APPSERVER_BIN to a push-appserver binary}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+# shellcheck source=testlib.sh
+. "$here/../../testlib.sh"
 
 if busybox sh -c 'busybox hexdump -n 1 /dev/null' >/dev/null 2>&1; then
 	shell="busybox sh"
@@ -73,5 +69,4 @@ mkdir -p "$tmp/cc"
 sed "s#/etc/push-appserver/#$root/etc/push-appserver/#g" "$tmp/show" | awk -f "$here/../files/uci2toml.awk" >"$tmp/cc/default.toml"
 if "$bin" check-config --config "$tmp/cc/default.toml" >"$tmp/out" 2>&1; then ok; else cat "$tmp/out" >&2; bad "check-config refused the generated secret"; fi
 
-echo "uci-defaults: $passes passed, $fails failed"
-[ "$fails" = 0 ]
+summary "uci-defaults"
