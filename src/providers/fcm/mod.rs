@@ -152,21 +152,22 @@ impl FcmProvider {
         outcome
     }
 
+    /// The `messages:send` request head, with the access token.
+    fn send_request(&self, token: &AccessToken) -> Result<http::Request<()>, http::Error> {
+        let mut bearer = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))?;
+        bearer.set_sensitive(true); // never HPACK-indexed
+        http::Request::post(self.send_path.as_str())
+            .header(AUTHORIZATION, bearer)
+            .header(CONTENT_TYPE, "application/json; charset=UTF-8")
+            .body(())
+    }
+
     async fn attempt(&self, push: &Push, body: Bytes) -> Attempt {
         let token = match self.tokens.get().await {
             Ok(t) => t,
             Err(reason) => return Attempt::Done(Outcome::failed(FailureKind::Unavailable, reason)),
         };
-        let req = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
-            .map_err(http::Error::from)
-            .and_then(|mut bearer| {
-                bearer.set_sensitive(true); // never HPACK-indexed
-                http::Request::post(self.send_path.as_str())
-                    .header(AUTHORIZATION, bearer)
-                    .header(CONTENT_TYPE, "application/json; charset=UTF-8")
-                    .body(())
-            });
-        let req = match req {
+        let req = match self.send_request(&token) {
             Ok(r) => r,
             Err(e) => {
                 let reason = format!("FCM: cannot build the request: {e}");
@@ -249,16 +250,7 @@ impl FcmProvider {
                 "android": { "priority": "HIGH" },
             },
         });
-        let req = http::HeaderValue::try_from(format!("Bearer {}", access.expose()))
-            .map_err(http::Error::from)
-            .and_then(|mut bearer| {
-                bearer.set_sensitive(true);
-                http::Request::post(self.send_path.as_str())
-                    .header(AUTHORIZATION, bearer)
-                    .header(CONTENT_TYPE, "application/json; charset=UTF-8")
-                    .body(())
-            });
-        let req = match req {
+        let req = match self.send_request(&access) {
             Ok(r) => r,
             Err(e) => return no_answer(format!("cannot build the request: {e}")),
         };
