@@ -93,6 +93,11 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// [`rfc3339`] of a time given in milliseconds since the Unix epoch.
+pub fn rfc3339_ms(ms: u64) -> String {
+    rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
 /// Parses the form written by [`rfc3339`], as Prosody's `util.datetime`
 /// and X.509 dates give it: `YYYY-MM-DDThh:mm:ss`, an optional fraction of
 /// 1 to 9 digits (kept to the millisecond), and `Z` or a zero offset.

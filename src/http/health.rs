@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::snapshot::Snapshot;
-use crate::clock::rfc3339;
+use crate::clock::rfc3339_ms;
 use crate::metrics::PushResult;
 
 /// An RFC 3339 time for ms since the epoch; `null` for 0 (never).
@@ -14,9 +14,7 @@ fn at(ms: u64) -> Value {
     if ms == 0 {
         return Value::Null;
     }
-    json!(rfc3339(
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
-    ))
+    json!(rfc3339_ms(ms))
 }
 
 /// What a client outside `[http] status_from` is told: the status word

@@ -1,11 +1,9 @@
 //! HTML pages of the HTTP API: debug forms, settings and health.
 
 use super::Backend;
-use crate::clock::rfc3339;
+use crate::clock::rfc3339_ms;
 use crate::registrations::{PushStats, Registration};
 use crate::xml::escape;
-
-use std::time::{Duration, UNIX_EPOCH};
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -13,10 +11,6 @@ fn page(title: &str, body: &str) -> String {
          <body><h1>{t}</h1>\n{body}\n</body></html>\n",
         t = escape(title)
     )
-}
-
-fn time(ms: u64) -> String {
-    rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// The try-it form for a POST endpoint.
@@ -69,18 +63,18 @@ pub fn settings_node(r: &Registration, stats: &PushStats) -> String {
         ("node", r.node.clone()),
         ("token", r.token.clone()),
         ("component", r.component.clone()),
-        ("registered", time(r.registered_ms)),
-        ("renewed", time(r.renewed_ms)),
+        ("registered", rfc3339_ms(r.registered_ms)),
+        ("renewed", rfc3339_ms(r.renewed_ms)),
         (
             "secret",
             "(derived from the server key, not stored)".to_owned(),
         ),
     ];
     if let Some(ms) = stats.last_successful_push_ms {
-        rows.push(("last_successful_push", time(ms)));
+        rows.push(("last_successful_push", rfc3339_ms(ms)));
     }
     if let Some(ms) = stats.last_push_error_ms {
-        rows.push(("last_push_error", time(ms)));
+        rows.push(("last_push_error", rfc3339_ms(ms)));
     }
     if let Some(reason) = &stats.last_push_error_reason {
         rows.push(("last_push_error_reason", reason.clone()));

@@ -142,16 +142,9 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
 /// Whether `client` may see the server's traffic and errors (`[http]
 /// status_from`).
 fn insider(backend: &Backend, client: IpAddr) -> bool {
-    let ip = match client {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
-        v4 => v4,
-    };
-    backend
-        .settings
-        .http
-        .status_from
-        .iter()
-        .any(|c| c.contains(ip))
+    // `Cidr::contains` reads an IPv4-mapped address as IPv4.
+    let from = &backend.settings.http.status_from;
+    from.iter().any(|c| c.contains(client))
 }
 
 /// A UnifiedPush endpoint: discovery on GET, a relay on POST.

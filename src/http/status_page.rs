@@ -6,7 +6,7 @@
 //! every 10 s, so an open tab keeps telling the truth.
 
 use super::snapshot::Snapshot;
-use crate::clock::rfc3339;
+use crate::clock::rfc3339_ms;
 use crate::metrics::PushResult;
 use crate::xml::escape;
 
@@ -17,7 +17,7 @@ fn time(ms: u64) -> String {
     if ms == 0 {
         return "never".to_owned();
     }
-    rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+    rfc3339_ms(ms)
 }
 
 fn duration(secs: u64) -> String {
