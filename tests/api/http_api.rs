@@ -481,17 +481,7 @@ fn health_answers_json_with_the_links_and_each_apps_latest_push() {
         &config(&dir.0, x.port, port, "rate_limit = 0", ""),
         port,
     );
-    let json = || {
-        let (status, body) = http(
-            port,
-            "GET",
-            "/push_appserver/v1/health",
-            "",
-            &[("Accept", "text/html;q=0.9, application/json")],
-        );
-        let doc: serde_json::Value = serde_json::from_str(&body).expect(&body);
-        (status, doc)
-    };
+    let json = || health_json(port, &[("Accept", "text/html;q=0.9, application/json")]);
     // The link is not up (the handshake waits for the fake server): 503,
     // while the HTML page of the module's users stays as it was.
     let (status, doc) = json();

@@ -24,14 +24,7 @@ fn verdict(dom: &str) -> &str {
 }
 
 fn json_status(port: u16) -> String {
-    let (_, body) = http(
-        port,
-        "GET",
-        "/push_appserver/v1/health",
-        "",
-        &[("Accept", "application/json")],
-    );
-    let doc: serde_json::Value = serde_json::from_str(&body).expect(&body);
+    let (_, doc) = health_json(port, &[("Accept", "application/json")]);
     doc["status"].as_str().unwrap_or_default().to_owned()
 }
 
@@ -121,24 +114,16 @@ fn strangers_get_the_status_word_and_no_status_page() {
         ("Accept", "application/json"),
     ];
     let deadline = Instant::now() + T;
-    let mut answer = http(port, "GET", "/push_appserver/v1/health", "", &stranger);
+    let mut answer = health_json(port, &stranger);
     while answer.0 != 200 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
-        answer = http(port, "GET", "/push_appserver/v1/health", "", &stranger);
+        answer = health_json(port, &stranger);
     }
-    let doc: serde_json::Value = serde_json::from_str(&answer.1).expect(&answer.1);
-    assert_eq!(doc, serde_json::json!({"status": "ok"}));
+    assert_eq!(answer.1, serde_json::json!({"status": "ok"}));
     let (status, body) = http(port, "GET", "/push_appserver/v1/status", "", &stranger[..1]);
     assert_eq!(status, 403, "{body}");
     // The operator on loopback sees everything (Accept in any case).
-    let (_, body) = http(
-        port,
-        "GET",
-        "/push_appserver/v1/health",
-        "",
-        &[("Accept", "Application/JSON")],
-    );
-    let doc: serde_json::Value = serde_json::from_str(&body).expect(&body);
+    let (_, doc) = health_json(port, &[("Accept", "Application/JSON")]);
     assert!(
         doc["apps"].is_array() && doc["version"].is_string(),
         "{doc}"

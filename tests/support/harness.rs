@@ -484,6 +484,14 @@ pub fn http(
 /// The health endpoint's path.
 pub const HEALTH: &str = "/push_appserver/v1/health";
 
+/// GET the health as JSON with these headers (which must ask for JSON):
+/// the status and the document.
+pub fn health_json(port: u16, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let (status, body) = http(port, "GET", HEALTH, "", headers);
+    let doc = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    (status, doc)
+}
+
 /// GET /health on a fresh connection: status and time taken, or None when
 /// the connection failed or the page lacks `RUNNING`.
 pub fn health(port: u16) -> Option<(u16, Duration)> {
