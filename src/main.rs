@@ -375,6 +375,7 @@ fn main() -> ExitCode {
             // through Prosody: 1.3 futex calls per push, 0.5 parked).
             // Parked here, the executor thread polls I/O itself and runs
             // what it wakes on the spot.
+            let mut store_failed = false;
             futures_lite::future::block_on(async {
                 use futures_lite::{FutureExt, StreamExt};
                 let mut signals = match async_signal::Signals::new([
@@ -385,21 +386,36 @@ fn main() -> ExitCode {
                     Ok(s) => s,
                     Err(e) => {
                         log::warn!("cannot watch for SIGTERM/SIGINT: {e}");
-                        running.wait().await;
+                        let failed = async {
+                            log::error!(
+                                "cannot start: {}",
+                                services.registrations.open_failure().await
+                            );
+                        };
+                        running.wait().or(failed).await;
                         return;
                     }
                 };
-                // SIGHUP reloads the config file and waits on; the others stop.
+                // SIGHUP reloads the config file and waits on; the others
+                // stop, and so does a store that fails to open (it opens
+                // after the listeners, see `registrations::opening`).
                 let sig = loop {
-                    match signals.next().await {
-                        Some(Ok(async_signal::Signal::Hup)) => match &config {
+                    let next = async { Ok(signals.next().await) }
+                        .or(async { Err(services.registrations.open_failure().await) });
+                    match next.await {
+                        Ok(Some(Ok(async_signal::Signal::Hup))) => match &config {
                             Some(path) => {
                                 let _ = services.reload(path);
                             }
                             None => log::warn!("SIGHUP: no --config file to reload"),
                         },
-                        Some(Ok(sig)) => break Some(sig),
-                        Some(Err(_)) | None => break None,
+                        Ok(Some(Ok(sig))) => break Some(sig),
+                        Ok(Some(Err(_)) | None) => break None,
+                        Err(e) => {
+                            log::error!("cannot start: {e}");
+                            store_failed = true;
+                            break None;
+                        }
                     }
                 };
                 if let Some(sig) = sig {
@@ -425,6 +441,9 @@ fn main() -> ExitCode {
                     })
                     .await;
             });
+            if store_failed {
+                return ExitCode::FAILURE;
+            }
             // Registrations are synced as they are made; this flushes push results too.
             if let Err(e) = services.registrations.sync() {
                 log::error!("final store sync failed: {e}");

@@ -18,7 +18,7 @@ use crate::dialects::push2::WEBPUSH_APP;
 use crate::http::{self, Backend, HttpApi};
 use crate::link::{self, LinkConfig, LinkStatus, Outbox};
 use crate::pushes::{self, AppStartError, PushService};
-use crate::registrations::{Registrations, StoreError};
+use crate::registrations::{KeyPolicy, Registrations, StoreError};
 use crate::reload::{self, ReloadError};
 use crate::shutdown::Shutdown;
 use crate::store_thread::StoreThread;
@@ -86,11 +86,15 @@ impl Services {
                 ""
             }
         );
-        let registrations = Arc::new(
-            Registrations::open(&settings.data_dir, cache)
-                .map_err(ServeError::Store)?
-                .with_record_cache(settings.store.record_cache),
-        );
+        // In the background when it can be: the listeners and links need
+        // not wait for the journal replay (see `registrations::opening`).
+        let registrations = Registrations::open_in_background(
+            &settings.data_dir,
+            cache,
+            settings.store.record_cache,
+            KeyPolicy::Check,
+        )
+        .map_err(ServeError::Store)?;
         let apps = pushes::start_apps(&settings.apps).map_err(ServeError::App)?;
         crate::metrics::global().set_apps(metric_apps(&settings));
         let store_thread = StoreThread::start();

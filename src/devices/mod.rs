@@ -106,6 +106,12 @@ pub struct Devices {
 pub const MAX_NODE_BYTES: usize = 256;
 
 impl Devices {
+    /// Waits for the store to open after a start (see
+    /// [`Registrations::ready`]); at once when it is.
+    async fn store_open(&self) -> Result<(), RegisterError> {
+        self.registrations.ready().await.map_err(store_failed)
+    }
+
     /// The service over `registrations`, with the limits of `settings`.
     pub fn new(
         registrations: Arc<Registrations>,
@@ -189,6 +195,7 @@ impl Devices {
         let open = self.open_register;
         let (now, instant) = (self.clock.now(), self.clock.instant());
         let per_client = Arc::clone(&self.new_per_client);
+        self.store_open().await?;
         let r = self
             .store_thread
             .run_within(STORE_WAIT, move || {
@@ -249,6 +256,7 @@ impl Devices {
         );
         let (choice, record, replaces) = (req.node, req.record, req.replaces);
         let now = self.clock.now();
+        self.store_open().await?;
         let r = self
             .store_thread
             .run_within(STORE_WAIT, move || {
@@ -290,6 +298,7 @@ impl Devices {
         };
         let regs = Arc::clone(&self.registrations);
         let (jid, ty, n) = (component.jid.clone(), push_type.to_owned(), node.to_owned());
+        self.store_open().await?;
         let r = self
             .store_thread
             .run_within(STORE_WAIT, move || {
@@ -326,6 +335,7 @@ impl Devices {
             device_or_node.to_owned(),
             owner.clone(),
         );
+        self.store_open().await?;
         let r = self
             .store_thread
             .run_within(STORE_WAIT, move || {

@@ -78,18 +78,22 @@ fn link_families(backend: &Backend, out: &mut Vec<Family>) {
 
 fn store_families(backend: &Backend, out: &mut Vec<Family>) {
     let m = global();
-    let count = backend
-        .registrations
-        .count()
-        .unwrap_or(backend.registrations.approximate_count() as u64);
-    out.push(
-        Family::new(
-            "push_appserver_registrations",
-            Kind::Gauge,
-            "Registrations in the store, all types.",
-        )
-        .number(vec![], count as f64),
-    );
+    // While the store opens after a start there is no count: the gauge
+    // is left out rather than reported as 0.
+    if !backend.registrations.is_opening() {
+        let count = backend
+            .registrations
+            .count()
+            .unwrap_or(backend.registrations.approximate_count() as u64);
+        out.push(
+            Family::new(
+                "push_appserver_registrations",
+                Kind::Gauge,
+                "Registrations in the store, all types.",
+            )
+            .number(vec![], count as f64),
+        );
+    }
     out.push(
         Family::new(
             "push_appserver_store_write_seconds",

@@ -64,7 +64,10 @@ pub fn health(s: &Snapshot) -> (u16, String) {
         "components": components,
         "apps": apps,
         "registrations": s.registrations,
-        "store": { "writes": if s.store_error.is_some() { "failing" } else { "ok" } },
+        "store": {
+            "open": !s.store_opening,
+            "writes": if s.store_error.is_some() { "failing" } else { "ok" },
+        },
         "problems": s.problems(),
     });
     (if s.all_linked() { 200 } else { 503 }, doc.to_string())

@@ -150,6 +150,10 @@ pub fn health(backend: &Backend) -> String {
                     .unwrap_or_else(|| "once disk space is free".to_owned())
             )
         )),
+        None if backend.registrations.is_opening() => body.push_str(
+            "<li>store: opening (replaying its journal after the start); pushes and \
+             registrations wait for it</li>\n",
+        ),
         None => body.push_str("<li>store: writes ok</li>\n"),
     }
     body.push_str("</ul>");

@@ -109,6 +109,9 @@ pub async fn route(shared: &Shared, head: &Head, body: &[u8], client: IpAddr) ->
             if !debugging {
                 return Response::error(403, "settings are only available with debugging = true");
             }
+            if let Err(e) = backend.registrations.ready().await {
+                return Response::error(503, &e.to_string());
+            }
             // Store reads may touch the disk: off the executor.
             let (backend, e) = (Arc::clone(backend), e.to_owned());
             smol::unblock(move || match settings_page(&backend, &component, &e) {
@@ -166,6 +169,10 @@ async fn unifiedpush_endpoint(
     }
 }
 
+/// Longest a scrape waits for a store that is still opening (scrapers
+/// give up after 10 s by default).
+const METRICS_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `/metrics`, where the config puts it: on the API unless `[metrics]
 /// listen` names its own listener, nowhere when disabled.
 async fn metrics(shared: &Shared, head: &Head) -> Response {
@@ -177,6 +184,13 @@ async fn metrics(shared: &Shared, head: &Head) -> Response {
     if head.method != "GET" {
         return Response::error(405, "method not allowed");
     }
+    // Right after a start the store may still be opening: a scrape waits
+    // a little for its count rather than be told 0 (then goes without).
+    let _ = shared
+        .backend
+        .registrations
+        .ready_within(METRICS_STORE_WAIT)
+        .await;
     // Reads the store's count and /proc: off the executor.
     let backend = Arc::clone(&shared.backend);
     let body = smol::unblock(move || super::exposition::exposition(&backend)).await;

@@ -67,6 +67,9 @@ pub struct Snapshot {
     pub registrations: Option<u64>,
     /// Why store writes fail, while they do.
     pub store_error: Option<String>,
+    /// The store is still being opened after the start (pushes and
+    /// registrations wait for it).
+    pub store_opening: bool,
 }
 
 impl Snapshot {
@@ -115,6 +118,7 @@ impl Snapshot {
             apps,
             registrations: backend.registrations.count().ok(),
             store_error: backend.registrations.write_error(),
+            store_opening: backend.registrations.is_opening(),
         }
     }
 
@@ -123,11 +127,13 @@ impl Snapshot {
         self.links.iter().all(|l| l.state == "connected")
     }
 
-    /// One word for monitors: `ok`, `link down`, `store writes failing`
-    /// or `pushes failing`.
+    /// One word for monitors: `ok`, `link down`, `starting` (the store
+    /// is still opening), `store writes failing` or `pushes failing`.
     pub fn status(&self) -> &'static str {
         if !self.all_linked() {
             "link down"
+        } else if self.store_opening {
+            "starting"
         } else if self.store_error.is_some() {
             "store writes failing"
         } else if self.apps.iter().any(AppState::failing) {
@@ -147,6 +153,13 @@ impl Snapshot {
                 "component {} is not linked to its XMPP server: {why}",
                 l.jid
             ));
+        }
+        if self.store_opening {
+            out.push(
+                "the store is still opening (replaying its journal after the start): \
+                 pushes and registrations wait for it"
+                    .to_owned(),
+            );
         }
         if let Some(e) = &self.store_error {
             out.push(format!(

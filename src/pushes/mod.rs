@@ -190,6 +190,7 @@ impl PushService {
         from: Option<&str>,
         req: PublishRequest,
     ) -> Result<(), PushError> {
+        self.registrations.ready().await.map_err(store_failed)?;
         let reg = self
             .registrations
             .lookup_for_push(component, &req.node)

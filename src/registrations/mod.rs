@@ -14,6 +14,7 @@ mod counters;
 mod import;
 mod keycheck;
 mod migrate;
+mod opening;
 pub mod outcomes;
 pub mod owner;
 mod rate;
@@ -34,6 +35,7 @@ pub use bulk::NewDevice;
 pub use counters::{CountLimits, LimitKind};
 pub use import::{ImportItem, ImportOutcome};
 pub use keycheck::KeyPolicy;
+pub use opening::OPEN_WAIT;
 pub use rate::CommandRate;
 pub use record::{DialectRecord, PushStats, Registration, SCHEMA_VERSION};
 pub use secret::{hex, KeyError, ServerKey};
@@ -63,6 +65,9 @@ pub enum StoreError {
     Io(std::io::Error),
     /// The engine is closed for a reopen, or a reopen failed.
     Unavailable,
+    /// The engine is still being opened in the background (see
+    /// [`Registrations::open_in_background`]).
+    Opening,
 }
 
 impl std::fmt::Display for StoreError {
@@ -79,6 +84,9 @@ impl std::fmt::Display for StoreError {
             StoreError::KeyMismatch(p) => keycheck::explain(f, p, false),
             StoreError::Io(e) => write!(f, "data dir: {e}"),
             StoreError::Unavailable => f.write_str("store: not open (reopening after a failure)"),
+            StoreError::Opening => f.write_str(
+                "store: still opening (replaying its journal after a start); try again in a moment",
+            ),
         }
     }
 }
@@ -167,9 +175,11 @@ pub fn check_field(name: &'static str, value: &str) -> Result<(), InputError> {
 
 /// The registration store.
 pub struct Registrations {
-    /// The open engine; `None` only while it is being reopened (see
-    /// [`Registrations::reopen`]).
+    /// The open engine; `None` only while it is being opened in the
+    /// background or reopened (see [`Registrations::reopen`]).
     store: RwLock<Option<Store>>,
+    /// Whether the first open has ended (see [`opening`]).
+    gate: opening::Gate,
     dir: PathBuf,
     cache_bytes: u64,
     key: ServerKey,
@@ -254,10 +264,109 @@ impl Registrations {
     ) -> Result<Registrations, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
         owner_only(dir);
+        let (started, journal) = (std::time::Instant::now(), opening::journal_bytes(dir));
         let store = Store::open(dir, cache_bytes)?;
         let key = keycheck::load_key(dir, &store, policy)?;
-        Ok(Registrations {
-            store: RwLock::new(Some(store)),
+        opening::log_opened(started, journal, false);
+        Ok(Self::with_parts(
+            Some(store),
+            opening::Gate::open(),
+            dir,
+            cache_bytes,
+            key,
+        ))
+    }
+
+    /// Opens the store on a thread of its own and returns at once, when
+    /// the server key is on disk and `policy` is [`KeyPolicy::Check`]:
+    /// operations wait for the open at [`Registrations::ready`], and
+    /// [`Registrations::open_failure`] reports a failed one (see
+    /// [`opening`]). Otherwise (a first start, `--reset-secrets`) opens
+    /// in the foreground like [`Registrations::open_with`].
+    pub fn open_in_background(
+        dir: &Path,
+        cache_bytes: u64,
+        records: usize,
+        policy: KeyPolicy,
+    ) -> Result<Arc<Registrations>, StoreError> {
+        let path = dir.join("server.key");
+        let early = match policy {
+            KeyPolicy::Check if dir.is_dir() => ServerKey::load(&path).map_err(StoreError::Key)?,
+            _ => None,
+        };
+        let Some(key) = early else {
+            let regs = Self::open_with(dir, cache_bytes, policy)?.with_record_cache(records);
+            return Ok(Arc::new(regs));
+        };
+        owner_only(dir);
+        let (gate, opener) = opening::Gate::opening();
+        let regs = Arc::new(
+            Self::with_parts(None, gate, dir, cache_bytes, key).with_record_cache(records),
+        );
+        let bg = Arc::clone(&regs);
+        std::thread::Builder::new()
+            .name("store-open".into())
+            .spawn(move || {
+                let result = bg.open_now();
+                if let Err(e) = &result {
+                    log::error!("store: cannot open: {e}");
+                }
+                bg.gate.finish(opener, result);
+            })
+            .map_err(StoreError::Io)?;
+        Ok(regs)
+    }
+
+    /// The background open: the engine, then the key read at start
+    /// checked against it.
+    fn open_now(&self) -> Result<(), StoreError> {
+        #[cfg(debug_assertions)]
+        opening::hold_for_tests();
+        let (started, journal) = (std::time::Instant::now(), opening::journal_bytes(&self.dir));
+        let store = Store::open(&self.dir, self.cache_bytes)?;
+        let key = keycheck::load_key(&self.dir, &store, KeyPolicy::Check)?;
+        // The file was read at start; one swapped meanwhile is not the
+        // key the services were built with.
+        if key.check_value() != self.key.check_value() {
+            return Err(StoreError::KeyMismatch(self.dir.join("server.key")));
+        }
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(store);
+        opening::log_opened(started, journal, true);
+        Ok(())
+    }
+
+    /// Waits until the store is open (at most [`OPEN_WAIT`]); at once
+    /// when it is. Await it before an operation that needs the store.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.gate.ready(OPEN_WAIT).await
+    }
+
+    /// [`Registrations::ready`], waiting at most `limit`.
+    pub async fn ready_within(&self, limit: std::time::Duration) -> Result<(), StoreError> {
+        self.gate.ready(limit).await
+    }
+
+    /// True while the store is being opened in the background.
+    pub fn is_opening(&self) -> bool {
+        self.gate.is_opening()
+    }
+
+    /// Resolves with the error of a failed background open (once); never
+    /// when the open succeeds.
+    pub async fn open_failure(&self) -> StoreError {
+        self.gate.failure().await
+    }
+
+    fn with_parts(
+        store: Option<Store>,
+        gate: opening::Gate,
+        dir: &Path,
+        cache_bytes: u64,
+        key: ServerKey,
+    ) -> Registrations {
+        Registrations {
+            store: RwLock::new(store),
+            gate,
             dir: dir.to_path_buf(),
             cache_bytes,
             key,
@@ -268,7 +377,7 @@ impl Registrations {
             recovery: recovery::Recovery::new(),
             outcomes: outcomes::Outcomes::new(outcomes::CAPACITY),
             cache: cache::RecordCache::new(DEFAULT_RECORD_CACHE),
-        })
+        }
     }
 
     /// The same store caching at most `records` decoded registrations
@@ -313,7 +422,7 @@ impl Registrations {
     fn store(&self) -> Result<StoreGuard<'_>, StoreError> {
         let guard = self.store.read().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            return Err(StoreError::Unavailable);
+            return Err(self.gate.refusal().unwrap_or(StoreError::Unavailable));
         }
         Ok(StoreGuard(guard))
     }
@@ -558,6 +667,18 @@ impl Registrations {
     /// tables (waiting at most 5 s) so the next start replays nothing and
     /// serves at once. Called when the server stops.
     pub fn sync(&self) -> Result<(), StoreError> {
+        // Stopped while the store was still opening: let the open end
+        // (the engine is consistent either way, this only avoids a
+        // second replay); a failed open has nothing to sync.
+        self.gate.wait_blocking();
+        if self
+            .store
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            return Ok(());
+        }
         self.flush_outcomes()?;
         let st = self.store()?;
         st.db.persist(PersistMode::SyncAll)?;

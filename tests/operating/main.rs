@@ -11,3 +11,4 @@ mod import_prosody;
 mod migration;
 mod operating;
 mod server_key;
+mod store_open;

@@ -370,6 +370,17 @@ impl AppServer {
 
     /// [`AppServer::start`] with extra arguments after `run --config FILE`.
     pub fn start_with(dir: &Path, config_text: &str, http_port: u16, extra: &[&str]) -> AppServer {
+        Self::start_env(dir, config_text, http_port, extra, &[])
+    }
+
+    /// [`AppServer::start_with`] with extra environment variables.
+    pub fn start_env(
+        dir: &Path,
+        config_text: &str,
+        http_port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> AppServer {
         let cfg = dir.join("config.toml");
         std::fs::write(&cfg, config_text).unwrap();
         let stderr_path = dir.join(format!("stderr-{}.log", fastrand::u32(..)));
@@ -377,6 +388,7 @@ impl AppServer {
             .args(["run", "--config"])
             .arg(&cfg)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).unwrap())

@@ -1,0 +1,152 @@
+//! The store opens after the listeners (issue 20): a restart answers
+//! `/health` and links its components at once, while the store replays
+//! its journal on a thread of its own; pushes and registrations that
+//! arrive meanwhile wait for it and are then served, and a store that
+//! cannot open still ends the server with its error.
+//!
+//! The debug build holds the background open until a file exists
+//! (`PA_TEST_HOLD_STORE_OPEN`), so the window is not left to timing.
+
+use std::time::Duration;
+
+use crate::support::harness::*;
+
+const HOLD: &str = "PA_TEST_HOLD_STORE_OPEN";
+const JSON: &[(&str, &str)] = &[("Accept", "application/json")];
+
+/// The release binary has no hold: these tests need this build's.
+fn own_build() -> bool {
+    let own = std::env::var_os("PUSH_APPSERVER_BIN").is_none();
+    if !own {
+        eprintln!("skipped: PUSH_APPSERVER_BIN has no hold for the store's open");
+    }
+    own
+}
+
+#[test]
+fn a_restart_serves_health_and_links_while_the_store_opens_and_pushes_wait_for_it() {
+    if !own_build() {
+        return;
+    }
+    let dir = TempDir::new("store-open");
+    let xmpp = FakeXmpp::new();
+    let http_port = free_port();
+    let cfg = config(&dir.0, xmpp.port, http_port, "", "");
+    let mut first = AppServer::start(&dir.0, &cfg, http_port);
+    let mut conn = xmpp.accept(Duration::from_secs(10));
+    let reg = register(&mut conn, "fcm", "phone", "tok-phone");
+    first.kill();
+    drop(conn);
+
+    let release = dir.0.join("release-the-store");
+    let release_s = release.to_str().unwrap();
+    let mut app = AppServer::start_env(&dir.0, &cfg, http_port, &[], &[(HOLD, release_s)]);
+    let mut conn = xmpp.accept(Duration::from_secs(10));
+
+    // Linked and answering, with the store still held shut.
+    let (status, doc) = health_json(http_port, JSON);
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["status"], "starting", "{doc}");
+    assert_eq!(doc["store"]["open"], false, "{doc}");
+    assert!(
+        doc["problems"].to_string().contains("still opening"),
+        "{doc}"
+    );
+
+    // A scrape now is not told 0 registrations: it goes without the gauge.
+    let (status, metrics) = app.http("GET", "/metrics", "");
+    assert_eq!(status, 200, "{metrics}");
+    assert!(metrics.contains("push_appserver_component_up"), "{metrics}");
+    assert!(
+        !metrics.contains("push_appserver_registrations "),
+        "{metrics}"
+    );
+
+    // A push and a registration arriving now wait instead of failing.
+    conn.send(&publish_iq(
+        "early-push",
+        &reg.node,
+        &reg.secret,
+        Some("hi"),
+    ));
+    conn.send(&register_iq("early-reg", "fcm", "tablet", "tok-tablet"));
+    assert!(
+        conn.recv(Duration::from_millis(500)).is_none(),
+        "nothing is answered before the store is open"
+    );
+
+    std::fs::write(&release, b"").unwrap();
+    let mut answered = Vec::new();
+    for _ in 0..2 {
+        let reply = conn
+            .recv(Duration::from_secs(10))
+            .expect("an answer once open");
+        assert_eq!(outcome(&reply).0, "result", "{reply:?}");
+        answered.push(reply.get_attr("id").unwrap().to_owned());
+    }
+    answered.sort();
+    assert_eq!(answered, ["early-push", "early-reg"]);
+    let pushes = app.wait_pushes(1, Duration::from_secs(10));
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(pushes[0]["token"], "tok-phone", "{pushes:?}");
+
+    let (status, doc) = health_json(http_port, JSON);
+    assert_eq!((status, &doc["status"]), (200, &"ok".into()), "{doc}");
+    assert_eq!(doc["store"]["open"], true, "{doc}");
+    assert_eq!(doc["registrations"], 2, "{doc}");
+    let (_, metrics) = app.http("GET", "/metrics", "");
+    assert!(
+        metrics.contains("push_appserver_registrations 2"),
+        "{metrics}"
+    );
+    assert!(
+        app.stderr()
+            .contains("of journal replayed; /health and the links answered meanwhile"),
+        "the start says why the store took its time: {}",
+        app.stderr()
+    );
+    app.kill();
+}
+
+#[test]
+fn a_store_that_fails_to_open_after_the_listeners_still_ends_the_server() {
+    if !own_build() {
+        return;
+    }
+    let dir = TempDir::new("store-open-fails");
+    let xmpp = FakeXmpp::new();
+    let http_port = free_port();
+    let cfg = config(&dir.0, xmpp.port, http_port, "", "");
+    let mut first = AppServer::start(&dir.0, &cfg, http_port);
+    let mut conn = xmpp.accept(Duration::from_secs(10));
+    register(&mut conn, "fcm", "phone", "tok-phone");
+    first.kill();
+    drop(conn);
+    // Another valid key: the store was used with the first one.
+    std::fs::write(dir.0.join("data/server.key"), [0xab; 32]).unwrap();
+
+    let release = dir.0.join("release-the-store");
+    let release_s = release.to_str().unwrap();
+    let mut app = AppServer::start_env(&dir.0, &cfg, http_port, &[], &[(HOLD, release_s)]);
+    let _conn = xmpp.accept(Duration::from_secs(10));
+    assert_eq!(health_json(http_port, JSON).1["store"]["open"], false);
+    std::fs::write(&release, b"").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = app.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server went on without its store"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1), "{}", app.stderr());
+    assert!(
+        app.stderr()
+            .contains("is not the key this store was used with"),
+        "{}",
+        app.stderr()
+    );
+}
