@@ -74,9 +74,14 @@ struct Args {
     /// publish iqs per run
     #[argh(option, default = "20000")]
     pushes: usize,
-    /// windows (iqs in flight), comma-separated
+    /// windows (iqs in flight), comma-separated; `4x128` is four c2s
+    /// sessions with 128 in flight each
     #[argh(option, default = "String::from(\"1,64,512\")")]
     windows: String,
+    /// how the app server authenticates to (mock) APNS: `token` (an ES256
+    /// provider token) or `cert` (a TLS client certificate)
+    #[argh(option, default = "String::from(\"token\")")]
+    apns_auth: String,
     /// the app server's `[store] record_cache` (default: its own default)
     #[argh(option)]
     record_cache: Option<usize>,
@@ -150,7 +155,7 @@ impl Reader {
 }
 
 /// A c2s session: SASL PLAIN on the plain loopback stream, then bind.
-fn c2s_login(port: u16, user: &str, pw: &str) -> (TcpStream, Reader) {
+fn c2s_login(port: u16, user: &str, pw: &str, resource: &str) -> (TcpStream, Reader) {
     let start = Instant::now();
     let stream = loop {
         match TcpStream::connect(("127.0.0.1", port)) {
@@ -181,7 +186,14 @@ fn c2s_login(port: u16, user: &str, pw: &str) -> (TcpStream, Reader) {
     w.write_all(open).unwrap();
     assert!(matches!(r.next(), Some(Frame::Header(_))));
     let _features = r.stanza();
-    w.write_all(b"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>bench</resource></bind></iq>").unwrap();
+    w.write_all(
+        format!(
+            "<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+             <resource>{resource}</resource></bind></iq>"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
     let bound = r.stanza();
     assert_eq!(bound.get_attr("type"), Some("result"), "bind: {bound:?}");
     (w, r)
@@ -257,12 +269,13 @@ struct Run {
     xmpp_cpu_us: f64,
 }
 
-/// Sends `n` publishes to `to` with `window` in flight; ids go up from
-/// `base` so late replies of an earlier run are recognised.
+/// Sends `n` publishes to `to` over every session at once, `window` in
+/// flight on each (session `c` of `C` sends the pushes `k` with
+/// `k % C == c`); ids are the push numbers, so late replies of an
+/// earlier run are recognised.
 #[allow(clippy::too_many_arguments)]
 fn run(
-    w: &TcpStream,
-    r: &mut Reader,
+    sessions: &mut [(TcpStream, Reader)],
     to: &'static str,
     window: u64,
     n: usize,
@@ -273,10 +286,63 @@ fn run(
 ) -> Run {
     let deadline = Instant::now() + max;
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
-    let received = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let (app0, xmpp0) = (cpu_secs(app_pid), server.cpu_secs());
+    let count = sessions.len();
+    let shares: Vec<(Vec<u64>, usize)> = std::thread::scope(|scope| {
+        let drivers: Vec<_> = sessions
+            .iter_mut()
+            .enumerate()
+            .map(|(c, (w, r))| {
+                let mine: Vec<usize> = (c..n).step_by(count).collect();
+                let sent_at = Arc::clone(&sent_at);
+                scope.spawn(move || drive(w, r, to, window, mine, devices, &sent_at, t0, deadline))
+            })
+            .collect();
+        drivers.into_iter().map(|d| d.join().unwrap()).collect()
+    });
+    let secs = t0.elapsed().as_secs_f64();
+    let (app1, xmpp1) = (cpu_secs(app_pid), server.cpu_secs());
+    let errors = shares.iter().map(|s| s.1).sum();
+    let mut latencies: Vec<u64> = shares.into_iter().flat_map(|s| s.0).collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    let done = latencies.len().max(1);
+    Run {
+        done: latencies.len(),
+        errors,
+        per_sec: latencies.len() as f64 / secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        app_cpu_us: (app1 - app0) / done as f64 * 1e6,
+        xmpp_cpu_us: (xmpp1 - xmpp0) / done as f64 * 1e6,
+    }
+}
+
+/// One session's share of a run: sends the pushes `mine` with `window`
+/// in flight and reads their replies; the latencies (ns) and the errors.
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    w: &TcpStream,
+    r: &mut Reader,
+    to: &'static str,
+    window: u64,
+    mine: Vec<usize>,
+    devices: &Arc<Vec<(String, String)>>,
+    sent_at: &Arc<Vec<AtomicU64>>,
+    t0: Instant,
+    deadline: Instant,
+) -> (Vec<u64>, usize) {
+    let n = sent_at.len();
+    let total = mine.len();
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let (sent_at, received, stop) = (sent_at.clone(), received.clone(), stop.clone());
         let devices = Arc::clone(devices);
@@ -284,7 +350,7 @@ fn run(
         std::thread::spawn(move || {
             let mut out = String::with_capacity(256 * 1024);
             let mut i = 0usize;
-            while i < n && !stop.load(Ordering::Relaxed) {
+            while i < total && !stop.load(Ordering::Relaxed) {
                 let room = window.saturating_sub(i as u64 - received.load(Ordering::Acquire));
                 if room == 0 {
                     // Parked, not spinning: a spinning sender would take a
@@ -292,9 +358,9 @@ fn run(
                     std::thread::park_timeout(Duration::from_millis(5));
                     continue;
                 }
-                let end = (i + room as usize).min(n);
+                let end = (i + room as usize).min(total);
                 let now = t0.elapsed().as_nanos() as u64;
-                for k in i..end {
+                for &k in &mine[i..end] {
                     let (node, secret) = &devices[k % devices.len()];
                     out.push_str(&publish(to, k, node, secret));
                     sent_at[k].store(now, Ordering::Relaxed);
@@ -307,9 +373,9 @@ fn run(
             }
         })
     };
-    let mut latencies = Vec::with_capacity(n);
+    let mut latencies = Vec::with_capacity(total);
     let mut errors = 0usize;
-    while latencies.len() < n {
+    while latencies.len() < total {
         if Instant::now() > deadline {
             eprintln!("time limit reached");
             break;
@@ -334,28 +400,16 @@ fn run(
         received.fetch_add(1, Ordering::Release);
         sender.thread().unpark();
     }
-    let secs = t0.elapsed().as_secs_f64();
-    let (app1, xmpp1) = (cpu_secs(app_pid), server.cpu_secs());
     stop.store(true, Ordering::Relaxed);
     let _ = sender.join();
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
-    let done = latencies.len().max(1);
-    Run {
-        done: latencies.len(),
-        errors,
-        per_sec: latencies.len() as f64 / secs,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-        app_cpu_us: (app1 - app0) / done as f64 * 1e6,
-        xmpp_cpu_us: (xmpp1 - xmpp0) / done as f64 * 1e6,
-    }
+    (latencies, errors)
+}
+
+/// A `--windows` entry: `W`, or `CxW` for C sessions with W in flight each.
+fn parse_window(s: &str) -> Option<(usize, u64)> {
+    let (c, w) = s.split_once('x').unwrap_or(("1", s));
+    let (c, w) = (c.parse::<usize>().ok()?, w.parse::<u64>().ok()?);
+    (c >= 1 && w >= 1).then_some((c, w))
 }
 
 /// Bytes in use in the store's journals: fjall preallocates a journal
@@ -379,7 +433,9 @@ fn journal_used(dir: &Path) -> u64 {
 /// What every server's run shares: the options, the mock APNS and its PKI.
 struct Bench {
     args: Args,
-    windows: Vec<u64>,
+    /// (c2s sessions, window of each).
+    windows: Vec<(usize, u64)>,
+    cert_auth: bool,
     programs: Programs,
     pki: pki::Pki,
     mock: h2_mock::MockServer,
@@ -388,18 +444,26 @@ struct Bench {
 fn main() {
     let args: Args = argh::from_env();
     kill_kids_on_panic();
-    let windows: Vec<u64> = args
+    let windows: Vec<(usize, u64)> = args
         .windows
         .split(',')
-        .map(|w| w.trim().parse().expect("--windows: numbers"))
+        .map(|w| parse_window(w.trim()).expect("--windows: numbers, or CxW"))
         .collect();
+    let cert_auth = match args.apns_auth.as_str() {
+        "token" => false,
+        "cert" => true,
+        other => panic!("--apns-auth: token or cert, not {other}"),
+    };
     let kinds = Kind::parse_list(&args.through).unwrap_or_else(|e| panic!("--through: {e}"));
     let dir = std::env::temp_dir().join(format!("pa-bench-real-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pki = pki::Pki::new();
     let mock = smol::block_on(h2_mock::start(
         &pki,
-        h2_mock::MockOptions::default(),
+        h2_mock::MockOptions {
+            client_auth: cert_auth,
+            ..Default::default()
+        },
         Arc::new(|_| h2_mock::Reply::ok()),
     ));
     let programs = Programs {
@@ -409,6 +473,7 @@ fn main() {
     let bench = Bench {
         args,
         windows,
+        cert_auth,
         programs,
         pki,
         mock,
@@ -445,9 +510,19 @@ fn through(b: &Bench, kind: Kind, dir: &Path) {
     let (comp, echo_port) = (port(PUSH_JID), port(ECHO_JID));
 
     // The app server, with its own store.
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let p8 = dir.join("AuthKey.p8");
-    std::fs::write(&p8, key.serialize_pem()).unwrap();
+    let auth = if b.cert_auth {
+        let year = std::time::SystemTime::now() + Duration::from_secs(365 * 86_400);
+        let (pem, _) = b.pki.client_pem("bench-client", year);
+        format!("cert = {:?}\n", pem.display().to_string())
+    } else {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let p8 = dir.join("AuthKey.p8");
+        std::fs::write(&p8, key.serialize_pem()).unwrap();
+        format!(
+            "auth_key = {:?}\nkey_id = \"ABCDE12345\"\nteam_id = \"TEAM123456\"\n",
+            p8.display().to_string()
+        )
+    };
     let app_cfg = dir.join("appserver.toml");
     let data = dir.join("data");
     std::fs::write(
@@ -460,11 +535,10 @@ fn through(b: &Bench, kind: Kind, dir: &Path) {
              commands_per_minute_per_domain = 1000000\nnew_per_minute = 16000000\n\
              [limits]\npushes_per_second_per_domain = 1000000\n\
              [app.apns]\nprovider = \"apns\"\ntopic = \"org.example.bench\"\nendpoint = \"{url}\"\n\
-             capath = {ca:?}\nauth_key = {p8:?}\nkey_id = \"ABCDE12345\"\nteam_id = \"TEAM123456\"\n",
+             capath = {ca:?}\n{auth}",
             data = data.display(),
             url = b.mock.url(),
             ca = b.pki.ca_pem.display().to_string(),
-            p8 = p8.display().to_string(),
         ) + &args
             .record_cache
             .map(|n| format!("[store]\nrecord_cache = {n}\n"))
@@ -482,15 +556,24 @@ fn through(b: &Bench, kind: Kind, dir: &Path) {
     std::thread::spawn(move || echo_component(echo_port));
 
     // The load generator's session; wait until both components answer.
-    let (w, mut r) = c2s_login(server.c2s, "bench", "bench-pw");
+    // One c2s session per client of the widest window; the first also
+    // registers the devices.
+    let most = b.windows.iter().map(|w| w.0).max().unwrap_or(1);
+    let mut sessions: Vec<(TcpStream, Reader)> = (0..most)
+        .map(|i| c2s_login(server.c2s, "bench", "bench-pw", &format!("bench{i}")))
+        .collect();
+    let (w, r) = &mut sessions[0];
     for jid in [PUSH_JID, ECHO_JID] {
         let start = Instant::now();
         loop {
-            (&w).write_all(
-                format!("<iq type='get' to='{jid}' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>")
+            (&*w)
+                .write_all(
+                    format!(
+                        "<iq type='get' to='{jid}' id='ping'><ping xmlns='urn:xmpp:ping'/></iq>"
+                    )
                     .as_bytes(),
-            )
-            .unwrap();
+                )
+                .unwrap();
             let el = r.stanza();
             if el.get_attr("type") == Some("result") {
                 break;
@@ -499,7 +582,7 @@ fn through(b: &Bench, kind: Kind, dir: &Path) {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let devices = Arc::new(register_devices(&w, &mut r, args.devices));
+    let devices = Arc::new(register_devices(w, r, args.devices));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "through {}; {} devices registered; load average {}",
@@ -516,7 +599,7 @@ fn through(b: &Bench, kind: Kind, dir: &Path) {
     println!("| window | target | pushes/s | p50 / p99 ms | app server CPU/push | XMPP server CPU/push | errors |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let max = Duration::from_secs(args.max_secs);
-    for &window in &b.windows {
+    for &(clients, window) in &b.windows {
         let targets: &[&'static str] = if args.no_echo {
             &[PUSH_JID]
         } else {
@@ -524,8 +607,7 @@ fn through(b: &Bench, kind: Kind, dir: &Path) {
         };
         for &to in targets {
             let f = run(
-                &w,
-                &mut r,
+                &mut sessions[..clients],
                 to,
                 window,
                 args.pushes,
@@ -539,8 +621,12 @@ fn through(b: &Bench, kind: Kind, dir: &Path) {
                 pushed += f.done;
             }
             let name = if to == ECHO_JID { "echo" } else { "app server" };
+            let shown = match clients {
+                1 => window.to_string(),
+                c => format!("{c}x{window}"),
+            };
             println!(
-                "| {window} | {name} | {:.0} | {:.2} / {:.2} | {:.0} µs | {:.0} µs | {} of {} |",
+                "| {shown} | {name} | {:.0} | {:.2} / {:.2} | {:.0} µs | {:.0} µs | {} of {} |",
                 f.per_sec,
                 f.p50_us / 1000.0,
                 f.p99_us / 1000.0,
@@ -563,7 +649,7 @@ fn through(b: &Bench, kind: Kind, dir: &Path) {
     );
     // The app server first: it would log the server's going away.
     kids.kill(app_pid);
-    drop((w, r));
+    drop(sessions);
     server.stop(&mut kids);
 }
 

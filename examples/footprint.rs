@@ -7,7 +7,9 @@
 //!   start to the store being open (it opens after the listeners),
 //! - idle RSS with the component link up,
 //! - pushes/s and server CPU per push over the link to the `log` provider,
-//!   the publishes spread over up to 10,000 devices across the whole store.
+//!   the publishes spread over up to 10,000 devices across the whole store:
+//!   first one push per device (each a lookup in the store), then
+//!   `--pushes` more (the record cache serves those it holds).
 //!
 //! ```sh
 //! cargo build --release && cargo build --release --example footprint
@@ -182,7 +184,10 @@ fn until_store_open(port: u16, started: Instant, limit: Duration) -> Duration {
             let mut answer = Vec::new();
             if s.write_all(req).is_ok() && s.read_to_end(&mut answer).is_ok() {
                 let text = String::from_utf8_lossy(&answer);
-                if text.contains("\"open\":true") {
+                // A release from before issue 20 opens its store before it
+                // listens and names no "open".
+                let older = text.contains("\"store\":") && !text.contains("\"open\":");
+                if text.contains("\"open\":true") || older {
                     return started.elapsed();
                 }
             }
@@ -223,6 +228,66 @@ impl Reader {
                 return None;
             }
             self.framer.push(&self.buf[..n]);
+        }
+    }
+}
+
+/// The component link as the XMPP server's side holds it.
+struct Link {
+    writer: TcpStream,
+    reader: Reader,
+    next_id: usize,
+}
+
+/// What one flood measured.
+struct Flood {
+    answered: usize,
+    errors: usize,
+    secs: f64,
+    /// Server CPU seconds.
+    cpu: f64,
+}
+
+impl Link {
+    /// Sends `n` publishes over `sample` in order, at most `window`
+    /// unanswered, and reads every reply (bounded by `limit`).
+    fn flood(
+        &mut self,
+        pid: u32,
+        sample: &[(String, String)],
+        n: usize,
+        window: usize,
+        limit: Duration,
+    ) -> Flood {
+        let t0 = Instant::now();
+        let cpu0 = cpu_secs(pid);
+        let (mut sent, mut answered, mut errors) = (0usize, 0usize, 0usize);
+        let mut out = String::with_capacity(256 * 1024);
+        while answered < n && t0.elapsed() < limit {
+            while sent < n && sent - answered < window {
+                let (node, secret) = &sample[sent % sample.len()];
+                out.push_str(&publish(self.next_id, node, secret));
+                self.next_id += 1;
+                sent += 1;
+            }
+            if !out.is_empty() {
+                self.writer.write_all(out.as_bytes()).expect("write");
+                out.clear();
+            }
+            let Some(Frame::Stanza(b)) = self.reader.next() else {
+                panic!("link closed")
+            };
+            let el = parse_element(&b).expect("reply");
+            if el.get_attr("type") != Some("result") {
+                errors += 1;
+            }
+            answered += 1;
+        }
+        Flood {
+            answered,
+            errors,
+            secs: t0.elapsed().as_secs_f64(),
+            cpu: cpu_secs(pid) - cpu0,
         }
     }
 }
@@ -320,7 +385,7 @@ fn main() {
     // left connections in the listen backlog: skip those that are dead.
     listener.set_nonblocking(true).expect("nonblocking");
     let t = Instant::now();
-    let (mut writer, mut reader) = loop {
+    let (mut writer, reader) = loop {
         let stream = match listener.accept() {
             Ok((s, _)) => s,
             Err(_) if t.elapsed() < limit => {
@@ -368,47 +433,39 @@ fn main() {
         }
     );
 
-    // Pushes, spread over the sample, with at most `window` unanswered.
+    // Pushes, spread over the sample, with at most `window` unanswered:
+    // first each device once (its record is read from the store: the
+    // lookups a store's size can make dearer), then `--pushes` more
+    // (served from the record cache as far as it holds the sample).
     if !sample.is_empty() && args.pushes > 0 {
-        let n = args.pushes;
-        let t0 = Instant::now();
-        let cpu0 = cpu_secs(pid);
-        let (mut sent, mut answered, mut errors) = (0usize, 0usize, 0usize);
-        let mut out = String::with_capacity(256 * 1024);
-        while answered < n && t0.elapsed() < limit {
-            while sent < n && sent - answered < args.window {
-                let (node, secret) = &sample[sent % sample.len()];
-                out.push_str(&publish(sent, node, secret));
-                sent += 1;
-            }
-            if !out.is_empty() {
-                writer.write_all(out.as_bytes()).expect("write");
-                out.clear();
-            }
-            // Read one reply at least, then whatever else is framed.
-            let Some(Frame::Stanza(b)) = reader.next() else {
-                panic!("link closed")
-            };
-            let el = parse_element(&b).expect("reply");
-            if el.get_attr("type") != Some("result") {
-                errors += 1;
-            }
-            answered += 1;
-        }
-        let secs = t0.elapsed().as_secs_f64();
-        let cpu = cpu_secs(pid) - cpu0;
+        let mut link = Link {
+            writer,
+            reader,
+            next_id: 0,
+        };
+        let first = link.flood(pid, &sample, sample.len(), args.window, limit);
+        let repeat = link.flood(pid, &sample, args.pushes, args.window, limit);
         println!(
-            "pushes                  {answered} answered ({errors} errors) over {} devices, window {}",
+            "first push per device   {} pushes ({} errors), {:.0} pushes/s, server CPU {:.1} us per push",
+            first.answered,
+            first.errors,
+            first.answered as f64 / first.secs,
+            first.cpu / first.answered.max(1) as f64 * 1e6
+        );
+        println!(
+            "pushes                  {} answered ({} errors) over {} devices, window {}",
+            repeat.answered,
+            repeat.errors,
             sample.len(),
             args.window
         );
         println!(
             "throughput              {:.0} pushes/s",
-            answered as f64 / secs
+            repeat.answered as f64 / repeat.secs
         );
         println!(
             "server CPU per push     {:.1} us",
-            cpu / answered.max(1) as f64 * 1e6
+            repeat.cpu / repeat.answered.max(1) as f64 * 1e6
         );
         println!(
             "server RSS peak         {:.1} MiB",

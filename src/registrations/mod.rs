@@ -267,7 +267,7 @@ impl Registrations {
         let (started, journal) = (std::time::Instant::now(), opening::journal_bytes(dir));
         let store = Store::open(dir, cache_bytes)?;
         let key = keycheck::load_key(dir, &store, policy)?;
-        opening::log_opened(started, journal, false);
+        opening::log_opened(started, journal, store.in_memory(), false);
         Ok(Self::with_parts(
             Some(store),
             opening::Gate::open(),
@@ -330,8 +330,9 @@ impl Registrations {
         if key.check_value() != self.key.check_value() {
             return Err(StoreError::KeyMismatch(self.dir.join("server.key")));
         }
+        let replayed = store.in_memory();
         *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(store);
-        opening::log_opened(started, journal, true);
+        opening::log_opened(started, journal, replayed, true);
         Ok(())
     }
 

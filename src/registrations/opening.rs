@@ -159,18 +159,22 @@ pub(super) fn journal_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Logs how long an open took and why: it replays the journal.
-pub(super) fn log_opened(started: Instant, journal: u64, in_background: bool) {
+/// Logs how long an open took and why: it reads the journal, and keeps
+/// in memory (`in_memory` bytes of memtables) what was not yet in the
+/// disk tables.
+pub(super) fn log_opened(started: Instant, journal: u64, in_memory: u64, in_background: bool) {
     let ms = started.elapsed().as_millis();
-    let mib = journal as f64 / (1024.0 * 1024.0);
-    if in_background {
-        log::info!(
-            "store: open in {ms} ms ({mib:.1} MiB of journal replayed; /health and the \
-             links answered meanwhile, pushes and registrations waited)"
-        );
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let (journal, in_memory) = (mib(journal), mib(in_memory));
+    let meanwhile = if in_background {
+        "; /health and the links answered meanwhile, pushes and registrations waited"
     } else {
-        log::info!("store: open in {ms} ms ({mib:.1} MiB of journal replayed)");
-    }
+        ""
+    };
+    log::info!(
+        "store: open in {ms} ms ({journal:.1} MiB of journal read, {in_memory:.1} MiB of it \
+         replayed into memory{meanwhile})"
+    );
 }
 
 #[cfg(test)]

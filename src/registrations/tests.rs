@@ -607,3 +607,57 @@ fn a_registration_write_keeps_other_devices_cached() {
     assert!(!Arc::ptr_eq(&b, &b2));
     assert_eq!(b2.renewed_ms, 3000);
 }
+
+#[test]
+fn a_sync_leaves_nothing_only_in_memory_for_the_next_open() {
+    // Issue 20: the stop's flush ended when fjall's workers had taken the
+    // flushes, not when they had written them, so the process exited
+    // mid-flush and every start replayed the journal into memory again.
+    // Each round: writes, a close without a sync (as after a crash: the
+    // open replays them into memory), then the stop's sync.
+    let d = temp("sync-flushes");
+    let s = Registrations::open(&d.0, 1 << 20).unwrap();
+    for round in 0..10 {
+        for batch in 0..2 {
+            let ids: Vec<String> = (0..500)
+                .map(|i| format!("dev{round}-{batch}-{i}"))
+                .collect();
+            let devices: Vec<NewDevice<'_>> = ids
+                .iter()
+                .map(|id| NewDevice {
+                    owner: "user@example.com",
+                    device: id,
+                    token: id,
+                })
+                .collect();
+            s.register_owned_batch("push.x", "fcm", &devices, at(1))
+                .unwrap();
+        }
+        s.reopen().unwrap();
+        assert!(
+            s.store().unwrap().in_memory() > 0,
+            "the journal was replayed"
+        );
+        s.sync().unwrap();
+        let st = s.store().unwrap();
+        let meta = st
+            .db
+            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+            .unwrap();
+        for ks in [&meta, &st.regs, &st.tokens, &st.stats, &st.counters] {
+            let name = ks.name();
+            assert_eq!(
+                ks.sealed_memtable_count(),
+                0,
+                "round {round}: {name:?} still flushing"
+            );
+        }
+    }
+    s.reopen().unwrap();
+    assert_eq!(
+        s.store().unwrap().in_memory(),
+        0,
+        "the open replays nothing"
+    );
+    assert_eq!(s.count().unwrap(), 10_000);
+}
