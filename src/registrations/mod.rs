@@ -264,10 +264,10 @@ impl Registrations {
     ) -> Result<Registrations, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::Io)?;
         owner_only(dir);
-        let (started, journal) = (std::time::Instant::now(), opening::journal_bytes(dir));
+        let started = std::time::Instant::now();
         let store = Store::open(dir, cache_bytes)?;
         let key = keycheck::load_key(dir, &store, policy)?;
-        opening::log_opened(started, journal, store.in_memory(), false);
+        opening::log_opened(started, store.in_memory(), false);
         Ok(Self::with_parts(
             Some(store),
             opening::Gate::open(),
@@ -322,7 +322,7 @@ impl Registrations {
     fn open_now(&self) -> Result<(), StoreError> {
         #[cfg(debug_assertions)]
         opening::hold_for_tests();
-        let (started, journal) = (std::time::Instant::now(), opening::journal_bytes(&self.dir));
+        let started = std::time::Instant::now();
         let store = Store::open(&self.dir, self.cache_bytes)?;
         let key = keycheck::load_key(&self.dir, &store, KeyPolicy::Check)?;
         // The file was read at start; one swapped meanwhile is not the
@@ -332,7 +332,7 @@ impl Registrations {
         }
         let replayed = store.in_memory();
         *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(store);
-        opening::log_opened(started, journal, replayed, true);
+        opening::log_opened(started, replayed, true);
         Ok(())
     }
 

@@ -12,7 +12,6 @@
 //! opens in the foreground: there is nothing to replay, or the operator
 //! asked for the key to change.
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -141,39 +140,25 @@ pub(super) fn hold_for_tests() {
         return;
     };
     let until = Instant::now() + Duration::from_secs(60);
-    while !Path::new(&release).exists() && Instant::now() < until {
+    while !std::path::Path::new(&release).exists() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
-/// Bytes of fjall's journals under `dir` (what an open replays).
-pub(super) fn journal_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir.join("store")) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "jnl"))
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
-}
-
-/// Logs how long an open took and why: it reads the journal, and keeps
-/// in memory (`in_memory` bytes of memtables) what was not yet in the
-/// disk tables.
-pub(super) fn log_opened(started: Instant, journal: u64, in_memory: u64, in_background: bool) {
+/// Logs how long an open took and why: fjall reads its whole active
+/// journal (its file is preallocated, so its size says little) and keeps
+/// in memtables (`in_memory` bytes) what was not yet in the disk tables.
+pub(super) fn log_opened(started: Instant, in_memory: u64, in_background: bool) {
     let ms = started.elapsed().as_millis();
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    let (journal, in_memory) = (mib(journal), mib(in_memory));
+    let in_memory = in_memory as f64 / (1024.0 * 1024.0);
     let meanwhile = if in_background {
         "; /health and the links answered meanwhile, pushes and registrations waited"
     } else {
         ""
     };
     log::info!(
-        "store: open in {ms} ms ({journal:.1} MiB of journal read, {in_memory:.1} MiB of it \
-         replayed into memory{meanwhile})"
+        "store: open in {ms} ms (its journal read, {in_memory:.1} MiB of it replayed into \
+         memory{meanwhile})"
     );
 }
 

@@ -23,12 +23,10 @@ fn own_build() -> bool {
     own
 }
 
-#[test]
-fn a_restart_serves_health_and_links_while_the_store_opens_and_pushes_wait_for_it() {
-    if !own_build() {
-        return;
-    }
-    let dir = TempDir::new("store-open");
+/// A server that registered one device and was killed: its temp dir, the
+/// fake XMPP server, the HTTP port, the config and the registration.
+fn registered_then_killed(name: &str) -> (TempDir, FakeXmpp, u16, String, Reg) {
+    let dir = TempDir::new(name);
     let xmpp = FakeXmpp::new();
     let http_port = free_port();
     let cfg = config(&dir.0, xmpp.port, http_port, "", "");
@@ -36,8 +34,15 @@ fn a_restart_serves_health_and_links_while_the_store_opens_and_pushes_wait_for_i
     let mut conn = xmpp.accept(Duration::from_secs(10));
     let reg = register(&mut conn, "fcm", "phone", "tok-phone");
     first.kill();
-    drop(conn);
+    (dir, xmpp, http_port, cfg, reg)
+}
 
+#[test]
+fn a_restart_serves_health_and_links_while_the_store_opens_and_pushes_wait_for_it() {
+    if !own_build() {
+        return;
+    }
+    let (dir, xmpp, http_port, cfg, reg) = registered_then_killed("store-open");
     let release = dir.0.join("release-the-store");
     let release_s = release.to_str().unwrap();
     let mut app = AppServer::start_env(&dir.0, &cfg, http_port, &[], &[(HOLD, release_s)]);
@@ -101,7 +106,7 @@ fn a_restart_serves_health_and_links_while_the_store_opens_and_pushes_wait_for_i
     );
     assert!(
         app.stderr()
-            .contains("of journal replayed; /health and the links answered meanwhile"),
+            .contains("replayed into memory; /health and the links answered meanwhile"),
         "the start says why the store took its time: {}",
         app.stderr()
     );
@@ -113,15 +118,7 @@ fn a_store_that_fails_to_open_after_the_listeners_still_ends_the_server() {
     if !own_build() {
         return;
     }
-    let dir = TempDir::new("store-open-fails");
-    let xmpp = FakeXmpp::new();
-    let http_port = free_port();
-    let cfg = config(&dir.0, xmpp.port, http_port, "", "");
-    let mut first = AppServer::start(&dir.0, &cfg, http_port);
-    let mut conn = xmpp.accept(Duration::from_secs(10));
-    register(&mut conn, "fcm", "phone", "tok-phone");
-    first.kill();
-    drop(conn);
+    let (dir, xmpp, http_port, cfg, _) = registered_then_killed("store-open-fails");
     // Another valid key: the store was used with the first one.
     std::fs::write(dir.0.join("data/server.key"), [0xab; 32]).unwrap();
 
