@@ -349,11 +349,14 @@ fn main() -> ExitCode {
             if r.reset_secrets {
                 // Records the key on disk as the store's key; the start
                 // below then opens the store as usual.
+                // Flushed before it is closed, so the open below has
+                // nothing to replay.
                 let opened = Registrations::open_with(
                     &settings.data_dir,
                     settings.store.cache_for(&settings.data_dir),
                     KeyPolicy::Reset,
-                );
+                )
+                .and_then(|regs| regs.sync());
                 if let Err(e) = opened {
                     log::error!("cannot start: {e}");
                     return ExitCode::FAILURE;
@@ -391,6 +394,7 @@ fn main() -> ExitCode {
                                 "cannot start: {}",
                                 services.registrations.open_failure().await
                             );
+                            store_failed = true;
                         };
                         running.wait().or(failed).await;
                         return;

@@ -351,7 +351,7 @@ impl Devices {
 
     /// The node of `from`'s registration with `token` at `component`, if
     /// there is one (Siskin names its device by token only).
-    pub fn find_owned_by_token(
+    pub async fn find_owned_by_token(
         &self,
         component: &ComponentSettings,
         from: &str,
@@ -359,6 +359,7 @@ impl Devices {
         token: &str,
     ) -> Result<Option<String>, RegisterError> {
         let owner = owner_of(from).ok_or(RegisterError::NoRequester)?;
+        self.store_open().await?;
         let found = self
             .registrations
             .lookup_token(push_type, token)

@@ -170,6 +170,7 @@ pub async fn run(
         Command::Unregister => {
             let node = devices
                 .find_owned_by_token(component, from, profile, &req.device_token)
+                .await
                 .map_err(|e| e.to_stanza_error())?
                 .ok_or_else(|| StanzaError::item_not_found("device not registered"))?;
             devices

@@ -8,10 +8,12 @@
 //!
 //! Only a store with a server key on disk opens this way: the key is read
 //! at once (the services derive their keys from it at start) and checked
-//! against the store when it is open. A first start, or `--reset-secrets`,
-//! opens in the foreground: there is nothing to replay, or the operator
-//! asked for the key to change.
+//! against the store when it is open. A first start opens in the
+//! foreground (there is nothing to replay), and so does `--reset-secrets`'
+//! recording of a new key, which flushes and closes the store before the
+//! server opens it as usual.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,9 @@ enum State {
 /// The gate: closed while the store opens, then open or failed for good.
 #[derive(Debug)]
 pub(super) struct Gate {
+    /// Set once the store is open: the check every push makes, without
+    /// the lock.
+    open: AtomicBool,
     state: Mutex<State>,
     /// Closed (its sender dropped) when the open ends either way.
     ended: smol::channel::Receiver<()>,
@@ -49,6 +54,7 @@ impl Gate {
     pub(super) fn open() -> Gate {
         let (_, ended) = smol::channel::bounded(1);
         Gate {
+            open: AtomicBool::new(true),
             state: Mutex::new(State::Open),
             ended,
         }
@@ -59,6 +65,7 @@ impl Gate {
     pub(super) fn opening() -> (Gate, Opener) {
         let (tx, ended) = smol::channel::bounded(1);
         let gate = Gate {
+            open: AtomicBool::new(false),
             state: Mutex::new(State::Opening),
             ended,
         };
@@ -71,10 +78,12 @@ impl Gate {
 
     /// Records how the open ended and wakes every waiter.
     pub(super) fn finish(&self, opener: Opener, result: Result<(), StoreError>) {
+        let open = result.is_ok();
         *self.state() = match result {
             Ok(()) => State::Open,
             Err(e) => State::Failed(Some(e)),
         };
+        self.open.store(open, Ordering::Release);
         drop(opener);
     }
 
@@ -85,6 +94,9 @@ impl Gate {
 
     /// The error for an operation tried now, if the store is not open.
     pub(super) fn refusal(&self) -> Option<StoreError> {
+        if self.open.load(Ordering::Acquire) {
+            return None;
+        }
         match &*self.state() {
             State::Open => None,
             State::Opening => Some(StoreError::Opening),
@@ -110,12 +122,19 @@ impl Gate {
         self.refusal().map_or(Ok(()), Err)
     }
 
-    /// Blocks the calling thread until the open has ended (for the final
-    /// sync of a server stopped while its store was still opening).
-    pub(super) fn wait_blocking(&self) {
-        futures_lite::future::block_on(async {
-            let _ = self.ended.recv().await;
-        });
+    /// Blocks the calling thread until the open has ended, at most
+    /// `limit` (for the final sync of a server stopped while its store was
+    /// still opening); whether it ended.
+    pub(super) fn wait_blocking(&self, limit: Duration) -> bool {
+        futures_lite::future::block_on(
+            async {
+                let _ = self.ended.recv().await;
+            }
+            .or(async {
+                async_io::Timer::after(limit).await;
+            }),
+        );
+        !self.is_opening()
     }
 
     /// Resolves with the open's error if it fails; never if it succeeds.
