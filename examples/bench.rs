@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 
+#[path = "support/latency.rs"]
+mod latency;
 #[path = "support/procfs.rs"]
 mod procfs;
 use procfs::{cpu_secs, status_kib};
@@ -291,13 +293,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    let pct = |p: f64| latency::percentile_us(&latencies, p);
     let done = latencies.len();
     println!(
         "devices registered      {} in {:.2}s",

@@ -33,6 +33,8 @@ use argh::FromArgs;
 mod ejabberd;
 #[path = "support/kids.rs"]
 mod kids;
+#[path = "support/latency.rs"]
+mod latency;
 #[path = "support/procfs.rs"]
 mod procfs;
 #[path = "support/xmpp_server.rs"]
@@ -306,13 +308,7 @@ fn run(
     let errors = shares.iter().map(|s| s.1).sum();
     let mut latencies: Vec<u64> = shares.into_iter().flat_map(|s| s.0).collect();
     latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    let pct = |p: f64| latency::percentile_us(&latencies, p);
     let done = latencies.len().max(1);
     Run {
         done: latencies.len(),

@@ -38,6 +38,37 @@ fn registered_then_killed(name: &str) -> (TempDir, FakeXmpp, u16, String, Reg) {
     (dir, xmpp, http_port, cfg, reg)
 }
 
+/// Starts the server on `dir`'s store with its open held until `release`
+/// exists, and accepts its component link.
+fn start_held(
+    dir: &TempDir,
+    xmpp: &FakeXmpp,
+    cfg: &str,
+    http_port: u16,
+    release: &std::path::Path,
+) -> (AppServer, Conn) {
+    let release = release.to_str().unwrap();
+    let app = AppServer::start_env(&dir.0, cfg, http_port, &[], &[(HOLD, release)]);
+    let conn = xmpp.accept(Duration::from_secs(10));
+    (app, conn)
+}
+
+/// Waits for the server to exit by itself within `limit`.
+fn exit_within(app: &mut AppServer, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(s) = app.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {}",
+            app.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_restart_serves_health_and_links_while_the_store_opens_and_pushes_wait_for_it() {
     if !own_build() {
@@ -45,9 +76,7 @@ fn a_restart_serves_health_and_links_while_the_store_opens_and_pushes_wait_for_i
     }
     let (dir, xmpp, http_port, cfg, reg) = registered_then_killed("store-open");
     let release = dir.0.join("release-the-store");
-    let release_s = release.to_str().unwrap();
-    let mut app = AppServer::start_env(&dir.0, &cfg, http_port, &[], &[(HOLD, release_s)]);
-    let mut conn = xmpp.accept(Duration::from_secs(10));
+    let (mut app, mut conn) = start_held(&dir, &xmpp, &cfg, http_port, &release);
 
     // Linked and answering, with the store still held shut. The link
     // counts as up once the server has read the handshake's answer.
@@ -132,22 +161,14 @@ fn a_store_that_fails_to_open_after_the_listeners_still_ends_the_server() {
     std::fs::write(dir.0.join("data/server.key"), [0xab; 32]).unwrap();
 
     let release = dir.0.join("release-the-store");
-    let release_s = release.to_str().unwrap();
-    let mut app = AppServer::start_env(&dir.0, &cfg, http_port, &[], &[(HOLD, release_s)]);
-    let _conn = xmpp.accept(Duration::from_secs(10));
+    let (mut app, _conn) = start_held(&dir, &xmpp, &cfg, http_port, &release);
     assert_eq!(health_json(http_port, JSON).1["store"]["open"], false);
     std::fs::write(&release, b"").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(s) = app.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server went on without its store"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_within(
+        &mut app,
+        Duration::from_secs(15),
+        "the server went on without its store",
+    );
     assert_eq!(status.code(), Some(1), "{}", app.stderr());
     assert!(
         app.stderr()
@@ -167,25 +188,16 @@ fn a_stop_while_the_store_is_still_opening_is_bounded() {
     }
     let (dir, xmpp, http_port, cfg, _) = registered_then_killed("store-open-stop");
     let never = dir.0.join("never-released");
-    let never_s = never.to_str().unwrap();
-    let mut app = AppServer::start_env(&dir.0, &cfg, http_port, &[], &[(HOLD, never_s)]);
-    let _conn = xmpp.accept(Duration::from_secs(10));
+    let (mut app, _conn) = start_held(&dir, &xmpp, &cfg, http_port, &never);
     assert_eq!(health_json(http_port, JSON).1["store"]["open"], false);
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &app.child.id().to_string()])
         .status();
-    let deadline = std::time::Instant::now() + Duration::from_secs(40);
-    let status = loop {
-        if let Some(s) = app.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "SIGTERM did not end a server whose store was opening: {}",
-            app.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(
+        &mut app,
+        Duration::from_secs(40),
+        "SIGTERM did not end a server whose store was opening",
+    );
     assert!(status.success(), "{status:?}: {}", app.stderr());
     assert!(
         app.stderr().contains("still opening 10 s after the stop"),
