@@ -62,6 +62,10 @@ struct Args {
     /// journal is replayed) instead of SIGTERM
     #[argh(switch)]
     kill: bool,
+    /// devices the pushes go to, spread across the store (at most 10,000;
+    /// the same number at two store sizes compares the stores alone)
+    #[argh(option, default = "10_000")]
+    devices: usize,
     /// give up after this many seconds (per phase)
     #[argh(option, default = "120")]
     max_secs: u64,
@@ -311,6 +315,9 @@ fn main() {
     } else {
         Vec::new()
     };
+    // Every k-th of the sample: still spread across the whole store.
+    let keep = sample.len().div_ceil(args.devices.max(1)).max(1);
+    let sample: Vec<_> = sample.into_iter().step_by(keep).collect();
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let xmpp_port = listener.local_addr().expect("addr").port();
