@@ -1,4 +1,5 @@
-//! One thread for store writes that wait on fsync. Registration writes are
+//! One thread for store writes that wait on fsync, and one for the reads
+//! of pushes that miss the record cache. Registration writes are
 //! serialized by the store anyway, so a pool (and its per-thread memory)
 //! buys nothing; async tasks hand the work over and await the answer.
 
@@ -25,14 +26,28 @@ pub struct StoreThread {
     jobs: mpsc::Sender<Job>,
     /// Jobs queued and not started yet.
     queued: Arc<AtomicUsize>,
+    /// Its jobs are writes, timed in the store-write metric.
+    writes: bool,
 }
 
 impl StoreThread {
-    /// Starts the thread. It ends when every handle is dropped.
+    /// Starts the thread for store writes. It ends when every handle is
+    /// dropped.
     pub fn start() -> StoreThread {
+        Self::spawn("store-writer", true)
+    }
+
+    /// Starts a thread for store reads that may wait on the disk (a
+    /// record not in the record cache), so that they never hold the
+    /// executor: on an SD card such a read takes milliseconds.
+    pub fn reader() -> StoreThread {
+        Self::spawn("store-reader", false)
+    }
+
+    fn spawn(name: &str, writes: bool) -> StoreThread {
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
-            .name("store-writer".into())
+            .name(name.into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
                     job();
@@ -42,6 +57,7 @@ impl StoreThread {
         StoreThread {
             jobs,
             queued: Arc::new(AtomicUsize::new(0)),
+            writes,
         }
     }
 
@@ -60,6 +76,7 @@ impl StoreThread {
         let (tx, rx) = smol::channel::bounded(1);
         let abandoned = Arc::new(AtomicBool::new(false));
         let (queued, gave_up) = (Arc::clone(&self.queued), Arc::clone(&abandoned));
+        let writes = self.writes;
         self.queued.fetch_add(1, Ordering::AcqRel);
         let job: Job = Box::new(move || {
             queued.fetch_sub(1, Ordering::AcqRel);
@@ -71,7 +88,9 @@ impl StoreThread {
             }
             let t = std::time::Instant::now();
             let out = f();
-            crate::metrics::global().store_write(t.elapsed());
+            if writes {
+                crate::metrics::global().store_write(t.elapsed());
+            }
             let _ = tx.send_blocking(out);
         });
         self.jobs
@@ -94,10 +113,13 @@ impl StoreThread {
     /// Runs `f` on the store thread and awaits its result.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let (tx, rx) = smol::channel::bounded(1);
+        let writes = self.writes;
         let job: Job = Box::new(move || {
             let started = std::time::Instant::now();
             let out = f();
-            crate::metrics::global().store_write(started.elapsed());
+            if writes {
+                crate::metrics::global().store_write(started.elapsed());
+            }
             let _ = tx.send_blocking(out);
         });
         self.jobs

@@ -31,7 +31,7 @@ use crate::providers::apns::siskin::{SiskinPayload, SiskinPush};
 use crate::providers::{FailureKind, Flavour, Outcome, Push};
 use crate::ratelimit::RateLimiter;
 use crate::registrations::owner::{domain_of, may_publish, owner_of, short};
-use crate::registrations::{DialectRecord, Registrations};
+use crate::registrations::{DialectRecord, Registration, Registrations};
 use crate::stanza::publish::PublishRequest;
 use crate::store_thread::StoreThread;
 
@@ -69,6 +69,10 @@ fn store_failed(e: crate::registrations::StoreError) -> PushError {
     PushError::Store(e)
 }
 
+/// Longest a push waits for the reader thread to start its read (a slow
+/// disk, a flood of pushes to uncached devices).
+const LOOKUP_WAIT: Duration = Duration::from_secs(10);
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -100,6 +104,9 @@ async fn send_within<F: std::future::Future<Output = Outcome>>(
 pub struct PushService {
     registrations: Arc<Registrations>,
     store_thread: StoreThread,
+    /// Reads a registration the record cache does not hold, off the
+    /// executor.
+    reader: StoreThread,
     /// Swapped whole by a reload; a push in flight keeps its `Arc<App>`.
     apps: RwLock<Arc<HashMap<String, Arc<App>>>>,
     throttle: Option<Mutex<Throttle<DeviceKey, Held>>>,
@@ -131,6 +138,7 @@ impl PushService {
         PushService {
             registrations,
             store_thread,
+            reader: StoreThread::reader(),
             apps: RwLock::new(Arc::new(apps)),
             throttle: Throttle::<DeviceKey, Held>::window_for(rate_limit)
                 .map(|w| Mutex::new(Throttle::new(w, THROTTLE_CAPACITY))),
@@ -191,11 +199,13 @@ impl PushService {
         req: PublishRequest,
     ) -> Result<(), PushError> {
         self.registrations.ready().await.map_err(store_failed)?;
-        let reg = self
-            .registrations
-            .lookup_for_push(component, &req.node)
-            .map_err(store_failed)?
-            .ok_or(PushError::UnknownNode)?;
+        let reg = match self.registrations.cached_for_push(component, &req.node) {
+            Some(reg) => reg,
+            None => self
+                .read_for_push(component, &req.node)
+                .await?
+                .ok_or(PushError::UnknownNode)?,
+        };
         if let Some(owner) = &reg.owner {
             // A channel's registration (Conversations' `muc`) is pushed by
             // the channel's service, not by the owner's server.
@@ -240,6 +250,23 @@ impl PushService {
             flavour,
         };
         self.deliver(app, push, Target::Registered, from).await
+    }
+
+    /// Reads a registration the record cache does not hold on the reader
+    /// thread (and caches it): the read may wait on the disk, which must
+    /// not hold every other push and link on the executor.
+    async fn read_for_push(
+        &self,
+        component: &str,
+        node: &str,
+    ) -> Result<Option<Arc<Registration>>, PushError> {
+        let regs = Arc::clone(&self.registrations);
+        let (component, node) = (component.to_owned(), node.to_owned());
+        self.reader
+            .run_within(LOOKUP_WAIT, move || regs.lookup_for_push(&component, &node))
+            .await
+            .map_err(|_| store_failed(crate::registrations::StoreError::Busy))?
+            .map_err(store_failed)
     }
 
     /// The one pipeline: the rate of the sender's domain (`from`, `None`

@@ -68,6 +68,8 @@ pub enum StoreError {
     /// The engine is still being opened in the background (see
     /// [`Registrations::open_in_background`]).
     Opening,
+    /// Too many reads wait for the disk (the reader thread's queue).
+    Busy,
 }
 
 impl std::fmt::Display for StoreError {
@@ -84,6 +86,7 @@ impl std::fmt::Display for StoreError {
             StoreError::KeyMismatch(p) => keycheck::explain(f, p, false),
             StoreError::Io(e) => write!(f, "data dir: {e}"),
             StoreError::Unavailable => f.write_str("store: not open (reopening after a failure)"),
+            StoreError::Busy => f.write_str("store: too many reads waiting for the disk"),
             StoreError::Opening => f.write_str(
                 "store: still opening (replaying its journal after a start); try again in a moment",
             ),
@@ -510,6 +513,12 @@ impl Registrations {
     /// The registration of `node` at `component`.
     pub fn lookup(&self, component: &str, node: &str) -> Result<Option<Registration>, StoreError> {
         self.store()?.lookup(component, node)
+    }
+
+    /// The registration of `node` at `component` if the record cache
+    /// holds it (no store read).
+    pub fn cached_for_push(&self, component: &str, node: &str) -> Option<Arc<Registration>> {
+        self.cache.get(&record::reg_key(component, node))
     }
 
     /// [`Registrations::lookup`] for a push: served from the record cache

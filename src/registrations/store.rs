@@ -94,6 +94,16 @@ pub fn table_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Debug builds only: a test makes the read of one node take 2 s (a
+/// slow disk) by naming it in `PA_TEST_SLOW_STORE_READ`. Release builds
+/// have no such hook.
+#[cfg(debug_assertions)]
+fn slow_read_for_tests(node: &str) {
+    if std::env::var_os("PA_TEST_SLOW_STORE_READ").is_some_and(|n| n == node) {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
 /// Read access to the open engine for one operation.
 pub(super) struct StoreGuard<'a>(pub(super) std::sync::RwLockReadGuard<'a, Option<Store>>);
 
@@ -195,6 +205,8 @@ impl Store {
         component: &str,
         node: &str,
     ) -> Result<Option<Registration>, StoreError> {
+        #[cfg(debug_assertions)]
+        slow_read_for_tests(node);
         match self.regs.get(record::reg_key(component, node))? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),

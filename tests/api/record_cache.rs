@@ -80,3 +80,50 @@ fn every_registration_change_reaches_the_next_push() {
 fn the_same_with_the_cache_turned_off() {
     check(Some(0));
 }
+
+#[test]
+fn a_slow_store_read_holds_only_its_own_push() {
+    // A push to a device whose record is not cached reads the store on
+    // the reader thread: a slow disk (here a read made to take 2 s, a
+    // debug-build hook) holds that push, not the executor with every
+    // other push and link. Run against this build only.
+    if std::env::var_os("PUSH_APPSERVER_BIN").is_some() || !cfg!(debug_assertions) {
+        eprintln!("skipped: only this debug build can slow a store read");
+        return;
+    }
+    let dir = TempDir::new("record-cache-slow-read");
+    let xmpp = FakeXmpp::new();
+    let http_port = free_port();
+    let cfg = config(&dir.0, xmpp.port, http_port, "rate_limit = 0", "");
+    let mut first = AppServer::start(&dir.0, &cfg, http_port);
+    let mut c = xmpp.accept(T);
+    let cold = register(&mut c, "fcm", "cold", "tok-cold");
+    let warm = register(&mut c, "fcm", "warm", "tok-warm");
+    first.kill();
+    drop(c);
+
+    // A fresh start: nothing cached. The warm device's first push caches it.
+    let app = AppServer::start_env(
+        &dir.0,
+        &cfg,
+        http_port,
+        &[],
+        &[("PA_TEST_SLOW_STORE_READ", cold.node.as_str())],
+    );
+    let mut c = xmpp.accept(T);
+    assert_eq!(publish(&mut c, "w1", &warm).0, "result");
+    c.send(&publish_iq("slow", &cold.node, &cold.secret, None));
+    c.send(&publish_iq("w2", &warm.node, &warm.secret, None));
+    let mut order = Vec::new();
+    for _ in 0..2 {
+        let reply = c.recv(T).expect("a reply");
+        assert_eq!(outcome(&reply).0, "result", "{reply:?}");
+        order.push(reply.get_attr("id").unwrap().to_owned());
+    }
+    assert_eq!(
+        order,
+        ["w2", "slow"],
+        "the cached push waited for the slow read"
+    );
+    assert_eq!(app.wait_pushes(3, T).len(), 3);
+}
