@@ -342,7 +342,7 @@ impl Registrations {
     /// Waits until the store is open (at most [`OPEN_WAIT`]); at once
     /// when it is. Await it before an operation that needs the store.
     pub async fn ready(&self) -> Result<(), StoreError> {
-        self.gate.ready(OPEN_WAIT).await
+        self.ready_within(OPEN_WAIT).await
     }
 
     /// [`Registrations::ready`], waiting at most `limit`.

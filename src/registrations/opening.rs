@@ -104,20 +104,24 @@ impl Gate {
         }
     }
 
+    /// Waits until the open has ended, at most `limit`.
+    async fn ended_within(&self, limit: Duration) {
+        async {
+            let _ = self.ended.recv().await;
+        }
+        .or(async {
+            async_io::Timer::after(limit).await;
+        })
+        .await;
+    }
+
     /// Waits until the store is open, at most `limit`.
     pub(super) async fn ready(&self, limit: Duration) -> Result<(), StoreError> {
         if let Some(e) = self.refusal() {
             if !matches!(e, StoreError::Opening) {
                 return Err(e);
             }
-            let ended = async {
-                let _ = self.ended.recv().await;
-            };
-            ended
-                .or(async {
-                    async_io::Timer::after(limit).await;
-                })
-                .await;
+            self.ended_within(limit).await;
         }
         self.refusal().map_or(Ok(()), Err)
     }
@@ -126,14 +130,7 @@ impl Gate {
     /// `limit` (for the final sync of a server stopped while its store was
     /// still opening); whether it ended.
     pub(super) fn wait_blocking(&self, limit: Duration) -> bool {
-        futures_lite::future::block_on(
-            async {
-                let _ = self.ended.recv().await;
-            }
-            .or(async {
-                async_io::Timer::after(limit).await;
-            }),
-        );
+        futures_lite::future::block_on(self.ended_within(limit));
         !self.is_opening()
     }
 
