@@ -107,9 +107,19 @@ pub const MAX_NODE_BYTES: usize = 256;
 
 impl Devices {
     /// Waits for the store to open after a start (see
-    /// [`Registrations::ready`]); at once when it is.
-    async fn store_open(&self) -> Result<(), RegisterError> {
-        self.registrations.ready().await.map_err(store_failed)
+    /// [`Registrations::ready`]; at once when it is), then runs `f` on the
+    /// store thread, [`RegisterError::Busy`] when its queue stays full
+    /// for [`STORE_WAIT`]. Every store write goes through here, so none
+    /// can miss the wait.
+    async fn on_store_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, RegisterError> {
+        self.registrations.ready().await.map_err(store_failed)?;
+        self.store_thread
+            .run_within(STORE_WAIT, f)
+            .await
+            .map_err(|_| RegisterError::Busy)
     }
 
     /// The service over `registrations`, with the limits of `settings`.
@@ -195,10 +205,8 @@ impl Devices {
         let open = self.open_register;
         let (now, instant) = (self.clock.now(), self.clock.instant());
         let per_client = Arc::clone(&self.new_per_client);
-        self.store_open().await?;
         let r = self
-            .store_thread
-            .run_within(STORE_WAIT, move || {
+            .on_store_thread(move || {
                 let change = TokenChange {
                     secret: secret.as_deref(),
                     open,
@@ -216,8 +224,7 @@ impl Devices {
                 }
                 r
             })
-            .await
-            .map_err(|_| RegisterError::Busy)?
+            .await?
             .map_err(|e| reg_failed(e, "HTTP"))?;
         registered(&r, push_type, "HTTP");
         Ok(r)
@@ -256,10 +263,8 @@ impl Devices {
         );
         let (choice, record, replaces) = (req.node, req.record, req.replaces);
         let now = self.clock.now();
-        self.store_open().await?;
         let r = self
-            .store_thread
-            .run_within(STORE_WAIT, move || {
+            .on_store_thread(move || {
                 let node = match choice {
                     NodeChoice::Derived(device) => derive_node(&jid, &who, &device),
                     NodeChoice::ByToken => node_by_token(&regs, &jid, &ty_owned, &who, &token)?,
@@ -273,8 +278,7 @@ impl Devices {
                 }
                 Ok(r)
             })
-            .await
-            .map_err(|_| RegisterError::Busy)?
+            .await?
             .map_err(|e| reg_failed(e, &owner))?;
         registered(&r, ty, &owner);
         Ok(r)
@@ -298,14 +302,9 @@ impl Devices {
         };
         let regs = Arc::clone(&self.registrations);
         let (jid, ty, n) = (component.jid.clone(), push_type.to_owned(), node.to_owned());
-        self.store_open().await?;
         let r = self
-            .store_thread
-            .run_within(STORE_WAIT, move || {
-                regs.unregister(&jid, &ty, &n, secret.as_deref())
-            })
-            .await
-            .map_err(|_| RegisterError::Busy)?
+            .on_store_thread(move || regs.unregister(&jid, &ty, &n, secret.as_deref()))
+            .await?
             .map_err(|e| reg_failed(e, "HTTP"))?
             .ok_or(RegisterError::NotFound)?;
         unregistered(&r, push_type, "HTTP");
@@ -335,14 +334,9 @@ impl Devices {
             device_or_node.to_owned(),
             owner.clone(),
         );
-        self.store_open().await?;
         let r = self
-            .store_thread
-            .run_within(STORE_WAIT, move || {
-                regs.unregister_owned(&jid, &ty_owned, &who, &n)
-            })
-            .await
-            .map_err(|_| RegisterError::Busy)?
+            .on_store_thread(move || regs.unregister_owned(&jid, &ty_owned, &who, &n))
+            .await?
             .map_err(store_failed)?
             .ok_or(RegisterError::NotFound)?;
         unregistered(&r, ty, &owner);
@@ -359,7 +353,7 @@ impl Devices {
         token: &str,
     ) -> Result<Option<String>, RegisterError> {
         let owner = owner_of(from).ok_or(RegisterError::NoRequester)?;
-        self.store_open().await?;
+        self.registrations.ready().await.map_err(store_failed)?;
         let found = self
             .registrations
             .lookup_token(push_type, token)
