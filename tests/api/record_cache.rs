@@ -87,8 +87,7 @@ fn a_slow_store_read_holds_only_its_own_push() {
     // the reader thread: a slow disk (here a read made to take 2 s, a
     // debug-build hook) holds that push, not the executor with every
     // other push and link. Run against this build only.
-    if std::env::var_os("PUSH_APPSERVER_BIN").is_some() || !cfg!(debug_assertions) {
-        eprintln!("skipped: only this debug build can slow a store read");
+    if !own_debug_build("only this debug build can slow a store read") {
         return;
     }
     let dir = TempDir::new("record-cache-slow-read");

@@ -423,7 +423,7 @@ fn a_stateless_dialect_serves_only_allow_from_unless_open_relay_is_set() {
         &config(&dir.0, x.port, "\"monal\"", monal, &log_app),
         0,
     );
-    let status = wait_exit(&mut app, T).expect("refused to start");
+    let status = app.wait_exit(T).expect("refused to start");
     assert!(!status.success());
     let err = app.stderr();
     assert!(err.contains("component[0].monal.allow_from"), "{err}");
@@ -447,18 +447,6 @@ fn a_stateless_dialect_serves_only_allow_from_unless_open_relay_is_set() {
         "{}",
         app.stderr()
     );
-}
-
-/// Waits for the app server to exit.
-fn wait_exit(app: &mut AppServer, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = std::time::Instant::now() + timeout;
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(s)) = app.child.try_wait() {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 #[test]

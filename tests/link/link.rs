@@ -284,14 +284,10 @@ fn sigterm(app: &AppServer) {
 
 /// Waits for the process to exit; its status and when.
 fn exit_within(app: &mut AppServer, limit: Duration) -> (std::process::ExitStatus, Instant) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = app.child.try_wait().unwrap() {
-            return (s, Instant::now());
-        }
-        assert!(Instant::now() < deadline, "still running after {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = app
+        .wait_exit(limit)
+        .unwrap_or_else(|| panic!("still running after {limit:?}"));
+    (status, Instant::now())
 }
 
 /// Registers a device and sends one push, SIGTERM `after` later.

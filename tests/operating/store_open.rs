@@ -17,11 +17,7 @@ const JSON: &[(&str, &str)] = &[("Accept", "application/json")];
 /// Only a debug build of the server has the hold: these tests need this
 /// build's, unoptimized.
 fn own_build() -> bool {
-    let own = std::env::var_os("PUSH_APPSERVER_BIN").is_none() && cfg!(debug_assertions);
-    if !own {
-        eprintln!("skipped: only this debug build holds the store's open");
-    }
-    own
+    own_debug_build("only this debug build holds the store's open")
 }
 
 /// A server that registered one device and was killed: its temp dir, the
@@ -55,18 +51,8 @@ fn start_held(
 
 /// Waits for the server to exit by itself within `limit`.
 fn exit_within(app: &mut AppServer, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(s) = app.child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: {}",
-            app.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    app.wait_exit(limit)
+        .unwrap_or_else(|| panic!("{what}: {}", app.stderr()))
 }
 
 #[test]

@@ -98,14 +98,7 @@ fn pushes_write_nothing_to_the_store_until_shutdown() {
         .unwrap()
         .success());
     let mut app = app;
-    let deadline = Instant::now() + T;
-    let status = loop {
-        if let Some(s) = app.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "still running after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = app.wait_exit(T).expect("still running after SIGTERM");
     assert!(status.success(), "{}", app.stderr());
 
     // Written at shutdown: another process sees them in the store.

@@ -427,6 +427,21 @@ impl AppServer {
         }
     }
 
+    /// Waits at most `limit` for the server to exit by itself: its
+    /// status, or `None` while it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -491,6 +506,16 @@ pub fn http(
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Whether the server under test is this debug build, the one with the
+/// test hooks (`PA_TEST_*`); if not, says which test skips and why.
+pub fn own_debug_build(skipped: &str) -> bool {
+    let own = std::env::var_os("PUSH_APPSERVER_BIN").is_none() && cfg!(debug_assertions);
+    if !own {
+        eprintln!("skipped: {skipped}");
+    }
+    own
 }
 
 /// The health endpoint's path.
