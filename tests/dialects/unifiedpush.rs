@@ -183,7 +183,9 @@ fn a_post_is_relayed_to_the_client_and_answered_with_its_answer() {
 fn registrations_are_checked_and_endpoints_expire() {
     let (_d, _x, app, mut c, port) = start(
         "up-register",
-        "registration_ttl_secs = 1\nmax_in_flight_per_jid = 1",
+        // Long enough for the relay below on a busy machine (with 1 s, a
+        // slow CI run's first POST arrived after the endpoint expired).
+        "registration_ttl_secs = 4\nmax_in_flight_per_jid = 1",
     );
     for (from, application, instance, want) in [
         (
@@ -215,6 +217,7 @@ fn registrations_are_checked_and_endpoints_expire() {
     }
 
     // One relay per JID waits at once (max_in_flight_per_jid = 1).
+    let registered_at = Instant::now();
     let (_, path) = endpoint(&register(&mut c, CLIENT, &hash(1), &hash(2)));
     let pending = post(port, &path, "first");
     let iq = relayed(&mut c);
@@ -222,8 +225,9 @@ fn registrations_are_checked_and_endpoints_expire() {
     answer(&mut c, &iq, None);
     assert_eq!(pending.join().unwrap().0, 201);
 
-    // Past its lifetime (1 s) the endpoint is unknown.
-    std::thread::sleep(Duration::from_millis(2100));
+    // Past its lifetime (4 s) the endpoint is unknown.
+    let expired = registered_at + Duration::from_millis(5100);
+    std::thread::sleep(expired.saturating_duration_since(Instant::now()));
     assert_eq!(app.http("POST", &path, "late").0, 404);
     assert!(
         c.recv(Duration::from_millis(300)).is_none(),
